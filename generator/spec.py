@@ -1,0 +1,190 @@
+"""Declarative architecture specs: parse, validate, resolve, and propagate shapes.
+
+A spec is a JSON object (see docs/SPEC.md) listing layers in order. The zoo holds
+named specs; any file with the same schema works wherever a zoo name does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+from .errors import SpecError
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+PRECISIONS = ("float", "bw", "xnor")
+BINARY = ("bw", "xnor")
+
+# Allowed keys per layer type, with defaults; "name" is allowed everywhere.
+LAYER_FIELDS: dict[str, dict] = {
+    "conv": {"out": None, "kernel": None, "stride": 1, "padding": 0, "precision": "float",
+             "cf": None, "bias": True, "dropout": 0.0, "pad_value": None},
+    "linear": {"out": None, "precision": "float", "cf": None, "bias": True, "dropout": 0.0},
+    "batchnorm": {"affine": True, "eps": 1e-5, "momentum": 0.1, "min_gamma": None},
+    "relu": {},
+    "maxpool": {"kernel": None, "stride": None, "padding": 0},
+    "avgpool": {"kernel": None, "stride": None, "padding": 0},
+    "dropout": {"p": 0.5},
+    "flatten": {},
+}
+
+
+def zoo_names() -> list[str]:
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json"))
+
+
+def load_spec(arch: str) -> dict:
+    """Load a zoo name or a spec file path and return the validated (unresolved) spec."""
+    path = Path(arch)
+    if arch in zoo_names():
+        path = ZOO_DIR / f"{arch}.json"
+    elif not path.is_file():
+        raise SpecError(f"unknown architecture '{arch}': not a zoo name ({', '.join(zoo_names())}) "
+                        "nor an existing spec file")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path}: not a readable JSON spec ({exc})") from None
+    return validate(spec, source=str(path))
+
+
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def validate(spec: dict, source: str = "spec") -> dict:
+    """Check the schema and shapes; fill defaults and layer names. Returns a new dict."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"{source}: a spec must be a JSON object")
+    spec = copy.deepcopy(spec)
+    for key in ("input", "layers"):
+        if key not in spec:
+            raise SpecError(f"{source}: missing '{key}'")
+    inp = spec["input"]
+    if not isinstance(inp, dict):
+        raise SpecError(f"{source}: 'input' must be an object")
+    for key in ("channels", "height", "width"):
+        _positive_int(inp.get(key), f"{source}: input.{key}")
+    spec.setdefault("name", Path(source).stem)
+    if not isinstance(spec["layers"], list) or not spec["layers"]:
+        raise SpecError(f"{source}: 'layers' must be a non-empty list")
+    names = set()
+    layers = []
+    for i, raw in enumerate(spec["layers"]):
+        where = f"{source}: layer {i}"
+        if not isinstance(raw, dict) or raw.get("type") not in LAYER_FIELDS:
+            raise SpecError(f"{where}: 'type' must be one of {', '.join(LAYER_FIELDS)}")
+        kind = raw["type"]
+        fields = LAYER_FIELDS[kind]
+        unknown = set(raw) - set(fields) - {"type", "name"}
+        if unknown:
+            raise SpecError(f"{where} ({kind}): unknown field(s) {', '.join(sorted(unknown))}")
+        layer = {"type": kind, **fields, **raw}
+        name = layer.get("name") or f"{kind}{i}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SpecError(f"{where}: name {name!r} must be letters, digits and underscores")
+        if name in names:
+            raise SpecError(f"{where}: duplicate layer name {name!r}")
+        names.add(name)
+        layer["name"] = name
+        if kind in ("conv", "linear"):
+            _positive_int(layer["out"], f"{where}: out")
+            if layer["precision"] not in PRECISIONS:
+                raise SpecError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
+            if layer["cf"] is not None:
+                _positive_int(layer["cf"], f"{where}: cf")
+            if not 0.0 <= float(layer["dropout"]) < 1.0:
+                raise SpecError(f"{where}: dropout must be in [0, 1)")
+        if kind == "conv":
+            _positive_int(layer["kernel"], f"{where}: kernel")
+            _positive_int(layer["stride"], f"{where}: stride")
+            _positive_int(layer["padding"], f"{where}: padding", minimum=0)
+            if layer["pad_value"] is None:
+                layer["pad_value"] = -1 if layer["precision"] == "xnor" else 0
+            if layer["pad_value"] not in (0, -1):
+                raise SpecError(f"{where}: pad_value must be 0 or -1")
+        if kind in ("maxpool", "avgpool"):
+            _positive_int(layer["kernel"], f"{where}: kernel")
+            if layer["stride"] is None:
+                layer["stride"] = layer["kernel"]
+            _positive_int(layer["stride"], f"{where}: stride")
+            _positive_int(layer["padding"], f"{where}: padding", minimum=0)
+            if 2 * layer["padding"] > layer["kernel"]:
+                raise SpecError(f"{where}: padding must be at most half the kernel")
+        if kind == "batchnorm":
+            if float(layer["eps"]) <= 0:
+                raise SpecError(f"{where}: eps must be positive")
+        layers.append(layer)
+    spec["layers"] = layers
+    shapes(spec)  # raises on impossible shapes
+    if "num_classes" in spec and shapes(spec)[-1] != (spec["num_classes"],):
+        raise SpecError(f"{source}: output shape {shapes(spec)[-1]} does not match "
+                        f"num_classes {spec['num_classes']}")
+    return spec
+
+
+def shapes(spec: dict) -> list[tuple]:
+    """Shapes (C, H, W) or (F,) after the input and after every layer."""
+    inp = spec["input"]
+    shape: tuple = (inp["channels"], inp["height"], inp["width"])
+    out = [shape]
+    for i, layer in enumerate(spec["layers"]):
+        kind = layer["type"]
+        where = f"layer {i} ({layer.get('name', kind)})"
+        if kind == "conv" or kind in ("maxpool", "avgpool"):
+            if len(shape) != 3:
+                raise SpecError(f"{where}: needs a (C, H, W) input, got {shape}")
+            c, h, w = shape
+            k, s, p = layer["kernel"], layer["stride"], layer["padding"]
+            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            if oh < 1 or ow < 1:
+                raise SpecError(f"{where}: kernel {k} does not fit the {h}x{w} input")
+            shape = (layer["out"] if kind == "conv" else c, oh, ow)
+        elif kind == "linear":
+            if len(shape) != 1:
+                raise SpecError(f"{where}: linear needs a flat input; add a flatten layer")
+            shape = (layer["out"],)
+        elif kind == "flatten":
+            shape = (int(_prod(shape)),)
+        out.append(shape)
+    return out
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def resolve(spec: dict, cf: int, mode: str | None = None) -> dict:
+    """Fix precision and CF n of every binary layer: the form stored in checkpoints.
+
+    mode ('xnor' | 'bw') overrides the precision of every non-float conv/linear;
+    cf fills every binary layer that does not set its own n. n must divide out.
+    """
+    if mode is not None and mode not in BINARY:
+        raise SpecError(f"mode must be 'xnor' or 'bw', got {mode!r}")
+    _positive_int(cf, "cf")
+    spec = validate(spec, source=spec.get("name", "spec"))
+    for layer in spec["layers"]:
+        if layer["type"] not in ("conv", "linear"):
+            continue
+        if layer["precision"] == "float":
+            layer["cf"] = None
+            continue
+        if mode is not None:
+            layer["precision"] = mode
+            if layer["type"] == "conv":
+                layer["pad_value"] = -1 if mode == "xnor" else 0
+        n = layer["cf"] or cf
+        if layer["out"] % n:
+            raise SpecError(f"layer {layer['name']}: CF n={n} does not divide its "
+                            f"{layer['out']} output channels")
+        layer["cf"] = n
+    spec["resolved"] = True
+    return spec
