@@ -1,0 +1,129 @@
+"""NumPy golden model: executes the hardware graph bit-exactly, node by node.
+
+This is the specification every hardware path is checked against. Values travel as
+(N, H, W, C) arrays in hardware order: bits as uint8 0/1 (1 = +1), ints as int64.
+XNOR products are computed on bit-packed words with popcount, as the hardware does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode
+
+
+def sliding_window(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
+    """(N, H, W, C) -> (N, OH, OW, k*k*C), taps ordered (ky, kx, c)."""
+    n, h, w, c = x.shape
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    cols = np.empty((n, oh, ow, k, k, c), dtype=x.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            cols[:, :, :, ky, kx, :] = x[:, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride, :]
+    return cols.reshape(n, oh, ow, k * k * c)
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """0/1 along the last axis -> little-endian packed bytes (bit j of the vector at byte j//8, bit j%8)."""
+    return np.packbits(bits.astype(np.uint8), axis=-1, bitorder="little")
+
+
+def xnor_dot(x_bits: np.ndarray, w_bits: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """x (..., K) 0/1, w (C_out, K) 0/1 -> dot (..., C_out) = 2*popcount(xnor) - K = K - 2*popcount(xor)."""
+    K = x_bits.shape[-1]
+    lead = x_bits.shape[:-1]
+    xp = pack_bits(x_bits.reshape(-1, K))
+    wp = pack_bits(w_bits)
+    out = np.empty((xp.shape[0], wp.shape[0]), dtype=np.int64)
+    for s in range(0, xp.shape[0], chunk):
+        diff = np.bitwise_count(xp[s:s + chunk, None, :] ^ wp[None, :, :]).sum(axis=-1, dtype=np.int64)
+        out[s:s + chunk] = K - 2 * diff
+    return out.reshape(*lead, wp.shape[0])
+
+
+def threshold(acc: np.ndarray, tau: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    return np.where(direction > 0, acc >= tau, acc <= tau).astype(np.uint8)
+
+
+def conv_acc(node: ConvNode, x: np.ndarray) -> np.ndarray:
+    cols = sliding_window(x, node.k, node.stride, node.pad, node.pad_value)
+    if node.matrix == "xnor":
+        return xnor_dot(cols, node.weights)
+    return cols.astype(np.int64) @ node.weights.astype(np.int64).T
+
+
+def conv(node: ConvNode, x: np.ndarray) -> np.ndarray:
+    acc = conv_acc(node, x)
+    if node.act == "threshold":
+        return threshold(acc, node.thresholds, node.direction)
+    r = node.sign.astype(np.int64) * acc * (1 << node.frac_bits) + node.offset
+    return np.maximum(r, 0)
+
+
+def _pool_windows(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    win = sliding_window(x, k, stride, pad, pad_value)
+    return win.reshape(*win.shape[:3], k * k, c)
+
+
+def maxpool(node: MaxPoolNode, x: np.ndarray) -> np.ndarray:
+    inv = node.invert.astype(np.uint8)
+    # In the inverted domain an out-of-image tap is 0, the identity of OR.
+    win = _pool_windows(x ^ inv, node.k, node.stride, node.pad, 0)
+    return (win.max(axis=3) ^ inv).astype(np.uint8)
+
+
+def avgpool_sum(node: AvgPoolNode, x: np.ndarray) -> np.ndarray:
+    return _pool_windows(x.astype(np.int64), node.k, node.stride, node.pad, 0).sum(axis=3)
+
+
+def avgpool(node: AvgPoolNode, x: np.ndarray) -> np.ndarray:
+    return threshold(avgpool_sum(node, x), node.thresholds, node.direction)
+
+
+def scalemac(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
+    c_in = x.shape[-1]
+    groups = c_in // node.n
+    w = node.weights.astype(np.int64).reshape(-1, groups, node.n)        # [C_out, G, n]
+    xg = x.astype(np.int64).reshape(*x.shape[:-1], groups, node.n)       # [..., G, n]
+    partial = np.einsum("...gi,kgi->...kg", xg, w)                       # P[..., k, g]
+    z = partial @ node.scales.astype(np.int64) + node.bias.astype(np.int64)
+    return np.maximum(z, 0) if node.relu else z
+
+
+def globalsum(node: GlobalSumNode, x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+
+
+EXECUTORS = {"conv": conv, "maxpool": maxpool, "avgpool": avgpool, "scalemac": scalemac,
+             "globalsum": globalsum}
+
+
+def run_node(node, x: np.ndarray) -> np.ndarray:
+    return EXECUTORS[node.kind](node, x)
+
+
+def run(graph: Graph, pixels: np.ndarray, batch: int = 16) -> list[np.ndarray]:
+    """pixels uint8 (N, H, W, C) -> list of every node's output (the per-layer trace)."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ValueError("golden.run takes uint8 pixels shaped (N, H, W, C)")
+    outs: list[list[np.ndarray]] = [[] for _ in graph.nodes]
+    for s in range(0, len(pixels), batch):
+        x = pixels[s:s + batch]
+        for i, node in enumerate(graph.nodes):
+            x = run_node(node, x)
+            outs[i].append(x)
+    return [np.concatenate(o) for o in outs]
+
+
+def logits(graph: Graph, pixels: np.ndarray) -> np.ndarray:
+    """Real-valued logits (N, classes) from the integer outputs."""
+    out = run(graph, pixels)[-1]
+    return out.reshape(len(pixels), -1).astype(np.float64) * graph.logit_scale
+
+
+def predict(graph: Graph, pixels: np.ndarray) -> np.ndarray:
+    # logit_scale > 0, so the integer outputs rank classes exactly as the logits do.
+    return run(graph, pixels)[-1].reshape(len(pixels), -1).argmax(axis=1)

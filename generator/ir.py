@@ -1,0 +1,219 @@
+"""The hardware graph: a chain of streaming integer units, the single source of truth
+for shapes, folding and number formats that the golden model and both backends read.
+
+Streams carry one pixel per beat in raster order (row, column), all channels of that
+pixel packed: a 'bit' stream holds channel c at bit c (1 = +1, 0 = -1); 'uint'/'int'
+streams hold `bits`-wide values, channel c at bits [c*bits, (c+1)*bits).
+The exact arithmetic of every node is defined in docs/ARITHMETIC.md and executed by
+generator/golden.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Stream:
+    h: int
+    w: int
+    c: int
+    kind: str   # 'bit' | 'uint' | 'int' (two's complement)
+    bits: int   # per channel value; 1 for 'bit'
+
+    @property
+    def beat_bits(self) -> int:
+        return self.c * self.bits
+
+
+@dataclass
+class Node:
+    name: str
+    inp: Stream
+    out: Stream
+    # PE: output channels computed in parallel; SIMD: input channels consumed in parallel.
+    pe: int = 1
+    simd: int = 1
+    # Where the float model holds the same value (spec layer index; see lower.py).
+    ref_layer: int = -1
+    ARRAYS = ()  # names of numpy-array fields
+
+    @property
+    def kind(self) -> str:
+        return type(self).KIND
+
+
+@dataclass
+class ConvNode(Node):
+    """Sliding window + matrix-vector unit + activation, one conv (or linear) layer.
+
+    Window taps are ordered (ky, kx, c): column j = (ky*k + kx)*C_in + c of `weights`.
+    Out-of-image taps take `pad_value` (a raw stream value: 0 for uint pixels, bit 0 = -1).
+    matrix 'int8':  acc = sum_j weights[o, j] * x_j           (x uint pixels)
+    matrix 'xnor':  acc = 2 * popcount(xnor(x, w_o)) - K      (K = k*k*C_in)
+    act 'threshold':   out bit = acc >= thresholds[o] if direction[o] > 0 else acc <= thresholds[o]
+    act 'relu_offset': out = max(0, sign[o] * acc * 2**frac_bits + offset[o])   (int)
+    """
+    KIND = "conv"
+    k: int = 1
+    stride: int = 1
+    pad: int = 0
+    pad_value: int = 0
+    matrix: str = "xnor"            # 'xnor' | 'int8'
+    weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
+    acc_bits: int = 0               # signed width that holds every reachable acc
+    act: str = "threshold"          # 'threshold' | 'relu_offset'
+    thresholds: np.ndarray = None   # int64 [C_out]
+    direction: np.ndarray = None    # int8 [C_out], +1 or -1
+    thr_bits: int = 0               # signed width of thresholds
+    frac_bits: int = 0              # relu_offset: fractional bits of the offset
+    sign: np.ndarray = None         # int8 [C_out], +1 or -1
+    offset: np.ndarray = None       # int64 [C_out]
+    ARRAYS = ("weights", "thresholds", "direction", "sign", "offset")
+
+    @property
+    def K(self) -> int:
+        return self.k * self.k * self.inp.c
+
+
+@dataclass
+class MaxPoolNode(Node):
+    """Binary max-pool: per channel OR over the window, or AND where invert[c] = 1
+    (a non-increasing threshold downstream); out-of-image taps are ignored."""
+    KIND = "maxpool"
+    k: int = 2
+    stride: int = 2
+    pad: int = 0
+    invert: np.ndarray = None       # uint8 [C]
+    ARRAYS = ("invert",)
+
+
+@dataclass
+class AvgPoolNode(Node):
+    """Average-pool sum of int values (out-of-image taps add 0), then a threshold:
+    out bit = S >= thresholds[c] if direction[c] > 0 else S <= thresholds[c]."""
+    KIND = "avgpool"
+    k: int = 2
+    stride: int = 2
+    pad: int = 0
+    sum_bits: int = 0
+    thresholds: np.ndarray = None   # int64 [C]
+    direction: np.ndarray = None    # int8 [C]
+    thr_bits: int = 0
+    ARRAYS = ("thresholds", "direction")
+
+
+@dataclass
+class ScaleMacNode(Node):
+    """Per-group scale MAC (1x1 / fully connected fixed-point layer after XNOR-CF outputs):
+    P[k, g] = sum_{o in group g} weights[k, o] * x_o          (integer MACs, group = o // n)
+    z_k     = sum_g scales[g] * P[k, g] + bias[k];  out = max(0, z_k) if relu else z_k
+    Real value: z_k * out_scale. C/n scales and C/n fixed-point multiplies per output."""
+    KIND = "scalemac"
+    n: int = 1
+    weights: np.ndarray = None      # int8 [C_out, C_in]
+    scales: np.ndarray = None       # int64 [C_in / n], unsigned, `scale_bits` wide
+    scale_bits: int = 16
+    bias: np.ndarray = None         # int64 [C_out]
+    relu: bool = True
+    group_bits: int = 0             # signed width of P
+    acc_bits: int = 0               # signed width of z
+    out_scale: float = 1.0
+    ARRAYS = ("weights", "scales", "bias")
+
+
+@dataclass
+class GlobalSumNode(Node):
+    """Global average pool as a sum over all H*W positions per channel (divisor folded
+    into out_scale)."""
+    KIND = "globalsum"
+    out_scale: float = 1.0
+
+
+NODE_TYPES = {cls.KIND: cls for cls in (ConvNode, MaxPoolNode, AvgPoolNode, ScaleMacNode,
+                                        GlobalSumNode)}
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list
+    input: Stream
+    logit_scale: float              # real logits = output ints * logit_scale
+    num_classes: int
+    meta: dict = field(default_factory=dict)  # source checkpoint, cf, per-layer CF costs, ...
+
+    @property
+    def output(self) -> Stream:
+        return self.nodes[-1].out
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    # --- serialization: graph.json (scalars) + graph.npz (arrays) ---
+    def to_dict(self) -> dict:
+        nodes = []
+        for n in self.nodes:
+            d = {"kind": n.kind}
+            for f in fields(n):
+                v = getattr(n, f.name)
+                if f.name in n.ARRAYS:
+                    continue
+                d[f.name] = asdict(v) if isinstance(v, Stream) else v
+            nodes.append(d)
+        return {"name": self.name, "input": asdict(self.input), "logit_scale": self.logit_scale,
+                "num_classes": self.num_classes, "meta": self.meta, "nodes": nodes}
+
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "graph.json").write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable))
+        arrays = {f"{n.name}.{a}": getattr(n, a) for n in self.nodes for a in n.ARRAYS
+                  if getattr(n, a) is not None}
+        np.savez(folder / "graph.npz", **arrays)
+
+    @classmethod
+    def load(cls, folder) -> "Graph":
+        folder = Path(folder)
+        d = json.loads((folder / "graph.json").read_text())
+        arrays = np.load(folder / "graph.npz")
+        nodes = []
+        for nd in d["nodes"]:
+            kind = nd.pop("kind")
+            node_cls = NODE_TYPES[kind]
+            nd["inp"], nd["out"] = Stream(**nd["inp"]), Stream(**nd["out"])
+            for a in node_cls.ARRAYS:
+                key = f"{nd['name']}.{a}"
+                nd[a] = arrays[key] if key in arrays else None
+            nodes.append(node_cls(**nd))
+        return cls(d["name"], nodes, Stream(**d["input"]), d["logit_scale"], d["num_classes"],
+                   d.get("meta", {}))
+
+
+def _jsonable(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(type(v))
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every integer in [lo, hi]."""
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi <= (1 << (b - 1)) - 1):
+        b += 1
+    return b
+
+
+def unsigned_bits(hi: int) -> int:
+    return max(1, int(hi).bit_length())
