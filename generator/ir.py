@@ -73,7 +73,10 @@ class ConvNode(Node):
     frac_bits: int = 0              # relu_offset: fractional bits of the offset
     sign: np.ndarray = None         # int8 [C_out], +1 or -1
     offset: np.ndarray = None       # int64 [C_out]
-    ARRAYS = ("weights", "thresholds", "direction", "sign", "offset")
+    # int8 only, not used by hardware: float weight / scale - int8 weight (LSBs), the one
+    # inexact step of the first layer, kept to bound its effect (generator/compare.py).
+    weight_error: np.ndarray = None
+    ARRAYS = ("weights", "thresholds", "direction", "sign", "offset", "weight_error")
 
     @property
     def K(self) -> int:
