@@ -1,0 +1,126 @@
+"""`build`: checkpoint -> IR -> folding -> vectors -> HLS + RTL projects, written atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import golden
+from .boards import load_board
+from .checkpoint import load_checkpoint
+from .errors import BuildError
+from .fold import fold, load_folding
+from .ir import Graph
+from .lower import lower
+from .streams import write_hex
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def test_images(graph: Graph, data: str, frames: int, data_dir: str | None, seed: int = 0):
+    """uint8 (N, C, H, W) images and labels (None for random images)."""
+    if data == "random":
+        rng = np.random.default_rng(seed)
+        s = graph.input
+        return rng.integers(0, 256, (frames, s.c, s.h, s.w), dtype=np.uint8), None
+    from .data import load_dataset
+    ds = load_dataset(data, data_dir)
+    images, labels = ds.test.images[:frames], ds.test.labels[:frames]
+    s = graph.input
+    if images.shape[1:] != (s.c, s.h, s.w):
+        raise BuildError(f"{data} images are {images.shape[1:]}, the model takes "
+                         f"{(s.c, s.h, s.w)}")
+    return images, labels
+
+
+def write_vectors(graph: Graph, folder: Path, images_nchw: np.ndarray, labels) -> dict:
+    """Input images and every node's expected output, as .npy and beat-per-line .hex."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.ascontiguousarray(images_nchw.transpose(0, 2, 3, 1))
+    np.save(folder / "input.npy", pixels)
+    write_hex(folder / "input.hex", pixels, graph.input)
+    outs = golden.run(graph, pixels)
+    for node, out in zip(graph.nodes, outs):
+        np.save(folder / f"{node.name}.npy", out)
+        write_hex(folder / f"{node.name}.hex", out, node.out)
+    if labels is not None:
+        np.save(folder / "labels.npy", labels)
+    pred = outs[-1].reshape(len(pixels), -1).argmax(axis=1)
+    meta = {"frames": int(len(pixels)), "nodes": [n.name for n in graph.nodes],
+            "output": graph.nodes[-1].name, "golden_predictions": pred.tolist(),
+            "golden_acc": float((pred == labels).mean()) if labels is not None else None}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def render_project_files(out: Path, context: dict) -> None:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "build")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    for name in ("Makefile", "README.md"):
+        (out / name).write_text(env.get_template(f"{name}.j2").render(**context))
+
+
+def backends():
+    """The backends present in this install, as (name, render) pairs."""
+    found = []
+    for name in ("hls", "rtl"):
+        try:
+            module = __import__(f"generator.backends.{name}", fromlist=["render"])
+        except ModuleNotFoundError:
+            continue
+        found.append((name, module.render))
+    return found
+
+
+def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random",
+          data_dir: str | None = None, frames: int = 100, fps: float | None = None,
+          folding_file: str | None = None, force: bool = False, seed: int = 0,
+          log=print) -> dict:
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise BuildError(f"{out} exists; pass --force to replace it")
+    if frames < 1:
+        raise BuildError("--frames must be at least 1")
+    board = load_board(board_name)
+    ckpt = load_checkpoint(checkpoint)
+    log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
+    graph = lower(ckpt)
+    graph.meta["board"] = board["name"]
+    folding = load_folding(folding_file) if folding_file else None
+    perf = fold(graph, board, fps=fps, folding=folding)
+    log(f"[2/5] folded for {board['name']}: predicted interval {perf['interval_cycles']} cycles, "
+        f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        graph.save(tmp)
+        log(f"[3/5] golden model: {frames} test vectors ({data})")
+        images, labels = test_images(graph, data, frames, data_dir, seed)
+        vec = write_vectors(graph, tmp / "vectors", images, labels)
+        for i, (name, render) in enumerate(backends()):
+            log(f"[4/5] rendering the {name.upper()} backend")
+            render(graph, tmp, board)
+        report = {"checkpoint": str(checkpoint), "board": board["name"], "model": ckpt.spec["name"],
+                  "predicted": perf, "cf_costs": graph.meta["cf_costs"],
+                  "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]}}
+        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
+                                   "python": sys.executable, "checkpoint": str(checkpoint),
+                                   "frames": vec["frames"], "data": data,
+                                   "backends": [n for n, _ in backends()]})
+        log("[5/5] writing the build folder")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"wrote {out}/ ({', '.join(['vectors'] + [n for n, _ in backends()])})")
+    return report

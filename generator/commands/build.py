@@ -1,0 +1,35 @@
+"""`build CKPT --board B`: generate the accelerator project for a board."""
+
+from __future__ import annotations
+
+from ..boards import board_names
+
+
+def add_parser(sub):
+    p = sub.add_parser("build", help="generate HLS + RTL accelerator project for a board",
+                       description="Lower a checkpoint to the hardware graph, fold it for a board, "
+                                   "and write the HLS/RTL project with golden test vectors.")
+    p.add_argument("checkpoint", help="cfgen checkpoint (.pt)")
+    p.add_argument("--board", required=True, help="one of: " + ", ".join(board_names()))
+    p.add_argument("-o", "--output", default=None, help="build folder (default: build/<ckpt name>)")
+    p.add_argument("--data", default="random", choices=("random", "digits", "cifar10"),
+                   help="test images for the vectors (default: random uint8 images)")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder for --data cifar10")
+    p.add_argument("--frames", type=int, default=100, help="test vectors to generate")
+    p.add_argument("--fps", type=float, default=None, help="target frames/s at the board clock")
+    p.add_argument("--folding", default=None, help="folding JSON: {node: {pe, simd}}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing build folder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..build import build
+
+    out = args.output or str(Path("build") / Path(args.checkpoint).stem)
+    build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
+          frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
+          seed=args.seed)
+    return 0
