@@ -25,7 +25,7 @@ from .ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, Scale
                  signed_bits, unsigned_bits)
 
 RELU_FRAC_BITS = 8     # F: fractional bits of the ReLU offset before an average pool / scale MAC
-SCALE_BITS = 16        # width of the per-group scale alpha_g in the scale MAC unit
+SCALE_BITS = 12        # width of the per-group scale alpha_g in the scale MAC unit
 INT8_MAX = 127
 
 ELEMENTWISE = ("batchnorm", "relu", "dropout")
@@ -302,7 +302,7 @@ class Lowerer:
         F = RELU_FRAC_BITS
         sign = np.where(a1 < 0, -1, 1).astype(np.int8)
         offset = np.round(c1 / np.abs(a1) * (1 << F)).astype(np.int64)
-        r_max = int(np.max(m["hi"] * (1 << F) + np.maximum(offset, 0)))
+        r_max = int(np.max(m["hi"] * (1 << F) + offset))
         return dict(sign=sign, offset=offset, frac_bits=F, r_max=max(r_max, 1),
                     a=a2 * np.abs(a1), c2=c2)
 
@@ -378,8 +378,12 @@ class Lowerer:
                 rest.append(t)
             else:
                 raise self.err(t, f"{kind} after the last full-precision layer is not supported")
-        group_max = n * INT8_MAX * ro["r_max"]
-        z_max = (c_out // n) * int(A.max()) * group_max + int(np.abs(bias).max())
+        # Worst-case ranges from the actual weights and per-channel R bounds.
+        r_max_o = np.maximum(m["hi"] * (1 << ro["frac_bits"]) + ro["offset"], 0)
+        contrib = np.abs(wq.astype(np.int64)) * r_max_o[None, :]                 # [K, C]
+        group_max = int(contrib.reshape(W.shape[0], -1, n).sum(axis=2).max())
+        z_max = int((contrib.reshape(W.shape[0], -1, n).sum(axis=2) @ A).max()
+                    + np.abs(bias).max())
         mac = ScaleMacNode(fl["name"], st, Stream(st.h, st.w, W.shape[0], "int",
                                                   signed_bits(-z_max, z_max)),
                            n=n, weights=wq, scales=A, scale_bits=SCALE_BITS, bias=bias, relu=relu,
