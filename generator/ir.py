@@ -126,6 +126,10 @@ class ScaleMacNode(Node):
     group_bits: int = 0             # signed width of P
     acc_bits: int = 0               # signed width of z
     out_scale: float = 1.0
+    # Not used by hardware: fractional bits of scales (Fa) and of the input values (F), so
+    # out_scale = s_w * 2**-(F + Fa); compare.py derives its rounding bound from them.
+    scale_frac_bits: int = 0
+    in_frac_bits: int = 0
     ARRAYS = ("weights", "scales", "bias")
 
 

@@ -388,7 +388,8 @@ class Lowerer:
                                                   signed_bits(-z_max, z_max)),
                            n=n, weights=wq, scales=A, scale_bits=SCALE_BITS, bias=bias, relu=relu,
                            group_bits=signed_bits(-group_max, group_max),
-                           acc_bits=signed_bits(-z_max, z_max), out_scale=float(out_scale))
+                           acc_bits=signed_bits(-z_max, z_max), out_scale=float(out_scale),
+                           scale_frac_bits=fa, in_frac_bits=ro["frac_bits"])
         self.nodes.append(mac)
         self.logit_scale = float(out_scale)
         out = mac.out
@@ -409,7 +410,7 @@ class Lowerer:
         start = len(self.nodes) - (3 if pools else 2)
         self.segments.append({"nodes": [x.name for x in self.nodes[start:]], "matrix_layer": i,
                               "in_ref": self.input_ref(i), "out_ref": len(self.layers) - 1,
-                              "out": "logits"})
+                              "float_layer": j, "out": "logits"})
         for x in self.nodes[start:]:
             x.ref_layer = len(self.layers) - 1
         return out

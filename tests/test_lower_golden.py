@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from generator import golden, spec as specmod
 from generator.checkpoint import Checkpoint
 from generator.commands.init import init_model
 from generator.compare import layerwise
-from generator.errors import LoweringError
+from generator.errors import LoweringError, SpecError
 from generator.ir import Graph
 from generator.lower import fold_threshold, lower
 from generator.model import CFNet, calibrate_batchnorm, pixels_to_input
@@ -27,14 +27,14 @@ def random_pixels(shape, n, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, c, h, w), dtype=np.uint8)
 
 
-def assert_layerwise(graph, model, pixels, max_flip_rate=0.01, max_rel=0.05):
+def assert_layerwise(graph, model, pixels, max_flip_rate=0.01):
     report = layerwise(graph, model, pixels)
     for entry in report:
         if "unexplained" in entry:
             assert entry["unexplained"] == 0, entry
             assert entry["mismatches"] <= max_flip_rate * entry["values"], entry
         else:
-            assert entry["max_rel_error"] <= max_rel, entry
+            assert entry["beyond_bound"] == 0, entry
     return report
 
 
@@ -155,7 +155,10 @@ def small_specs(draw):
     ]
     spec = {"name": "rand", "input": {"channels": c_in, "height": size, "width": size},
             "layers": layers}
-    shapes = specmod.shapes(specmod.validate(spec))
+    try:
+        shapes = specmod.shapes(specmod.validate(spec))
+    except SpecError:
+        assume(False)
     _, h, _ = shapes[-1]
     layers += [{"type": "avgpool", "kernel": h}, {"type": "flatten"}]
     cf = draw(st.sampled_from([n for n in (1, 2, 4, 8) if c2 % n == 0 and c3 % n == 0]))
@@ -177,8 +180,4 @@ def test_random_specs_golden_equals_float(case):
     shape = (inp["channels"], inp["height"], inp["width"])
     calibrate_batchnorm(model, [pixels_to_input(random_pixels(shape, 16, seed + i)) for i in range(2)])
     graph = lower(as_ckpt(model))
-    # Bits: exact up to the documented threshold rounding. Logits: untrained random BN
-    # statistics make the int8 scale-MAC weights very uneven, so only a loose bound here;
-    # the tight check is on trained models (test_digits_trained_agreement).
-    assert_layerwise(graph, model, random_pixels(shape, 6, seed + 7), max_flip_rate=0.05,
-                     max_rel=0.5)
+    assert_layerwise(graph, model, random_pixels(shape, 6, seed + 7), max_flip_rate=0.05)
