@@ -58,6 +58,16 @@ def write_vectors(graph: Graph, folder: Path, images_nchw: np.ndarray, labels) -
     return meta
 
 
+def cost_table(costs: list[dict]) -> str:
+    """What CF-n saves: full-precision multiplies and stored scales per frame, per layer."""
+    rows = ["      layer      prec  CF   binary MACs  fp mults (CF / filter-wise)  scales (CF / filter-wise)"]
+    for c in costs:
+        rows.append(f"      {c['layer']:<10} {c['precision']:<5} {str(c['cf'] or '-'):>3} "
+                    f"{c['binary_macs']:>13,} {c['fp_multiplies']:>12,} / {c['fp_multiplies_filterwise']:<12,}"
+                    f" {c['stored_scales']:>8} / {c['stored_scales_filterwise']}")
+    return "\n".join(rows)
+
+
 def render_project_files(out: Path, context: dict) -> None:
     import jinja2
 
@@ -93,6 +103,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)
     graph.meta["board"] = board["name"]
+    log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
     perf = fold(graph, board, fps=fps, folding=folding)
     log(f"[2/5] folded for {board['name']}: predicted interval {perf['interval_cycles']} cycles, "

@@ -225,13 +225,21 @@ class Lowerer:
                         weights=m["weights"], acc_bits=acc_bits,
                         weight_error=m.get("weight_error"), **act)
 
-    def record_cost(self, i: int, m: dict, out: Stream, macs_fp: int, scales: int) -> None:
+    def record_cost(self, i: int, m: dict, out: Stream, mults_per_group: int = 0) -> None:
+        """Full-precision multiplies and stored scales this layer needs in hardware, for its
+        CF n and for filter-wise scales (n = 1). Scales folded into thresholds cost none."""
         layer = self.layers[i]
-        self.costs.append({"layer": layer["name"], "precision": layer["precision"],
-                           "cf": layer["cf"], "out_channels": int(m["weights"].shape[0]),
-                           "binary_macs": int(m["weights"].size * out.h * out.w)
-                           if m["matrix"] == "xnor" else 0,
-                           "fp_multiplies": int(macs_fp), "stored_scales": int(scales)})
+        c_out = int(m["weights"].shape[0])
+        n = layer["cf"] or 1
+        groups = c_out // n if mults_per_group else 0
+        self.costs.append({
+            "layer": layer["name"], "precision": layer["precision"], "cf": layer["cf"],
+            "out_channels": c_out,
+            "binary_macs": int(m["weights"].size * out.h * out.w) if m["matrix"] == "xnor" else 0,
+            "int8_macs": int(m["weights"].size * out.h * out.w) if m["matrix"] == "int8" else 0,
+            "fp_multiplies": groups * mults_per_group,
+            "fp_multiplies_filterwise": (c_out * mults_per_group) if mults_per_group else 0,
+            "stored_scales": groups, "stored_scales_filterwise": c_out if mults_per_group else 0})
 
     # --- segment: matrix layer -> (pools, per-channel ops) -> next sign ---------
     def binary_segment(self, i: int, between: list[int], j: int, stream: Stream) -> Stream:
@@ -261,7 +269,7 @@ class Lowerer:
                 stream = self.maxpool_node(pool, stream, post.direction())
         else:
             stream = self.avgpool_segment(i, m, between, pool, stream)
-        self.record_cost(i, m, self.nodes[start].out, 0, 0)
+        self.record_cost(i, m, self.nodes[start].out)
         self.segments.append({"nodes": [n.name for n in self.nodes[start:]], "matrix_layer": i,
                               "in_ref": self.input_ref(i), "out_ref": j - 1, "out": "bits"})
         for node in self.nodes[start:]:
@@ -406,7 +414,7 @@ class Lowerer:
             self.nodes.append(g)
             self.logit_scale = float(out_scale / count)
             out = g.out
-        self.record_cost(i, m, node.out, (c_out // n) * W.shape[0] * st.h * st.w, c_out // n)
+        self.record_cost(i, m, node.out, mults_per_group=W.shape[0] * st.h * st.w)
         start = len(self.nodes) - (3 if pools else 2)
         self.segments.append({"nodes": [x.name for x in self.nodes[start:]], "matrix_layer": i,
                               "in_ref": self.input_ref(i), "out_ref": len(self.layers) - 1,
