@@ -181,3 +181,21 @@ def test_random_specs_golden_equals_float(case):
     calibrate_batchnorm(model, [pixels_to_input(random_pixels(shape, 16, seed + i)) for i in range(2)])
     graph = lower(as_ckpt(model))
     assert_layerwise(graph, model, random_pixels(shape, 6, seed + 7), max_flip_rate=0.05)
+
+
+# --- a trained model on real data ------------------------------------------------
+
+def test_digits_trained_agreement(trained_digits):
+    from generator.checkpoint import load_checkpoint
+    from generator.compare import agreement
+    from generator.data import load_digits
+
+    ckpt = load_checkpoint(trained_digits)
+    graph = lower(ckpt)
+    test = load_digits().test
+    result = agreement(graph, ckpt.model(), test.images, test.labels)
+    assert result["frames"] == len(test.labels)
+    assert result["agreement"] >= 0.995, result
+    assert result["golden_acc"] >= 0.90, result
+    report = assert_layerwise(graph, ckpt.model(), test.images)
+    assert sum(e.get("unexplained", 0) for e in report) == 0
