@@ -48,6 +48,9 @@ system-deps:
 	for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	$(PYTHON) -c 'import sysconfig as s, sys; sys.exit(not s.get_config_var("Py_ENABLE_SHARED"))' \
+	  || [ -n "$$(ls /usr/lib/*/libpython3*.so* 2>/dev/null)" ] || missing="$$missing libpython3-dev"; \
 	if [ -z "$$missing" ]; then echo "system packages already installed: $(APT_PACKAGES)"; exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
 	  echo "WARNING: apt-get not available; install these yourself:$$missing (tests needing them will fail)"; exit 0; fi; \
