@@ -114,3 +114,25 @@ clean-venv:
 	rm -rf $(VENV)
 
 # --- targets added by other components below ---
+
+# The default example: NIN, CF-16, pynq-z2, from an untrained (BN-calibrated) checkpoint.
+EXAMPLE_DIR    ?= build/nin_cf16
+EXAMPLE_FRAMES ?= 10
+.PHONY: example sim csim synth-estimate
+
+$(EXAMPLE_DIR).pt:
+	@test -x $(VPY) || { echo "ERROR: $(VENV) missing: run 'make setup' first" >&2; exit 1; }
+	$(VPY) -m generator init nin --cf 16 -o $@
+
+example: $(EXAMPLE_DIR).pt
+	$(VPY) -m generator build $(EXAMPLE_DIR).pt --board pynq-z2 -o $(EXAMPLE_DIR) \
+	  --frames $(EXAMPLE_FRAMES) --force
+
+sim: example
+	$(RUN_ENV) $(MAKE) -C $(EXAMPLE_DIR) sim PYTHON=$(CURDIR)/$(VPY)
+
+csim: example
+	$(RUN_ENV) $(MAKE) -C $(EXAMPLE_DIR) csim PYTHON=$(CURDIR)/$(VPY)
+
+synth-estimate: example
+	$(RUN_ENV) $(MAKE) -C $(EXAMPLE_DIR) synth-estimate PYTHON=$(CURDIR)/$(VPY)
