@@ -1,0 +1,56 @@
+// cf_fifo: synchronous stream FIFO (valid/ready on both sides).
+//
+// DEPTH must be a power of two (>= 2). Storage is a plain register array
+// (distributed RAM / LUTRAM after synthesis); the output is read from the
+// head entry, so m_valid, m_data and s_ready all come from registers: there
+// is no combinational path from s_valid to m_valid or from m_ready to s_ready.
+// Latency 1 cycle, throughput 1 beat/cycle for DEPTH >= 2.
+// `count` is exported so that producers can do credit-based flow control.
+`default_nettype none
+module cf_fifo #(
+    parameter W     = 8,
+    parameter DEPTH = 2
+) (
+    input  wire                       clk,
+    input  wire                       rst,
+    input  wire                       s_valid,
+    output wire                       s_ready,
+    input  wire [W-1:0]               s_data,
+    output wire                       m_valid,
+    input  wire                       m_ready,
+    output wire [W-1:0]               m_data,
+    output wire [$clog2(DEPTH+1)-1:0] count
+);
+    localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+    localparam CW = $clog2(DEPTH + 1);
+
+    reg [W-1:0]  mem [0:DEPTH-1];
+    reg [AW-1:0] wp, rp;
+    reg [CW-1:0] cnt;
+
+    wire push = s_valid && (cnt != DEPTH[CW-1:0]);
+    wire pop  = m_ready && (cnt != {CW{1'b0}});
+
+    assign s_ready = (cnt != DEPTH[CW-1:0]);
+    assign m_valid = (cnt != {CW{1'b0}});
+    assign m_data  = mem[rp];
+    assign count   = cnt;
+
+    always @(posedge clk) begin
+        if (push) mem[wp] <= s_data;
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            wp  <= {AW{1'b0}};
+            rp  <= {AW{1'b0}};
+            cnt <= {CW{1'b0}};
+        end else begin
+            if (push) wp <= wp + 1'b1;
+            if (pop)  rp <= rp + 1'b1;
+            if (push && !pop) cnt <= cnt + 1'b1;
+            else if (pop && !push) cnt <= cnt - 1'b1;
+        end
+    end
+endmodule
+`default_nettype wire

@@ -1,0 +1,60 @@
+// cf_maxpool: binary max-pool reducer.
+//
+// Input : KK = k*k taps per output pixel, one whole pixel (C bits) per beat,
+//         as cf_swg emits them (SIMD = C, NF = 1). cf_swg pads out-of-image
+//         taps with INV, which is the identity of the reduction below, so
+//         out-of-image taps are ignored.
+// Output: per channel c, OR of the taps, or AND where INV[c] = 1
+//         (computed as OR in the domain x ^ INV).
+// The output beat is pushed into a FIFO when the last tap is accepted; the
+// last tap is accepted only if the FIFO has room (registered count), so
+// s_ready does not depend on m_ready.
+`default_nettype none
+module cf_maxpool #(
+    parameter C  = 4,
+    parameter KK = 4,
+    parameter [C-1:0] INV = {C{1'b0}},
+    parameter FD = 2
+) (
+    input  wire         clk,
+    input  wire         rst,
+    input  wire         s_valid,
+    output wire         s_ready,
+    input  wire [C-1:0] s_data,
+    output wire         m_valid,
+    input  wire         m_ready,
+    output wire [C-1:0] m_data
+);
+    localparam TW  = (KK > 1) ? $clog2(KK) : 1;
+    localparam FCW = $clog2(FD + 1);
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [TW-1:0]  KK_LAST = KK - 1;
+    localparam [FCW-1:0] FDS     = FD;
+    /* verilator lint_on WIDTHTRUNC */
+
+    reg  [TW-1:0] t;
+    reg  [C-1:0]  acc;
+    wire [FCW-1:0] fcount;
+    wire last = (t == KK_LAST);
+    assign s_ready = !last || (fcount != FDS);
+    wire beat = s_valid && s_ready;
+    wire [C-1:0] x    = s_data ^ INV;
+    wire [C-1:0] full = (t == {TW{1'b0}}) ? x : (acc | x);
+
+    always @(posedge clk) begin
+        if (beat) acc <= full;
+    end
+    always @(posedge clk) begin
+        if (rst) t <= {TW{1'b0}};
+        else if (beat) t <= last ? {TW{1'b0}} : t + 1'b1;
+    end
+
+    wire fifo_s_ready;   // 1 whenever a pixel is pushed (checked above)
+    cf_fifo #(.W(C), .DEPTH(FD)) u_out (
+        .clk(clk), .rst(rst),
+        .s_valid(beat && last), .s_ready(fifo_s_ready), .s_data(full ^ INV),
+        .m_valid(m_valid), .m_ready(m_ready), .m_data(m_data),
+        .count(fcount));
+    wire unused = &{1'b0, fifo_s_ready};
+endmodule
+`default_nettype wire

@@ -1,0 +1,271 @@
+// cf_scalemac: per-group scale MAC unit (fixed-point 1x1 layer after XNOR-CF
+// outputs), folded by PE and SIMD.
+//
+//   P[k, g] = sum_{o in group g} W[k, o] * x_o    integer MACs, group g = o / N
+//   z_k     = sum_g scale[g] * P[k, g] + bias[k]  one multiply per group
+//   out     = RELU ? max(0, z_k) : z_k            OB-bit two's complement
+//
+// Input : SF = CI/SIMD beats per output fold, NF = CO/PE folds per pixel,
+//         fold-major (cf_swg order with K = 1): beat (nf, sf) carries
+//         x[sf*SIMD +: SIMD] (element i at [i*IB +: IB]).
+// Either SIMD divides N (CPG = N/SIMD beats per group) or N divides SIMD
+// (GPC = SIMD/N whole groups per beat); GS = min(SIMD, N) elements per
+// sub-sum.
+// Memories: WMEM word nf*SF + sf: PE lanes of SIMD int8 weights (lane p at
+//   [p*SIMD*8 +: SIMD*8]); SMEM word sf: GPC unsigned SCW-bit scales of the
+//   groups in beat sf (group sf/CPG when CPG > 1); BMEM word nf: PE signed
+//   BW-bit biases.
+// Pipeline A (accept, reads) -> B (sub-sums) -> C (group sums, scale
+// multiply) -> D (accumulate, bias, ReLU, assembly) -> FIFO, never stalling;
+// the beat completing a pixel needs an output credit (see cf_mvu).
+`default_nettype none
+module cf_scalemac #(
+    parameter IB      = 8,
+    parameter ISIGNED = 0,
+    parameter SIMD    = 4,
+    parameter PE      = 1,
+    parameter CI      = 8,
+    parameter CO      = 2,
+    parameter N       = 4,
+    parameter SCW     = 16,
+    parameter GW      = 24,
+    parameter ZW      = 40,
+    parameter BW      = 32,
+    parameter OB      = 32,
+    parameter RELU    = 1,
+    parameter FD      = 4,
+    parameter WFILE   = "",
+    parameter SFILE   = "",
+    parameter BFILE   = ""
+) (
+    input  wire               clk,
+    input  wire               rst,
+    input  wire               s_valid,
+    output wire               s_ready,
+    input  wire [SIMD*IB-1:0] s_data,
+    output wire               m_valid,
+    input  wire               m_ready,
+    output wire [CO*OB-1:0]   m_data
+);
+    localparam SF   = CI / SIMD;
+    localparam NF   = CO / PE;
+    localparam NW   = NF * SF;
+    localparam GS   = (SIMD < N) ? SIMD : N;
+    localparam GPC  = SIMD / GS;
+    localparam CPG  = N / GS;
+    localparam WAW  = (NW > 1) ? $clog2(NW) : 1;
+    localparam NFW  = (NF > 1) ? $clog2(NF) : 1;
+    localparam SFW  = (SF > 1) ? $clog2(SF) : 1;
+    localparam CGW  = (CPG > 1) ? $clog2(CPG) : 1;
+    localparam LW   = SIMD * 8;
+    localparam PRW  = IB + 9;                          // one product
+    localparam SJW  = PRW + $clog2(GS + 1);            // sub-sum of GS products
+    localparam GPW0 = PRW + $clog2(N + 1);
+    localparam GPW  = (GW > GPW0) ? GW : GPW0;         // group partial P
+    localparam MW   = GPW + SCW + 1 + $clog2(GPC + 1); // scaled group(s) of a beat
+    localparam ZI0  = (ZW > BW) ? ZW : BW;
+    localparam ZI1  = MW + $clog2(CI / N + 1) + 1;
+    localparam ZI   = ((ZI0 > ZI1) ? ZI0 : ZI1) + 1;   // accumulator
+    localparam OUTW = CO * OB;
+    localparam FCW  = $clog2(FD + 1);
+
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [WAW-1:0] NW_LAST  = NW - 1;
+    localparam [SFW-1:0] SF_LAST  = SF - 1;
+    localparam [NFW-1:0] NF_LAST  = NF - 1;
+    localparam [CGW-1:0] CPG_LAST = CPG - 1;
+    localparam [FCW:0]   FDS      = FD;
+    /* verilator lint_on WIDTHTRUNC */
+
+    reg [PE*LW-1:0]   wmem [0:NW-1];
+    reg [GPC*SCW-1:0] smem [0:SF-1];
+    reg [PE*BW-1:0]   bmem [0:NF-1];
+    initial begin
+        if (WFILE != "") $readmemh(WFILE, wmem);
+        if (SFILE != "") $readmemh(SFILE, smem);
+        if (BFILE != "") $readmemh(BFILE, bmem);
+    end
+
+    // ------------------------------------------------------------ stage A
+    reg [WAW-1:0] ia;
+    reg [SFW-1:0] sfc;
+    reg [NFW-1:0] nfc;
+    reg [CGW-1:0] cig;                 // beat index inside the current group
+    wire next_end = (ia == NW_LAST);
+    wire [FCW-1:0] fcount;
+    reg  [2:0]     inflight;
+    wire credit = ({1'b0, fcount} + {{(FCW+1-3){1'b0}}, inflight}) < FDS;
+    assign s_ready = !next_end || credit;
+    wire beat = s_valid && s_ready;
+
+    reg               va, firsta, lasta, enda, gstarta, genda;
+    reg [SIMD*IB-1:0] xa;
+    reg [PE*LW-1:0]   wa;
+    reg [GPC*SCW-1:0] sa;
+    reg [PE*BW-1:0]   ba;
+    always @(posedge clk) begin
+        if (beat) begin
+            xa <= s_data;
+            wa <= wmem[ia];
+            sa <= smem[sfc];
+        end
+        if (beat && sfc == {SFW{1'b0}}) ba <= bmem[nfc];
+    end
+    always @(posedge clk) begin
+        if (rst) begin
+            ia <= {WAW{1'b0}}; sfc <= {SFW{1'b0}}; nfc <= {NFW{1'b0}}; cig <= {CGW{1'b0}};
+            va <= 1'b0; firsta <= 1'b0; lasta <= 1'b0; enda <= 1'b0;
+            gstarta <= 1'b0; genda <= 1'b0;
+        end else begin
+            va <= beat;
+            if (beat) begin
+                firsta  <= (sfc == {SFW{1'b0}});
+                lasta   <= (sfc == SF_LAST);
+                enda    <= next_end;
+                gstarta <= (cig == {CGW{1'b0}});
+                genda   <= (cig == CPG_LAST);
+                cig     <= (cig == CPG_LAST) ? {CGW{1'b0}} : cig + 1'b1;
+                ia      <= next_end ? {WAW{1'b0}} : ia + 1'b1;
+                if (sfc == SF_LAST) begin
+                    sfc <= {SFW{1'b0}};
+                    nfc <= (nfc == NF_LAST) ? {NFW{1'b0}} : nfc + 1'b1;
+                end else begin
+                    sfc <= sfc + 1'b1;
+                end
+            end
+        end
+    end
+
+    // ------------------------------------------------------------ stage B
+    wire [PE*GPC*SJW-1:0] sub;
+    genvar gp, gj;
+    generate
+        for (gp = 0; gp < PE; gp = gp + 1) begin : g_pe
+            for (gj = 0; gj < GPC; gj = gj + 1) begin : g_grp
+                reg signed [SJW-1:0] s;
+                integer i;
+                always @* begin
+                    s = {SJW{1'b0}};
+                    for (i = 0; i < GS; i = i + 1)
+                        if (ISIGNED)
+                            s = s + $signed(xa[(gj*GS + i)*IB +: IB])
+                                  * $signed(wa[gp*LW + (gj*GS + i)*8 +: 8]);
+                        else
+                            s = s + $signed({1'b0, xa[(gj*GS + i)*IB +: IB]})
+                                  * $signed(wa[gp*LW + (gj*GS + i)*8 +: 8]);
+                end
+                assign sub[(gp*GPC + gj)*SJW +: SJW] = s;
+            end
+        end
+    endgenerate
+    reg [PE*GPC*SJW-1:0] sb;
+    reg [GPC*SCW-1:0]    scb;
+    reg [PE*BW-1:0]      bb;
+    reg vb, firstb, lastb, endb, gstartb, gendb;
+    always @(posedge clk) begin
+        sb <= sub; scb <= sa; bb <= ba;
+        firstb <= firsta; lastb <= lasta; endb <= enda;
+        gstartb <= gstarta; gendb <= genda;
+    end
+    always @(posedge clk) begin
+        if (rst) vb <= 1'b0;
+        else     vb <= va;
+    end
+
+    // ------------------------------------------------------------ stage C
+    wire [PE*MW-1:0] scaled;
+    generate
+        for (gp = 0; gp < PE; gp = gp + 1) begin : g_sc
+            if (CPG == 1) begin : g_whole
+                // GPC whole groups in this beat
+                reg signed [MW-1:0] m;
+                integer j;
+                always @* begin
+                    m = {MW{1'b0}};
+                    for (j = 0; j < GPC; j = j + 1)
+                        m = m + $signed(sb[(gp*GPC + j)*SJW +: SJW])
+                              * $signed({1'b0, scb[j*SCW +: SCW]});
+                end
+                assign scaled[gp*MW +: MW] = m;
+                wire unused_g = &{1'b0, gstartb, gendb};
+            end else begin : g_part
+                // one group over CPG beats: integer partial sum, scale at the end
+                reg  [GPW-1:0] pacc;
+                wire [SJW-1:0] sj = sb[gp*GPC*SJW +: SJW];
+                wire signed [GPW-1:0] g = (gstartb ? {GPW{1'b0}} : pacc)
+                                        + {{(GPW-SJW){sj[SJW-1]}}, sj};
+                always @(posedge clk) begin
+                    if (vb) pacc <= g;
+                end
+                wire signed [MW-1:0] m = $signed(g) * $signed({1'b0, scb[SCW-1:0]});
+                assign scaled[gp*MW +: MW] = gendb ? m : {MW{1'b0}};
+            end
+        end
+    endgenerate
+    reg [PE*MW-1:0] mc;
+    reg [PE*BW-1:0] bc;
+    reg vc, firstc, lastc, endc;
+    always @(posedge clk) begin
+        mc <= scaled; bc <= bb;
+        firstc <= firstb; lastc <= lastb; endc <= endb;
+    end
+    always @(posedge clk) begin
+        if (rst) vc <= 1'b0;
+        else     vc <= vb;
+    end
+
+    // ------------------------------------------------------------ stage D
+    reg  [PE*ZI-1:0] zacc;
+    wire [PE*ZI-1:0] znext;
+    wire [PE*OB-1:0] outv;
+    generate
+        for (gp = 0; gp < PE; gp = gp + 1) begin : g_z
+            wire [MW-1:0] mv = mc[gp*MW +: MW];
+            wire [BW-1:0] bv = bc[gp*BW +: BW];
+            wire [ZI-1:0] prev = firstc ? {{(ZI-BW){bv[BW-1]}}, bv} : zacc[gp*ZI +: ZI];
+            wire [ZI-1:0] z = prev + {{(ZI-MW){mv[MW-1]}}, mv};
+            assign znext[gp*ZI +: ZI] = z;
+            wire neg = RELU ? z[ZI-1] : 1'b0;
+            if (OB <= ZI) begin : g_trunc
+                // the generator sizes OB to hold every reachable value
+                assign outv[gp*OB +: OB] = neg ? {OB{1'b0}} : z[OB-1:0];
+                if (OB < ZI) begin : g_unused
+                    wire unused_z = &{1'b0, z[ZI-1:OB]};
+                end
+            end else begin : g_ext
+                assign outv[gp*OB +: OB] = neg ? {OB{1'b0}} : {{(OB-ZI){z[ZI-1]}}, z};
+            end
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (vc) zacc <= znext;
+    end
+
+    wire [OUTW-1:0] asm_next;
+    generate
+        if (NF == 1) begin : g_one
+            assign asm_next = outv;
+        end else begin : g_many
+            reg [OUTW-PE*OB-1:0] asmb;
+            assign asm_next = {outv, asmb};
+            always @(posedge clk) begin
+                if (vc && lastc) asmb <= asm_next[OUTW-1:PE*OB];
+            end
+        end
+    endgenerate
+    wire push = vc && lastc && endc;
+
+    always @(posedge clk) begin
+        if (rst) inflight <= 3'd0;
+        else inflight <= inflight + ((beat && next_end) ? 3'd1 : 3'd0) - (push ? 3'd1 : 3'd0);
+    end
+
+    wire fifo_s_ready;   // 1 on push: guaranteed by the credit check
+    cf_fifo #(.W(OUTW), .DEPTH(FD)) u_out (
+        .clk(clk), .rst(rst),
+        .s_valid(push), .s_ready(fifo_s_ready), .s_data(asm_next),
+        .m_valid(m_valid), .m_ready(m_ready), .m_data(m_data),
+        .count(fcount));
+    wire unused = &{1'b0, fifo_s_ready};
+endmodule
+`default_nettype wire

@@ -1,0 +1,231 @@
+// cf_swg: sliding-window generator with replay (im2col in time).
+//
+// Input : one pixel per beat (C channels x B bits, channel c at [c*B +: B]),
+//         raster order, frames back to back.
+// Output: for every output pixel (oy, ox) in raster order, NF times over
+//         (ky, kx, chunk): the SIMD-channel chunk `chunk` of input pixel
+//         (oy*S - P + ky, ox*S - P + kx); taps outside the image give the
+//         matching chunk of PAD. So one output pixel is NF * K*K*(C/SIMD)
+//         beats: exactly the order a PE/SIMD-folded matrix-vector unit
+//         consumes (weight column j = (ky*K + kx)*C + c), and K*K beats of
+//         whole pixels (SIMD = C, NF = 1) for the pooling units.
+//
+// Buffer: DEPTH pixels (power of two) in a simple dual-port RAM with a
+// registered read (BRAM). Pixels are stored at consecutive addresses
+// (wrapping), so input pixel q of the current frame sits at base + q.
+// Flow control is at pixel granularity:
+//   * a window may be read once the last pixel it needs has been written
+//     (wcnt > need), where need = min(H-1, iy_max)*W + min(W-1, ix_max);
+//   * a pixel may be written once it cannot overwrite a pixel still needed
+//     by this or a later window (wcnt < oldest + DEPTH). oldest is the
+//     window's top-left in-image pixel; while the window's top row is above
+//     the image it is 0 (later windows still need row 0 from column 0).
+// Deadlock-free when DEPTH >= (K-1)*W + K (a whole window fits); the
+// generator sizes DEPTH = pow2((K-1)*W + K + (S-1)*W + K + 2) so the writer
+// can run ahead across a row change.
+// wcnt counts writes relative to the frame the reader is in and may run
+// into the next frame (or stay behind when trailing rows/columns are unused
+// by any window, hence signed).
+//
+// The output goes through a small FIFO fed with credits (FIFO count plus
+// reads in flight), so s_ready and m_valid never depend on m_ready
+// combinationally.
+`default_nettype none
+module cf_swg #(
+    parameter H     = 4,
+    parameter W     = 4,
+    parameter C     = 2,
+    parameter B     = 1,
+    parameter K     = 3,
+    parameter S     = 1,
+    parameter P     = 1,
+    parameter SIMD  = 1,
+    parameter NF    = 1,
+    parameter [C*B-1:0] PAD = {C*B{1'b0}},
+    parameter DEPTH = 16
+) (
+    input  wire              clk,
+    input  wire              rst,
+    input  wire              s_valid,
+    output wire              s_ready,
+    input  wire [C*B-1:0]    s_data,
+    output wire              m_valid,
+    input  wire              m_ready,
+    output wire [SIMD*B-1:0] m_data
+);
+    localparam PW  = C * B;
+    localparam OWD = SIMD * B;
+    localparam CF  = C / SIMD;
+    localparam OH  = (H + 2 * P - K) / S + 1;
+    localparam OW  = (W + 2 * P - K) / S + 1;
+    localparam HW  = H * W;
+    localparam AW  = $clog2(DEPTH);
+    // signed widths: coordinates and linear pixel indices
+    localparam XW  = $clog2(H + W + 2 * P + K + 2) + 2;
+    localparam QW  = $clog2(HW + DEPTH + W * K + 2) + 2;
+    localparam FD  = 4;                       // output FIFO depth
+    localparam FCW = $clog2(FD + 1);
+    localparam CFW = (CF > 1) ? $clog2(CF) : 1;
+    localparam KW  = (K > 1) ? $clog2(K) : 1;
+    localparam NFW = (NF > 1) ? $clog2(NF) : 1;
+    localparam OHW = (OH > 1) ? $clog2(OH) : 1;
+    localparam OWW = (OW > 1) ? $clog2(OW) : 1;
+
+    // Sized copies of the integer parameters (values fit by construction;
+    // the linter flags every 32-bit -> N-bit constant initialiser).
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [CFW-1:0] CF_LAST = CF - 1;
+    localparam [KW-1:0]  K_LAST  = K - 1;
+    localparam [NFW-1:0] NF_LAST = NF - 1;
+    localparam [OHW-1:0] OH_LAST = OH - 1;
+    localparam [OWW-1:0] OW_LAST = OW - 1;
+    localparam signed [XW-1:0] SP   = P;
+    localparam signed [XW-1:0] SS   = S;
+    localparam signed [XW-1:0] SK1  = K - 1;
+    localparam signed [XW-1:0] SH   = H;
+    localparam signed [XW-1:0] SWD  = W;
+    localparam signed [QW-1:0] QWD  = W;
+    localparam signed [QW-1:0] QHW  = HW;
+    localparam signed [QW-1:0] QDEP = DEPTH;
+    /* verilator lint_on WIDTHTRUNC */
+
+    // ---------------------------------------------------------------- buffer
+    reg [PW-1:0] mem [0:DEPTH-1];
+    reg [AW-1:0] waddr;          // next write address
+    reg [AW-1:0] base;           // address of pixel 0 of the reader's frame
+    reg signed [QW-1:0] wcnt;    // pixels written, relative to the reader's frame
+
+    // ---------------------------------------------------------------- reader
+    reg [OHW-1:0] oy;
+    reg [OWW-1:0] ox;
+    reg [NFW-1:0] nf;
+    reg [KW-1:0]  ky, kx;
+    reg [CFW-1:0] cf;
+    reg signed [XW-1:0] wy0, wx0;      // window top-left (may be negative)
+
+    wire signed [XW-1:0] iy = wy0 + $signed({{(XW-KW){1'b0}}, ky});
+    wire signed [XW-1:0] ix = wx0 + $signed({{(XW-KW){1'b0}}, kx});
+    wire in_img = (iy >= 0) && (iy < SH) && (ix >= 0) && (ix < SWD);
+
+    // last pixel this window needs, and the oldest pixel still needed
+    wire signed [XW-1:0] ry = (wy0 + SK1 > SH - 1)  ? SH - 1  : wy0 + SK1;
+    wire signed [XW-1:0] rx = (wx0 + SK1 > SWD - 1) ? SWD - 1 : wx0 + SK1;
+    wire signed [QW-1:0] need = $signed({{(QW-XW){ry[XW-1]}}, ry}) * QWD
+                              + $signed({{(QW-XW){rx[XW-1]}}, rx});
+    wire signed [XW-1:0] ox0 = (wx0 < 0) ? {XW{1'b0}} : wx0;
+    wire signed [QW-1:0] oldest = (wy0 < 0) ? {QW{1'b0}}
+                              : $signed({{(QW-XW){wy0[XW-1]}}, wy0}) * QWD
+                              + $signed({{(QW-XW){ox0[XW-1]}}, ox0});
+    wire signed [QW-1:0] lin = $signed({{(QW-XW){iy[XW-1]}}, iy}) * QWD
+                             + $signed({{(QW-XW){ix[XW-1]}}, ix});
+
+    wire [FCW-1:0] fcount;
+    reg            inflight;
+    wire credit = ({{(8-FCW){1'b0}}, fcount} + {7'd0, inflight}) < FD;
+    wire win_ok = (wcnt > need);
+    wire issue  = win_ok && credit;
+
+    wire last_cf = (cf == CF_LAST);
+    wire last_kx = (kx == K_LAST);
+    wire last_ky = (ky == K_LAST);
+    wire last_nf = (nf == NF_LAST);
+    wire last_ox = (ox == OW_LAST);
+    wire last_oy = (oy == OH_LAST);
+    wire frame_done = issue && last_cf && last_kx && last_ky && last_nf && last_ox && last_oy;
+
+    // writer
+    assign s_ready = (wcnt < oldest + QDEP);
+    wire wr = s_valid && s_ready;
+
+    always @(posedge clk) begin
+        if (wr) mem[waddr] <= s_data;
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            waddr <= {AW{1'b0}};
+            base  <= {AW{1'b0}};
+            wcnt  <= {QW{1'b0}};
+        end else begin
+            if (wr) waddr <= waddr + 1'b1;
+            if (frame_done) base <= base + QHW[AW-1:0];
+            wcnt <= wcnt + (wr ? {{(QW-1){1'b0}}, 1'b1} : {QW{1'b0}})
+                         - (frame_done ? QHW : {QW{1'b0}});
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            oy <= {OHW{1'b0}}; ox <= {OWW{1'b0}}; nf <= {NFW{1'b0}};
+            ky <= {KW{1'b0}};  kx <= {KW{1'b0}};  cf <= {CFW{1'b0}};
+            wy0 <= -SP; wx0 <= -SP;
+        end else if (issue) begin
+            if (!last_cf) cf <= cf + 1'b1;
+            else begin
+                cf <= {CFW{1'b0}};
+                if (!last_kx) kx <= kx + 1'b1;
+                else begin
+                    kx <= {KW{1'b0}};
+                    if (!last_ky) ky <= ky + 1'b1;
+                    else begin
+                        ky <= {KW{1'b0}};
+                        if (!last_nf) nf <= nf + 1'b1;
+                        else begin
+                            nf <= {NFW{1'b0}};
+                            if (!last_ox) begin
+                                ox  <= ox + 1'b1;
+                                wx0 <= wx0 + SS;
+                            end else begin
+                                ox  <= {OWW{1'b0}};
+                                wx0 <= -SP;
+                                if (!last_oy) begin
+                                    oy  <= oy + 1'b1;
+                                    wy0 <= wy0 + SS;
+                                end else begin
+                                    oy  <= {OHW{1'b0}};
+                                    wy0 <= -SP;
+                                end
+                            end
+                        end
+                    end
+                end
+            end
+        end
+    end
+
+    // ------------------------------------------------- registered read, mux
+    reg [PW-1:0]  rd_q;
+    reg           pad_q;
+    reg [CFW-1:0] cf_q;
+    always @(posedge clk) begin
+        rd_q  <= mem[base + lin[AW-1:0]];
+        pad_q <= !in_img;
+        cf_q  <= cf;
+    end
+    always @(posedge clk) begin
+        if (rst) inflight <= 1'b0;
+        else     inflight <= issue;
+    end
+
+    wire [PW-1:0] pix = pad_q ? PAD : rd_q;
+    wire [OWD-1:0] chunk;
+    wire fifo_s_ready;   // always 1 when inflight: guaranteed by the credit check
+    generate
+        if (CF == 1) begin : g_whole
+            assign chunk = pix;
+            wire unused_cf = &{1'b0, cf_q};
+        end else begin : g_chunk
+            assign chunk = pix[cf_q * OWD +: OWD];
+        end
+    endgenerate
+
+    cf_fifo #(.W(OWD), .DEPTH(FD)) u_out (
+        .clk(clk), .rst(rst),
+        .s_valid(inflight), .s_ready(fifo_s_ready), .s_data(chunk),
+        .m_valid(m_valid), .m_ready(m_ready), .m_data(m_data),
+        .count(fcount));
+
+    // lin's upper bits are only range information (addresses wrap at DEPTH)
+    wire unused_lin = &{1'b0, lin[QW-1:AW], fifo_s_ready};
+endmodule
+`default_nettype wire

@@ -1,0 +1,1 @@
+"""Helpers for the RTL tests: hand-made random graphs and their golden vectors."""

@@ -1,0 +1,224 @@
+"""Hand-made hardware graphs with random parameters for the RTL tests, and their golden
+vectors (no checkpoint, no lowering: every node's arrays are drawn at random with stream
+widths computed from exact value ranges, so the golden model is the only reference).
+
+Thresholds are drawn around the accumulator's typical value so both output bits occur,
+and a few channels get the edge cases (always 1, always 0, out-of-range thresholds).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from generator import golden
+from generator.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode,
+                          Stream, signed_bits)
+from generator.streams import write_hex
+
+
+def _range(s: Stream) -> tuple[int, int]:
+    if s.kind == "bit":
+        return 0, 1
+    if s.kind == "uint":
+        return 0, (1 << s.bits) - 1
+    return -(1 << (s.bits - 1)), (1 << (s.bits - 1)) - 1
+
+
+def _out_hw(s: Stream, k: int, stride: int, pad: int) -> tuple[int, int]:
+    return (s.h + 2 * pad - k) // stride + 1, (s.w + 2 * pad - k) // stride + 1
+
+
+def _edge_thresholds(rng, thr, lo, hi):
+    """A few channels get thresholds at or beyond the accumulator's range."""
+    c = len(thr)
+    for idx, val in zip(rng.choice(c, size=min(c, 3), replace=False),
+                        (lo - 5, hi + 7, lo)):
+        thr[idx] = val
+    return thr
+
+
+def conv(name, inp: Stream, c_out: int, k: int, rng, *, stride=1, pad=0, pe=1, simd=1,
+         act="threshold", pad_value=None, frac_bits=3, directions="mixed") -> ConvNode:
+    oh, ow = _out_hw(inp, k, stride, pad)
+    K = k * k * inp.c
+    if inp.kind == "bit":
+        matrix = "xnor"
+        w = rng.integers(0, 2, (c_out, K), dtype=np.uint8)
+        lo, hi = -K, K
+        typical = np.zeros(c_out)
+        spread = max(1.0, np.sqrt(K))
+        pv = int(rng.integers(0, 2)) if pad_value is None else pad_value
+    else:
+        matrix = "int8"
+        w = rng.integers(-127, 128, (c_out, K)).astype(np.int8)
+        wl = w.astype(np.int64)
+        lo = int((np.where(wl < 0, wl, 0).sum(axis=1) * 255).min())
+        hi = int((np.where(wl > 0, wl, 0).sum(axis=1) * 255).max())
+        typical = 127.5 * wl.sum(axis=1)
+        spread = 128 * np.sqrt((wl ** 2).sum(axis=1) / 3)
+        pv = 0 if pad_value is None else pad_value
+    acc_bits = signed_bits(lo, hi)
+    node = ConvNode(name, inp, None, pe=pe, simd=simd, k=k, stride=stride, pad=pad,
+                    pad_value=pv, matrix=matrix, weights=w, acc_bits=acc_bits, act=act)
+    if act == "threshold":
+        thr = np.round(typical + rng.normal(size=c_out) * spread * 0.5).astype(np.int64)
+        thr = _edge_thresholds(rng, thr, lo, hi)
+        if directions == "mixed":
+            d = rng.choice([-1, 1], size=c_out).astype(np.int8)
+        else:
+            d = np.ones(c_out, np.int8)
+        node.thresholds, node.direction = thr, d
+        node.thr_bits = signed_bits(int(thr.min()), int(thr.max()))
+        node.out = Stream(oh, ow, c_out, "bit", 1)
+    else:
+        sign = rng.choice([-1, 1], size=c_out).astype(np.int8)
+        off = np.round(rng.normal(size=c_out) * spread * (1 << frac_bits)).astype(np.int64)
+        node.sign, node.offset, node.frac_bits = sign, off, frac_bits
+        s64 = sign.astype(np.int64)
+        top = int(np.max(np.maximum(s64 * hi, s64 * lo) * (1 << frac_bits) + off))
+        node.out = Stream(oh, ow, c_out, "int", signed_bits(0, max(top, 1)))
+    return node
+
+
+def maxpool(name, inp: Stream, k: int, rng, *, stride=None, pad=0) -> MaxPoolNode:
+    stride = stride or k
+    oh, ow = _out_hw(inp, k, stride, pad)
+    inv = rng.integers(0, 2, inp.c, dtype=np.uint8)
+    return MaxPoolNode(name, inp, Stream(oh, ow, inp.c, "bit", 1), k=k, stride=stride, pad=pad,
+                       invert=inv)
+
+
+def avgpool(name, inp: Stream, k: int, rng, *, stride=None, pad=0, typical=None) -> AvgPoolNode:
+    stride = stride or k
+    oh, ow = _out_hw(inp, k, stride, pad)
+    lo, hi = _range(inp)
+    kk = k * k
+    smin, smax = min(0, lo * kk), hi * kk
+    t = np.asarray(typical if typical is not None else np.full(inp.c, (smin + smax) / 4))
+    thr = np.round(t * (0.5 + rng.random(inp.c))).astype(np.int64)
+    thr = _edge_thresholds(rng, thr, smin, smax)
+    d = rng.choice([-1, 1], size=inp.c).astype(np.int8)
+    return AvgPoolNode(name, inp, Stream(oh, ow, inp.c, "bit", 1), k=k, stride=stride, pad=pad,
+                       sum_bits=signed_bits(smin, smax), thresholds=thr, direction=d,
+                       thr_bits=signed_bits(int(thr.min()), int(thr.max())))
+
+
+def _scalemac_bounds(node_w, scales, n, inp: Stream):
+    lo, hi = _range(inp)
+    wl = node_w.astype(np.int64)
+    c_out = wl.shape[0]
+    groups = wl.shape[1] // n
+    pmax = (np.maximum(wl * hi, wl * lo)).reshape(c_out, groups, n).sum(axis=2)
+    pmin = (np.minimum(wl * hi, wl * lo)).reshape(c_out, groups, n).sum(axis=2)
+    zmax = int((pmax * scales).sum(axis=1).max())
+    zmin = int((pmin * scales).sum(axis=1).min())
+    bias_bound = (abs(zmin) + abs(zmax)) // 4
+    return pmin, pmax, zmin - bias_bound, zmax + bias_bound, bias_bound
+
+
+def scalemac(name, inp: Stream, c_out: int, n: int, rng, *, pe=1, simd=1, relu=True,
+             scale_bits=12) -> ScaleMacNode:
+    w = rng.integers(-127, 128, (c_out, inp.c)).astype(np.int8)
+    groups = inp.c // n
+    scales = rng.integers(1, 1 << scale_bits, groups).astype(np.int64)
+    pmin, pmax, zmin, zmax, bb = _scalemac_bounds(w, scales, n, inp)
+    bias = rng.integers(-bb, bb + 1, c_out).astype(np.int64)
+    out_bits = signed_bits(0 if relu else zmin, zmax)
+    return ScaleMacNode(name, inp, Stream(inp.h, inp.w, c_out, "int", out_bits), pe=pe,
+                        simd=simd, n=n, weights=w, scales=scales, scale_bits=scale_bits,
+                        bias=bias, relu=relu,
+                        group_bits=signed_bits(int(pmin.min()), int(pmax.max())),
+                        acc_bits=signed_bits(zmin, zmax))
+
+
+def globalsum(name, inp: Stream) -> GlobalSumNode:
+    lo, hi = _range(inp)
+    n = inp.h * inp.w
+    return GlobalSumNode(name, inp, Stream(1, 1, inp.c, "int", signed_bits(min(0, lo * n), hi * n)))
+
+
+def random_input(stream: Stream, frames: int, rng) -> np.ndarray:
+    lo, hi = _range(stream)
+    if stream.kind == "uint" and stream.bits == 8:
+        return rng.integers(0, 256, (frames, stream.h, stream.w, stream.c), dtype=np.uint8)
+    # non-negative ints look like relu outputs; use the lower part of the range mostly
+    if stream.kind == "int":
+        hi = min(hi, (1 << max(1, stream.bits - 3)))
+        lo = 0
+    return rng.integers(lo, hi + 1, (frames, stream.h, stream.w, stream.c)).astype(np.int64)
+
+
+def write_vectors(graph: Graph, out: Path, frames: int, seed: int = 0) -> list[np.ndarray]:
+    """OUT/graph.*, OUT/vectors/input.hex and <node>.hex from the golden model."""
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    vec = out / "vectors"
+    vec.mkdir(parents=True, exist_ok=True)
+    graph.save(out)
+    x = random_input(graph.input, frames, rng)
+    write_hex(vec / "input.hex", x, graph.input)
+    outs = []
+    for node in graph.nodes:
+        x = golden.run_node(node, x)
+        outs.append(x)
+        write_hex(vec / f"{node.name}.hex", x, node.out)
+    (vec / "meta.json").write_text(json.dumps(
+        {"frames": frames, "nodes": [n.name for n in graph.nodes], "output": graph.nodes[-1].name}))
+    return outs
+
+
+def chain(nodes, name="test") -> Graph:
+    return Graph(name, nodes, nodes[0].inp, 1.0, nodes[-1].out.c)
+
+
+def brief_chain(rng, hw=8, c=(8, 16, 16, 16, 16), fold=None) -> Graph:
+    """int8 conv k3 p1 threshold -> xnor conv k3 p1 threshold -> maxpool k2 -> xnor conv k1
+    relu_offset -> avgpool k3 s2 p1 threshold -> xnor conv k1 relu_offset -> scalemac ->
+    globalsum, on hw x hw x 3 uint8 images. fold: {node name: (pe, simd)}."""
+    fold = fold or {}
+
+    def f(name, default):
+        return dict(zip(("pe", "simd"), fold.get(name, default)))
+
+    c1, c2, c3, c4, c5 = c
+    inp = Stream(hw, hw, 3, "uint", 8)
+    n1 = conv("conv1", inp, c1, 3, rng, pad=1, **f("conv1", (2, 3)))
+    n2 = conv("conv2", n1.out, c2, 3, rng, pad=1, pad_value=0, **f("conv2", (4, 8)))
+    n3 = maxpool("pool1", n2.out, 2, rng)
+    n4 = conv("conv3", n3.out, c3, 1, rng, act="relu_offset", **f("conv3", (2, 8)))
+    # typical window sum of the relu outputs: estimate from a quick golden pass later
+    n5 = avgpool("pool2", n4.out, 3, rng, stride=2, pad=1)
+    n6 = conv("conv4", n5.out, c4, 1, rng, act="relu_offset", **f("conv4", (4, 4)))
+    n7 = scalemac("fc", n6.out, c5, 4, rng, **f("fc", (2, 2)))
+    n8 = globalsum("gsum", n7.out)
+    g = chain([n1, n2, n3, n4, n5, n6, n7, n8], "brief_chain")
+    calibrate(g, rng)
+    return g
+
+
+def calibrate(graph: Graph, rng, frames: int = 8) -> None:
+    """Move avg-pool thresholds and scale-MAC biases to the middle of the values the
+    preceding nodes actually produce on random input, so every output bit toggles."""
+    x = random_input(graph.input, frames, rng)
+    for node in graph.nodes:
+        if isinstance(node, AvgPoolNode):
+            sums = golden.avgpool_sum(node, x)
+            med = np.median(sums.reshape(-1, sums.shape[-1]), axis=0)
+            lo, hi = _range(node.inp)
+            kk = node.k * node.k
+            node.thresholds = _edge_thresholds(rng, np.round(med).astype(np.int64),
+                                               min(0, lo * kk), hi * kk)
+            node.thr_bits = signed_bits(int(node.thresholds.min()), int(node.thresholds.max()))
+        if isinstance(node, ScaleMacNode):
+            *_, bb = _scalemac_bounds(node.weights, node.scales, node.n, node.inp)
+            saved = node.bias
+            node.bias = np.zeros_like(saved)
+            relu, node.relu = node.relu, False
+            z = golden.scalemac(node, x)
+            node.relu = relu
+            med = np.median(z.reshape(-1, z.shape[-1]), axis=0)
+            node.bias = np.clip(np.round(-med).astype(np.int64), -bb, bb)
+        x = golden.run_node(node, x)
