@@ -1,0 +1,153 @@
+"""`python -m generator.notebook OUT`: render and execute the demo notebook headless.
+
+The notebook (templates/host/cfgen_demo.py.j2, percent-format cells) is rendered into
+OUT/notebook/cfgen_demo.ipynb, executed with nbclient in OUT/notebook/ on the C-simulation
+backend by default (CFGEN_BACKEND), saved executed in place, and writes
+OUT/notebook/results.json (frames, accuracy, agreement_with_golden, outputs_equal_golden,
+backend, frames/s). Exit status 1 when a cell fails, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO_ROOT / "templates" / "host"
+NOTEBOOK = "cfgen_demo.ipynb"
+
+
+def notebook_from_percent(text: str):
+    """'# %%' / '# %% [markdown]' cells -> an nbformat v4 notebook."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for chunk in re.split(r"^# %%", text, flags=re.M)[1:]:
+        header, _, body = chunk.partition("\n")
+        body = body.strip("\n")
+        if "[markdown]" in header:
+            md = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+            nb.cells.append(nbformat.v4.new_markdown_cell(md))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(body))
+    return nb
+
+
+def render_notebook(dest, meta: dict, *, package: bool) -> Path:
+    """Write the notebook. package=True: it sits next to cfgen_meta.json and cfgen_driver/
+    (board package); False: it sits in OUT/notebook/ and imports the driver from the repo."""
+    import jinja2
+    import nbformat
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    text = env.get_template("cfgen_demo.py.j2").render(
+        meta=meta, meta_dir="." if package else "..", driver_path=str(REPO_ROOT / "host"))
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook_from_percent(text), str(dest))
+    return dest
+
+
+def execute(path, *, cwd=None, env: dict | None = None, timeout: int = 600):
+    """Run every cell (nbclient) in `cwd` with extra environment variables; save in place."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(str(path), as_version=4)
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(cwd or path.parent)}})
+        try:
+            client.execute()
+        finally:
+            nbformat.write(nb, str(path))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: int = 600,
+        log=print) -> dict:
+    from .backends.host import build_meta, driver
+    from .errors import BuildError
+
+    out = Path(out_dir).resolve()
+    if not (out / "graph.json").is_file():
+        raise BuildError(f"{out} is not a cfgen build folder (no graph.json)")
+    meta_file = out / "host" / "cfgen_meta.json"
+    if meta_file.is_file():
+        meta = driver().meta.load(meta_file)
+    else:  # a build made before the host backend was wired into `build`
+        meta = build_meta(json.loads((out / "graph.json").read_text()), out, _board(out))
+        driver().meta.save(meta, out / "host")
+    if not (out / "host" / "csim_shim.cpp").is_file():
+        import shutil
+        shutil.copy2(TEMPLATES / "csim_shim.cpp", out / "host" / "csim_shim.cpp")
+    nb_path = render_notebook(out / "notebook" / NOTEBOOK, meta, package=False)
+    results = out / "notebook" / "results.json"
+    results.unlink(missing_ok=True)
+    env = {"CFGEN_BACKEND": backend, "CFGEN_BUILD_DIR": str(out), "CFGEN_RESULTS": str(results)}
+    if frames:
+        env["CFGEN_FRAMES"] = str(frames)
+    log(f"executing {nb_path} on the {backend} backend ...")
+    t0 = time.perf_counter()
+    execute(nb_path, cwd=nb_path.parent, env=env, timeout=timeout)
+    res = json.loads(results.read_text())
+    res["notebook_seconds"] = round(time.perf_counter() - t0, 2)
+    results.write_text(json.dumps(res, indent=2))
+    log(f"notebook ran in {res['notebook_seconds']} s: {res['frames']} frames on {res['backend']}, "
+        f"agreement with golden {res['agreement_with_golden']}, outputs equal golden "
+        f"{res['outputs_equal_golden']}, accuracy {res['accuracy']}; wrote {results}")
+    return res
+
+
+def _board(out: Path) -> dict | None:
+    rep = out / "report.json"
+    if rep.is_file():
+        try:
+            from .boards import load_board
+            return load_board(json.loads(rep.read_text())["board"])
+        except Exception:
+            return None
+    return None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m generator.notebook", description=__doc__.splitlines()[0])
+    p.add_argument("out", help="build folder")
+    p.add_argument("--backend", default="csim", choices=("csim", "golden", "auto"))
+    p.add_argument("--frames", type=int, default=None, help="images to classify (default: the notebook's 100)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    a = p.parse_args(argv)
+    from .errors import CfgenError
+    try:
+        res = run(a.out, backend=a.backend, frames=a.frames, timeout=a.timeout)
+    except CfgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a failing cell: nbclient's message names the cell and the traceback
+        name = type(e).__name__
+        msg = str(e).strip().splitlines()
+        print(f"error: the notebook failed ({name}):\n" + "\n".join(msg[-25:]), file=sys.stderr)
+        return 1
+    ok = res["agreement_with_golden"] in (None, 1.0) and res["outputs_equal_golden"] in (None, True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

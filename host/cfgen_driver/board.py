@@ -1,0 +1,276 @@
+"""The board layer: pynq Overlay + AXI DMA + the accelerator IP. Thin, and pynq is imported
+only when a PynqBackend is created (pass `pynq=` a stand-in to test it off-board:
+cfgen_driver.fakepynq).
+
+Per batch of n frames (buffers allocated once, for max_batch frames):
+1. pack into the contiguous input buffer (the send transfer flushes the cache);
+2. HLS top with AXI-lite control: wait for ap_idle, write `reps` = n, set ap_start;
+   an IP without control registers (the RTL top) just streams;
+3. keep both DMA channels busy until every frame is back: the input goes out in chunks of
+   at most the DMA's buffer_max_size (width-aligned); the output comes back one receive
+   transfer per frame, because the accelerator sets TLAST on the last beat of every frame and
+   a simple-mode S2MM transfer ends at TLAST. Output frames sit in slots aligned to the DMA
+   data width (a DMA without DRE needs aligned addresses);
+4. invalidate the output buffer and copy the frames out.
+No progress for `timeout` seconds raises AcceleratorTimeout (never a hang); the DMA is then
+soft-reset and the backend refuses to run until reset() re-downloads the overlay.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Backend
+from .errors import (AcceleratorTimeout, BoardUnavailable, ClosedError, DMAError, OverlayError)
+
+DMA_TYPE = "xilinx.com:ip:axi_dma:"
+# AXI DMA register offsets (PG021) and HLS ap_ctrl_hs bits.
+MM2S_DMACR, MM2S_DMASR, S2MM_DMASR = 0x00, 0x04, 0x34
+DMACR_RESET = 0x4
+AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+
+
+def import_pynq():
+    try:
+        import pynq
+    except ImportError as e:
+        raise BoardUnavailable(
+            f"pynq is not importable ({e}): backend='board' runs on a PYNQ board, whose image ships pynq. "
+            "Off-board use backend='csim' or 'golden' (`pip install cfgen[board]` installs pynq but pins "
+            "numpy<2 and still finds no device).") from None
+    return pynq
+
+
+def _no_device(e: Exception) -> bool:
+    return "no devices found" in str(e).lower()
+
+
+def _board_error(e: Exception, what: str) -> Exception:
+    if _no_device(e):
+        return BoardUnavailable(f"{what}: no FPGA device found (pynq: {e}). backend='board' runs only on a PYNQ "
+                                "board; off-board use backend='csim' or 'golden'.")
+    return OverlayError(f"{what}: {type(e).__name__}: {e}")
+
+
+def find_bitfile(folder) -> Path | None:
+    """The one .bit in `folder` that has a .hwh of the same name next to it."""
+    folder = Path(folder)
+    cands = sorted(p for p in folder.glob("*.bit") if p.with_suffix(".hwh").is_file())
+    return cands[0] if len(cands) == 1 else None
+
+
+def check_overlay_files(bitfile) -> Path:
+    if bitfile is None:
+        raise OverlayError("no overlay: pass bitfile=<name>.bit (with <name>.hwh next to it); in the build "
+                           "folder `make bitstream` then `make package` puts both into package/")
+    bit = Path(bitfile)
+    if not bit.is_file():
+        raise OverlayError(f"bitstream {bit} not found: run `make bitstream` and `make package` in the build "
+                           "folder, then copy package/ onto the board")
+    if not bit.with_suffix(".hwh").is_file():
+        raise OverlayError(f"{bit.with_suffix('.hwh')} not found: pynq needs the .hwh next to the .bit "
+                           "(same name) to find the DMA and the accelerator")
+    return bit
+
+
+def _resolve(overlay, name: str):
+    obj = overlay
+    for part in name.split("/"):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+class PynqBackend(Backend):
+    name = "board"
+
+    def __init__(self, meta: dict, bitfile, max_batch: int = 64, *, timeout: float = 5.0, pynq=None,
+                 dma_name: str | None = None, ip_name: str | None = None):
+        super().__init__(meta, max_batch)
+        self.bitfile = check_overlay_files(bitfile)
+        self.timeout = float(timeout)
+        self._pynq = pynq if pynq is not None else import_pynq()
+        self._dma_name, self._ip_name = dma_name, ip_name
+        self._in_buf = self._out_buf = None
+        self._broken = None
+        self.overlay = self.dma = self.ip = None
+        try:
+            self._load_overlay()
+            self._allocate()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ set-up
+    def _load_overlay(self) -> None:
+        try:
+            self.overlay = self._pynq.Overlay(str(self.bitfile))
+        except Exception as e:
+            raise _board_error(e, f"loading the overlay {self.bitfile.name}") from None
+        ip_dict = getattr(self.overlay, "ip_dict", {}) or {}
+        dmas = [k for k, v in ip_dict.items() if str(v.get("type", "")).startswith(DMA_TYPE)]
+        name = self._dma_name
+        if name is None:
+            if not dmas:
+                raise OverlayError(f"{self.bitfile.name}: no AXI DMA in the overlay (IPs: {', '.join(ip_dict) or 'none'})")
+            if len(dmas) > 1:
+                raise OverlayError(f"{self.bitfile.name}: several AXI DMAs ({', '.join(dmas)}): pass dma_name=")
+            name = dmas[0]
+        elif name not in ip_dict:
+            raise OverlayError(f"{self.bitfile.name}: no IP named {name!r} (IPs: {', '.join(ip_dict)})")
+        self.dma_name = name
+        self.dma = _resolve(self.overlay, name)
+        for ch in ("sendchannel", "recvchannel"):
+            if getattr(self.dma, ch, None) is None:
+                raise OverlayError(f"{self.bitfile.name}: DMA {name} has no {ch} (needs MM2S and S2MM)")
+        params = ip_dict[name].get("parameters", {}) or {}
+        widths = [int(params[k]) for k in ("c_m_axi_mm2s_data_width", "c_m_axi_s2mm_data_width") if k in params]
+        self.align = max(widths + [int(self.meta["dma"]["data_width_bits"])]) // 8
+        self.max_transfer = int(getattr(self.dma, "buffer_max_size", (1 << 14) - 1))
+
+        top = self.meta["ip"]["top"]
+        if self._ip_name is not None:
+            if self._ip_name not in ip_dict:
+                raise OverlayError(f"{self.bitfile.name}: no IP named {self._ip_name!r}")
+            ips = [self._ip_name]
+        else:
+            ips = [k for k, v in ip_dict.items()
+                   if f":{top}:" in str(v.get("type", "")) or k.split("/")[-1].startswith(top)]
+        if len(ips) > 1:
+            raise OverlayError(f"{self.bitfile.name}: several accelerator IPs ({', '.join(ips)}): pass ip_name=")
+        self.ip_name = ips[0] if ips else None
+        self.ip = _resolve(self.overlay, self.ip_name) if self.ip_name else None
+        regs = ip_dict[self.ip_name].get("registers", {}) if self.ip_name else {}
+        reps = self.meta["ip"]["reps_register"]
+        self.ctrl_offset = regs["CTRL"]["address_offset"] if "CTRL" in regs else (0 if regs else None)
+        self.reps_offset = regs[reps]["address_offset"] if reps in regs else None
+        if self.ip is not None and self.reps_offset is None and regs:
+            raise OverlayError(f"{self.bitfile.name}: accelerator {self.ip_name} has no {reps!r} register")
+        if self.ip is None:
+            self.ctrl_offset = None  # free-running stream (RTL top): no control registers
+        self._broken = None
+
+    def _allocate(self) -> None:
+        mi, mo = self.meta["input"], self.meta["output"]
+        self.out_slot = _round_up(mo["frame_bytes"], self.align)
+        if self.out_slot > self.max_transfer or self.align > self.max_transfer:
+            raise OverlayError(f"an output frame of {mo['frame_bytes']} bytes exceeds the DMA's maximum "
+                               f"transfer of {self.max_transfer} bytes")
+        self.chunk = max(self.align, (self.max_transfer // self.align) * self.align)
+        try:
+            self._in_buf = self._pynq.allocate(shape=(self.max_batch * mi["frame_bytes"],), dtype=np.uint8)
+            self._out_buf = self._pynq.allocate(shape=(self.max_batch * self.out_slot,), dtype=np.uint8)
+        except Exception as e:
+            raise _board_error(e, f"allocating {self.max_batch}-frame DMA buffers") from None
+
+    # ------------------------------------------------------------------ running
+    def _status(self, ch) -> str:
+        bits = []
+        for attr in ("running", "idle", "error"):
+            try:
+                bits.append(f"{attr}={bool(getattr(ch, attr))}")
+            except Exception:  # pragma: no cover - status unreadable
+                pass
+        return ", ".join(bits)
+
+    def _check_error(self, ch, which: str) -> None:
+        if getattr(ch, "error", False):
+            self._broken = f"the DMA {which} channel reported an error"
+            raise DMAError(f"DMA {which} channel error ({self._status(ch)}): a transfer length that the "
+                           "accelerator's stream does not match (wrong bitstream for cfgen_meta.json?) or a "
+                           "bad address; call reset() before running again")
+
+    def _timeout(self, what: str) -> None:
+        self._broken = f"timed out {what}"
+        try:  # soft reset of both DMA channels, bounded
+            self.dma.write(MM2S_DMACR, DMACR_RESET)
+            t = time.perf_counter() + 0.1
+            while self.dma.read(MM2S_DMACR) & DMACR_RESET and time.perf_counter() < t:
+                pass
+        except Exception:
+            pass
+        raise AcceleratorTimeout(f"no progress for {self.timeout:g} s {what} (send: "
+                                 f"{self._status(self.dma.sendchannel)}; recv: {self._status(self.dma.recvchannel)}). "
+                                 "The accelerator or the DMA stalled: is the overlay the one built with this "
+                                 "cfgen_meta.json? Call reset() to re-download the overlay.")
+
+    def _wait_ip_idle(self, what: str) -> None:
+        deadline = time.perf_counter() + self.timeout
+        while not self.ip.read(self.ctrl_offset) & AP_IDLE:
+            if time.perf_counter() > deadline:
+                self._timeout(f"waiting for the accelerator to become idle {what}")
+
+    def _execute(self, frames):
+        if self._broken:
+            raise ClosedError(f"the board backend {self._broken}: call reset() (re-downloads the overlay)")
+        n = frames.shape[0]
+        mi, mo = self.meta["input"], self.meta["output"]
+        total_in = n * mi["frame_bytes"]
+        t0 = time.perf_counter()
+        self._in_buf[:total_in] = frames.reshape(-1)
+        t1 = time.perf_counter()
+
+        send, recv = self.dma.sendchannel, self.dma.recvchannel
+        if self.ctrl_offset is not None:
+            self._wait_ip_idle("before the batch")
+            self.ip.write(self.reps_offset, n)
+            self.ip.write(self.ctrl_offset, AP_START)
+        sent = issued = done = 0
+        send_busy = recv_busy = False
+        deadline = time.perf_counter() + self.timeout
+        while done < n or send_busy:
+            progress = False
+            if send_busy and send.idle:
+                send_busy, progress = False, True
+            if recv_busy and recv.idle:
+                recv_busy, progress, done = False, True, done + 1
+            self._check_error(send, "send (MM2S)")
+            self._check_error(recv, "receive (S2MM)")
+            if not send_busy and sent < total_in:
+                nbytes = min(self.chunk, total_in - sent)
+                send.transfer(self._in_buf, start=sent, nbytes=nbytes)
+                sent += nbytes
+                send_busy = progress = True
+            if not recv_busy and issued < n:
+                recv.transfer(self._out_buf, start=issued * self.out_slot, nbytes=mo["frame_bytes"])
+                issued += 1
+                recv_busy = progress = True
+            now = time.perf_counter()
+            if progress:
+                deadline = now + self.timeout
+            elif now > deadline:
+                self._timeout(f"after {done}/{n} frames came back and {sent}/{total_in} input bytes were sent")
+        if self.ctrl_offset is not None:
+            self._wait_ip_idle("after the batch")
+        t2 = time.perf_counter()
+        self._out_buf.invalidate()
+        out = np.asarray(self._out_buf[:n * self.out_slot]).reshape(n, self.out_slot)[:, :mo["frame_bytes"]].copy()
+        self.timing = {"copy_in": t1 - t0, "compute": t2 - t1, "copy_out": time.perf_counter() - t2}
+        return out
+
+    def reset(self) -> None:
+        """Re-download the overlay (after a timeout or DMA error); buffers are kept."""
+        if self._closed:
+            raise ClosedError("the board backend is closed")
+        self._load_overlay()
+
+    def close(self) -> None:
+        for attr in ("_in_buf", "_out_buf"):
+            buf = getattr(self, attr, None)
+            if buf is not None:
+                setattr(self, attr, None)
+                try:
+                    (getattr(buf, "freebuffer", None) or buf.close)()
+                except Exception:
+                    pass
+        self.overlay = self.dma = self.ip = None
+        super().close()
+
+    def describe(self) -> str:
+        return f"board ({self.bitfile.name}, DMA {getattr(self, 'dma_name', '?')}, IP {self.ip_name or 'free-running'})"
