@@ -73,10 +73,18 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a torch checkpoint (corrupt, truncated or foreign file)")
+    # torch.load does not check the archive's CRCs: damaged tensor data would load silently.
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except Exception as exc:  # BadZipFile, zlib.error, OSError, ...
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint (CRC mismatch in {bad})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        found = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
         what = f"it references {found.group(1)}" if found else "it holds objects other than tensors"
         raise CheckpointError(f"{path}: refused to unpickle: {what}") from None
     except Exception as exc:  # torch raises assorted types on a damaged archive
@@ -89,6 +97,9 @@ def load_checkpoint(path) -> Checkpoint:
     for key in ("spec", "state_dict"):
         if not isinstance(payload.get(key), dict):
             raise CheckpointError(f"{path}: missing '{key}'")
+    for key in ("meta", "accuracy"):
+        if not isinstance(payload.get(key) or {}, dict):
+            raise CheckpointError(f"{path}: '{key}' is not a dict")
     try:
         spec = specmod.validate(payload["spec"], source=str(path))
         if not payload["spec"].get("resolved"):

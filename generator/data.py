@@ -63,26 +63,49 @@ def _cifar_folder(data_dir: str | None) -> Path:
                     f"(from cifar-10-python.tar.gz) in {base}/cifar-10-batches-py/")
 
 
+def _np_core(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(f"numpy._core.{name}")  # numpy >= 2
+    except ImportError:
+        return importlib.import_module(f"numpy.core.{name}")
+
+
 def _read_cifar_batch(path: Path) -> Split:
     # The official batches are pickles of plain dicts of numpy arrays and lists; a restricted
     # unpickler admits only those types so a hostile file cannot run code.
+    # Official files (Python 2 pickles) name numpy.core.multiarray; batches re-pickled with
+    # numpy 2 name numpy._core.multiarray (protocol <= 4) or numpy._core.numeric (protocol 5).
     class _Safe(pickle.Unpickler):
         def find_class(self, module, name):
-            if module == "numpy.core.multiarray" and name in ("_reconstruct", "scalar"):
-                return getattr(np.core.multiarray, name)
+            if module in ("numpy.core.multiarray", "numpy._core.multiarray") and \
+                    name in ("_reconstruct", "scalar"):
+                return getattr(_np_core("multiarray"), name)
+            if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
+                return getattr(_np_core("numeric"), name)
             if module == "numpy" and name in ("ndarray", "dtype"):
                 return getattr(np, name)
+            if (module, name) == ("_codecs", "encode"):  # bytes in a Python 3 protocol-2 pickle
+                import _codecs
+
+                return _codecs.encode
             raise pickle.UnpicklingError(f"{path}: forbidden type {module}.{name}")
 
     try:
         with open(path, "rb") as fh:
             d = _Safe(fh, encoding="bytes").load()
-        data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(d[b"labels"], dtype=np.int64)
+        if not isinstance(d, dict):
+            raise TypeError("not a dict")
+        d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+        data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(d["labels"], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
         raise DataError(f"{path}: not a CIFAR-10 python batch ({str(exc).splitlines()[0][:120]})") from None
     if len(data) != len(labels):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
+        raise DataError(f"{path}: labels outside 0..{len(CIFAR10_CLASSES) - 1}")
     return Split(data, labels)
 
 

@@ -78,12 +78,17 @@ class _CFMixin:
         self.mode, self.cf, self.center_clamp = mode, cf, center_clamp
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
+    @torch.no_grad()
+    def center_clamp_(self) -> None:
+        """XNOR-Net reference (BinOp.meancenterConvParams + clampConvParams): subtract the
+        mean over the input-channel axis (dim 1, per output filter and kernel tap) from the
+        latent weights, then clamp them to [-1, 1]. In place."""
+        self.weight.sub_(self.weight.mean(dim=1, keepdim=True)).clamp_(-1.0, 1.0)
+
     def binary_weight(self) -> torch.Tensor:
         if self.center_clamp and self.training:
-            # XNOR-Net reference: center each latent filter and clamp to [-1, 1] before use.
-            with torch.no_grad():
-                dims = tuple(range(1, self.weight.dim()))
-                self.weight.sub_(self.weight.mean(dim=dims, keepdim=True)).clamp_(-1.0, 1.0)
+            # The reference centers and clamps before every binarization while training.
+            self.center_clamp_()
         return cf_binarize(self.weight, self.cf)
 
     def scales(self) -> torch.Tensor:

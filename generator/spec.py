@@ -50,6 +50,29 @@ def load_spec(arch: str) -> dict:
     return validate(spec, source=str(path))
 
 
+TOP_FIELDS = ("name", "description", "input", "num_classes", "layers", "resolved")
+INPUT_FIELDS = ("channels", "height", "width")
+
+
+def _number(value, what: str, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{what} must be a number, got {value!r}")
+    v = float(value)
+    if v != v or (low is not None and (v < low or (low_open and v == low))) or \
+            (high is not None and (v > high or (high_open and v == high))):
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise SpecError(f"{what} must be in {lo or '(-inf'}, {hi or 'inf)'}, got {value!r}")
+    return v
+
+
+def _bool(value, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{what} must be true or false, got {value!r}")
+    return value
+
+
 def _positive_int(value, what: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
@@ -61,15 +84,27 @@ def validate(spec: dict, source: str = "spec") -> dict:
     if not isinstance(spec, dict):
         raise SpecError(f"{source}: a spec must be a JSON object")
     spec = copy.deepcopy(spec)
+    unknown = set(spec) - set(TOP_FIELDS)
+    if unknown:
+        raise SpecError(f"{source}: unknown field(s) {', '.join(sorted(map(str, unknown)))} "
+                        f"(allowed: {', '.join(TOP_FIELDS)})")
     for key in ("input", "layers"):
         if key not in spec:
             raise SpecError(f"{source}: missing '{key}'")
     inp = spec["input"]
     if not isinstance(inp, dict):
         raise SpecError(f"{source}: 'input' must be an object")
-    for key in ("channels", "height", "width"):
+    unknown = set(inp) - set(INPUT_FIELDS)
+    if unknown:
+        raise SpecError(f"{source}: input: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    for key in INPUT_FIELDS:
         _positive_int(inp.get(key), f"{source}: input.{key}")
     spec.setdefault("name", Path(source).stem)
+    for key in ("name", "description"):
+        if key in spec and not isinstance(spec[key], str):
+            raise SpecError(f"{source}: '{key}' must be a string")
+    if "num_classes" in spec:
+        _positive_int(spec["num_classes"], f"{source}: num_classes")
     if not isinstance(spec["layers"], list) or not spec["layers"]:
         raise SpecError(f"{source}: 'layers' must be a non-empty list")
     names = set()
@@ -85,7 +120,7 @@ def validate(spec: dict, source: str = "spec") -> dict:
             raise SpecError(f"{where} ({kind}): unknown field(s) {', '.join(sorted(unknown))}")
         layer = {"type": kind, **fields, **raw}
         name = layer.get("name") or f"{kind}{i}"
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise SpecError(f"{where}: name {name!r} must be letters, digits and underscores")
         if name in names:
             raise SpecError(f"{where}: duplicate layer name {name!r}")
@@ -97,15 +132,18 @@ def validate(spec: dict, source: str = "spec") -> dict:
                 raise SpecError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
             if layer["cf"] is not None:
                 _positive_int(layer["cf"], f"{where}: cf")
-            if not 0.0 <= float(layer["dropout"]) < 1.0:
-                raise SpecError(f"{where}: dropout must be in [0, 1)")
+                if layer["out"] % layer["cf"]:
+                    raise SpecError(f"{where}: cf {layer['cf']} does not divide its "
+                                    f"{layer['out']} output channels")
+            _number(layer["dropout"], f"{where}: dropout", 0.0, 1.0, high_open=True)
+            _bool(layer["bias"], f"{where}: bias")
         if kind == "conv":
             _positive_int(layer["kernel"], f"{where}: kernel")
             _positive_int(layer["stride"], f"{where}: stride")
             _positive_int(layer["padding"], f"{where}: padding", minimum=0)
             if layer["pad_value"] is None:
                 layer["pad_value"] = -1 if layer["precision"] == "xnor" else 0
-            if layer["pad_value"] not in (0, -1):
+            if isinstance(layer["pad_value"], bool) or layer["pad_value"] not in (0, -1):
                 raise SpecError(f"{where}: pad_value must be 0 or -1")
         if kind in ("maxpool", "avgpool"):
             _positive_int(layer["kernel"], f"{where}: kernel")
@@ -116,13 +154,23 @@ def validate(spec: dict, source: str = "spec") -> dict:
             if 2 * layer["padding"] > layer["kernel"]:
                 raise SpecError(f"{where}: padding must be at most half the kernel")
         if kind == "batchnorm":
-            if float(layer["eps"]) <= 0:
-                raise SpecError(f"{where}: eps must be positive")
+            _number(layer["eps"], f"{where}: eps", 0.0, low_open=True)
+            _number(layer["momentum"], f"{where}: momentum", 0.0, 1.0)
+            _bool(layer["affine"], f"{where}: affine")
+            if layer["min_gamma"] is not None:
+                _number(layer["min_gamma"], f"{where}: min_gamma")
+                if not layer["affine"]:
+                    raise SpecError(f"{where}: min_gamma needs affine true")
+        if kind == "dropout":
+            _number(layer["p"], f"{where}: p", 0.0, 1.0, high_open=True)
         layers.append(layer)
     spec["layers"] = layers
-    shapes(spec)  # raises on impossible shapes
-    if "num_classes" in spec and shapes(spec)[-1] != (spec["num_classes"],):
-        raise SpecError(f"{source}: output shape {shapes(spec)[-1]} does not match "
+    try:
+        out_shapes = shapes(spec)  # raises on impossible shapes
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    if "num_classes" in spec and out_shapes[-1] != (spec["num_classes"],):
+        raise SpecError(f"{source}: output shape {out_shapes[-1]} does not match "
                         f"num_classes {spec['num_classes']}")
     return spec
 

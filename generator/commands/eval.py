@@ -1,0 +1,66 @@
+"""`eval FILE.pt --data D`: top-1 accuracy of a checkpoint's float model on the test split.
+
+Extending: add options in add_parser and fill more keys of the result dict in run();
+report() prints every key (text) or the whole dict (--json).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..data import DATASETS, load_dataset
+from ..errors import CfgenError
+from ..evaluate import check_compatible, float_accuracy
+
+
+def add_parser(sub):
+    p = sub.add_parser("eval", help="measure a checkpoint's test accuracy",
+                       description="Top-1 accuracy of the checkpoint's float model on the test "
+                                   "split (CPU, batches of 256: reproduces the figure train stores).")
+    p.add_argument("checkpoint", help="checkpoint file (.pt)")
+    p.add_argument("--data", required=True, choices=DATASETS, help="data set (its test split)")
+    p.add_argument("--data-dir", default=None, help="folder with the CIFAR-10 python batches")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate only the first N test frames")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def load_test_frames(args, spec: dict):
+    """(images uint8 (N, C, H, W), labels) of the test split, cut to --limit, shape-checked."""
+    ds = load_dataset(args.data, args.data_dir)
+    images, labels = ds.test.images, ds.test.labels
+    if args.limit is not None:
+        if args.limit < 1:
+            raise CfgenError("--limit must be >= 1")
+        images, labels = images[:args.limit], labels[:args.limit]
+    check_compatible(spec, images, args.data)
+    return images, labels
+
+
+def run(args) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model()
+    images, labels = load_test_frames(args, ckpt.spec)
+    result = {"checkpoint": str(args.checkpoint), "data": args.data, "frames": int(len(labels))}
+    with torch.no_grad():
+        result["float_acc"] = float_accuracy(model, images, labels)
+    stored = ckpt.accuracy.get(args.data)
+    if stored is not None and args.limit is None:
+        result["stored_acc"] = stored
+    report(result, args.json)
+    return 0
+
+
+def report(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{result['checkpoint']}: {result['data']} test, {result['frames']} frames")
+    for key, value in result.items():
+        if key in ("checkpoint", "data", "frames"):
+            continue
+        print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")

@@ -1,0 +1,517 @@
+"""Training of CF-n binarized networks: the paper's schedule, resumable, optionally distributed.
+
+Schedule (BRIEF section 2): Adam, lr 0.01, weight decay 1e-5, lr x0.1 at epochs
+120/200/240/280 of 320, batch 128, no augmentation. A shorter --epochs scales the
+milestones proportionally. For the tiny `digits` data set the default is DIGITS_EPOCHS.
+
+Every epoch the trainer writes OUT (a normal checkpoint of the current weights) and
+OUT.state (weights, optimizer, epoch, RNG state, config, history; a plain dict of
+tensors and Python values, loadable with torch.load(weights_only=True)). `resume`
+continues from OUT.state; on the CPU a resumed run equals an uninterrupted one.
+
+Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
+(NCCL on GPUs, gloo on the CPU), every process reads a DistributedSampler shard of
+batch_size / world_size images per step, and only rank 0 prints and writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import spec as specmod
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_dataset
+from .errors import CfgenError, CheckpointError, DataError, SpecError
+from .evaluate import check_compatible, float_accuracy, predict_float, accuracy_of
+from .model import CFNet, pixels_to_input
+from .quant import _CFMixin, check_cf, convert_to_cf
+
+PAPER_EPOCHS = 320
+PAPER_MILESTONES = (120, 200, 240, 280)
+PAPER = {"batch_size": 128, "lr": 0.01, "weight_decay": 1e-5, "gamma": 0.1}
+DIGITS_EPOCHS = 15  # digits CF-4 XNOR: ~0.99 test accuracy in ~15 s on one CPU thread
+DIGITS_THREADS = 1  # the digits net is tiny: one thread is faster (and core-count independent)
+
+STATE_FORMAT = "cfgen-train-state"
+STATE_VERSION = 1
+
+# Options that define a run: on --resume, a value given again must equal the saved one.
+RUN_OPTIONS = ("arch", "cf", "mode", "data", "batch_size", "lr", "weight_decay", "milestones",
+               "seed", "center_clamp", "from_ckpt")
+
+
+@dataclass
+class TrainConfig:
+    """None means "not given": finalize() fills the defaults (and resume the saved values)."""
+
+    arch: str
+    cf: int
+    data: str
+    output: str
+    mode: str | None = None
+    data_dir: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    milestones: list | None = None
+    seed: int | None = None
+    center_clamp: bool | None = None
+    from_ckpt: str | None = None
+    resume: bool = False
+    stop_after: int | None = None
+    device: str = "auto"
+    progress: bool = True
+    threads: int | None = None  # CPU threads (default: DIGITS_THREADS for digits, else torch's)
+
+    def finalize(self) -> "TrainConfig":
+        c = dataclasses.replace(self)
+        if c.epochs is None:
+            c.epochs = DIGITS_EPOCHS if c.data == "digits" else PAPER_EPOCHS
+        c.batch_size = PAPER["batch_size"] if c.batch_size is None else c.batch_size
+        c.lr = PAPER["lr"] if c.lr is None else c.lr
+        c.weight_decay = PAPER["weight_decay"] if c.weight_decay is None else c.weight_decay
+        c.seed = 0 if c.seed is None else c.seed
+        c.center_clamp = bool(c.center_clamp)
+        if c.milestones is None:
+            c.milestones = scaled_milestones(c.epochs)
+        c.milestones = sorted(int(m) for m in c.milestones)
+        for name in ("epochs", "batch_size"):
+            if getattr(c, name) < 1:
+                raise CfgenError(f"--{name.replace('_', '-')} must be >= 1")
+        if c.lr <= 0 or c.weight_decay < 0:
+            raise CfgenError("--lr must be > 0 and --weight-decay >= 0")
+        if c.stop_after is not None and c.stop_after < 1:
+            raise CfgenError("--stop-after must be >= 1")
+        return c
+
+
+def scaled_milestones(epochs: int) -> list[int]:
+    """The paper's decay epochs scaled to `epochs` (duplicates kept: each one is a x0.1)."""
+    scaled = [round(m * epochs / PAPER_EPOCHS) for m in PAPER_MILESTONES]
+    return [m for m in scaled if 0 < m < epochs]
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of 0-based `epoch` (MultiStepLR semantics)."""
+    lr = cfg.lr * PAPER["gamma"] ** sum(1 for m in cfg.milestones if m <= epoch)
+    return float(f"{lr:.10g}")
+
+
+# ----------------------------------------------------------------------------- models
+
+def convert_model(model: CFNet, n: int, mode: str | None = None,
+                  center_clamp: bool = False) -> CFNet:
+    """A new CFNet whose binary layers are CF-n (and `mode`, if given).
+
+    Layers already at n keep their latent weights; others are re-grouped with
+    quant.convert_to_cf (alpha_g = mean of the filter-wise alphas, signs kept).
+    """
+    spec = copy.deepcopy(model.spec)
+    binary = [layer for layer in spec["layers"]
+              if layer["type"] in ("conv", "linear") and layer["precision"] != "float"]
+    if not binary:
+        raise SpecError(f"model '{spec.get('name')}' has no binary layers to convert")
+    for layer in binary:  # check everything before changing anything
+        try:
+            check_cf(layer["out"], n)
+        except SpecError as exc:
+            raise SpecError(f"layer {layer['name']}: {exc}") from None
+    src = copy.deepcopy(model)
+    for layer, module in zip(spec["layers"], src.layers):
+        if not isinstance(module, _CFMixin):
+            continue
+        if module.cf != n:
+            convert_to_cf(module, n)
+        layer["cf"] = n
+        if mode is not None and layer["precision"] != mode:
+            layer["precision"] = mode
+            if layer["type"] == "conv":
+                layer["pad_value"] = -1 if mode == "xnor" else 0
+    spec = specmod.validate(spec, source=spec.get("name", "spec"))
+    spec["resolved"] = True
+    out = CFNet(spec, center_clamp=center_clamp)
+    out.load_state_dict(src.state_dict(), strict=True)
+    return out.train(model.training)
+
+
+def build_model(cfg: TrainConfig) -> tuple[CFNet, dict]:
+    """The starting model: fresh from the spec (seeded), or --from a checkpoint."""
+    base = specmod.load_spec(cfg.arch)
+    if cfg.from_ckpt:
+        ckpt = load_checkpoint(cfg.from_ckpt)
+        if ckpt.spec.get("name") != base.get("name"):
+            raise CheckpointError(f"{cfg.from_ckpt}: holds a '{ckpt.spec.get('name')}' model, "
+                                  f"not '{base.get('name')}'")
+        src = ckpt.model()
+        cfs = sorted({l["cf"] for l in ckpt.layers() if l["precision"] != "float"})
+        model = convert_model(src, cfg.cf, cfg.mode, cfg.center_clamp)
+        return model, {"from": str(cfg.from_ckpt), "from_cf": cfs, "from_accuracy": ckpt.accuracy}
+    spec = specmod.resolve(base, cfg.cf, cfg.mode)
+    torch.manual_seed(cfg.seed)
+    return CFNet(spec, center_clamp=cfg.center_clamp), {}
+
+
+def center_clamp_all(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, _CFMixin) and m.center_clamp:
+            m.center_clamp_()
+
+
+# ----------------------------------------------------------------------------- state
+
+def state_path(output) -> Path:
+    return Path(str(output) + ".state")
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_state(path: Path) -> dict:
+    """Load OUT.state (weights_only=True); one-line CheckpointError when unusable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if zf.testzip() is not None:
+                raise ValueError("CRC mismatch")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: unreadable training state ({type(exc).__name__}); "
+                              "delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a cfgen training state")
+    if state.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{path}: training state version {state.get('version')!r} "
+                              f"is not supported (this cfgen reads {STATE_VERSION})")
+    return state
+
+
+def _merge_resume(cfg: TrainConfig, saved: dict, path: Path) -> TrainConfig:
+    """Saved run options win; a conflicting explicit option is an error. --epochs may change."""
+    merged = dataclasses.replace(cfg)
+    for name in RUN_OPTIONS:
+        given, old = getattr(cfg, name), saved.get(name)
+        if name == "center_clamp" and not given:
+            given = None
+        if given is not None and given != old and not (name == "arch" and
+                                                       Path(str(given)).stem == Path(str(old)).stem):
+            opt = {"arch": "ARCH", "from_ckpt": "--from"}.get(name, "--" + name.replace("_", "-"))
+            used = f"did not use {opt}" if old is None else f"used {opt} {old!r}"
+            raise CfgenError(f"{path}: that run {used}, not {opt} {given!r}; "
+                             "drop the option or start afresh without --resume")
+        setattr(merged, name, old)
+    if merged.epochs is None:
+        merged.epochs = saved["epochs"]
+    return merged
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ----------------------------------------------------------------------------- distributed
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_pref: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    use_cuda = device_pref != "cpu" and torch.cuda.is_available()
+    backend = "nccl" if use_cuda else "gloo"
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), local, backend)
+
+
+def _pick_device(pref: str, d: Dist) -> torch.device:
+    if pref == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", d.local_rank if d.world > 1 else torch.cuda.current_device())
+    if pref == "cuda":
+        raise CfgenError("--device cuda: no CUDA device is available")
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclass
+class TrainResult:
+    output: str
+    epochs_done: int
+    epochs: int
+    complete: bool
+    accuracy: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    history: list = field(default_factory=list)
+    main: bool = True           # rank 0 (the process that wrote the files)
+    summary: str | None = None  # one line for stdout (rank 0, complete runs)
+
+
+def train(cfg: TrainConfig, log=None) -> TrainResult:
+    """Run (or resume) a training job; returns on every rank, files written by rank 0."""
+    d = _setup_distributed(cfg.device)
+    threads = torch.get_num_threads()
+    try:
+        if cfg.threads is not None:
+            if cfg.threads < 1:
+                raise CfgenError("--threads must be >= 1")
+            torch.set_num_threads(cfg.threads)
+        elif cfg.data == "digits" and d.world == 1:
+            torch.set_num_threads(DIGITS_THREADS)
+        return _train(cfg, d, log)
+    finally:
+        torch.set_num_threads(threads)
+        if d.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = log if d.main else (lambda msg: None)
+    spath = state_path(cfg.output)
+    state = None
+    if cfg.resume:
+        if spath.is_file():
+            state = load_state(spath)
+            cfg = _merge_resume(cfg, state["config"], spath)
+        else:
+            say(f"note: {spath} not found; starting a new run")
+    cfg = cfg.finalize()
+    if cfg.data not in ("digits", "cifar10"):
+        raise DataError(f"unknown dataset '{cfg.data}' (known: digits, cifar10)")
+    device = _pick_device(cfg.device, d)
+    if cfg.batch_size % d.world:
+        raise CfgenError(f"--batch-size {cfg.batch_size} is not divisible by the "
+                         f"{d.world} processes")
+    local_batch = cfg.batch_size // d.world
+
+    if state is not None:
+        model = CFNet(state["spec"], center_clamp=cfg.center_clamp)
+        model.load_state_dict(state["model"], strict=True)
+        origin = dict(state.get("origin") or {})
+    else:
+        model, origin = build_model(cfg)
+    ds = load_dataset(cfg.data, cfg.data_dir)
+    check_compatible(model.spec, ds.train.images, cfg.data)
+    n_out = specmod.shapes(model.spec)[-1]
+    if n_out != (len(ds.classes),):
+        raise DataError(f"model '{model.spec['name']}' outputs {n_out}, but {cfg.data} has "
+                        f"{len(ds.classes)} classes")
+
+    start_epoch, seconds, history = 0, 0.0, []
+    if state is not None:
+        start_epoch = int(state["epoch"])
+        seconds = float(state.get("seconds", 0.0))
+        history = list(state.get("history") or [])
+
+    model.to(device)
+    net = model
+    if d.world > 1:
+        import warnings
+
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # 1x1 convolutions get channels-last gradients; harmless for DDP, but it warns each step.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None and d.world == 1:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        if d.world > 1:  # per-rank dropout streams
+            torch.manual_seed(cfg.seed * 1000 + start_epoch * 100 + d.rank)
+    else:
+        torch.manual_seed(cfg.seed + d.rank)  # dropout stream (rank 0: same as the init seed)
+
+    from torch.utils.data.distributed import DistributedSampler
+
+    train_x = torch.as_tensor(ds.train.images).to(device)
+    train_y = torch.as_tensor(ds.train.labels).to(device)
+    test_x = torch.as_tensor(ds.test.images)
+    test_x_dev = test_x.to(device)
+    n_train = len(train_y)
+    sampler = DistributedSampler(range(n_train), num_replicas=d.world, rank=d.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=False)
+    # A last batch of one image is dropped (batch-norm of a flat (1, F) input is undefined).
+    steps = len(sampler) // local_batch + (len(sampler) % local_batch > 1)
+
+    meta_base = {
+        "kind": "train", "arch": cfg.arch, "data": cfg.data, "cf": cfg.cf,
+        "mode": cfg.mode, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+        "optimizer": "adam", "weight_decay": cfg.weight_decay, "lr_milestones": cfg.milestones,
+        "lr_gamma": PAPER["gamma"], "seed": cfg.seed, "center_clamp": cfg.center_clamp,
+        "device": str(device), "world_size": d.world, "train_frames": n_train,
+        "test_frames": len(ds.test.labels), "git_sha": _git_sha(), **origin,
+    }
+    if start_epoch >= cfg.epochs:
+        say(f"{spath}: all {cfg.epochs} epochs already done")
+    elif start_epoch:
+        say(f"resuming {cfg.output} at epoch {start_epoch + 1} of {cfg.epochs}")
+
+    bar = None
+    if d.main and cfg.progress and start_epoch < cfg.epochs:
+        from tqdm import tqdm
+
+        bar = tqdm(total=(cfg.epochs - start_epoch) * steps, unit="step", file=sys.stderr,
+                   dynamic_ncols=True, mininterval=0.5, desc=Path(cfg.output).name)
+    last = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, last):
+            t0 = time.perf_counter()
+            lr = lr_at(cfg, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(iter(sampler)), dtype=torch.long, device=device)
+            net.train()
+            sums = torch.zeros(3, dtype=torch.float64, device=device)
+            for step in range(steps):
+                idx = order[step * local_batch:(step + 1) * local_batch]
+                x = pixels_to_input(train_x[idx])
+                y = train_y[idx]
+                out = net(x)
+                loss = F.cross_entropy(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    sums += torch.stack([loss.detach().double() * len(y),
+                                         (out.argmax(1) == y).sum().double(),
+                                         torch.tensor(float(len(y)), dtype=torch.float64,
+                                                      device=device)])
+                if bar is not None:
+                    bar.update(1)
+            center_clamp_all(model)  # the reference binarizes centered, clamped weights
+            if d.world > 1:
+                import torch.distributed as dist
+
+                dist.all_reduce(sums)
+            loss_avg, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+            if d.main:
+                test_acc = accuracy_of(predict_float(model, test_x_dev), ds.test.labels)
+                history.append({"epoch": epoch + 1, "lr": lr, "loss": round(loss_avg, 6),
+                                "train_acc": round(train_acc, 6), "test_acc": round(test_acc, 6)})
+                if bar is not None:
+                    bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_avg:.3f}",
+                                    test=f"{test_acc:.4f}", lr=f"{lr:g}", refresh=False)
+            seconds += time.perf_counter() - t0
+            if d.main:
+                _save_progress(cfg, model, optimizer, epoch + 1, seconds, history, meta_base,
+                               origin, device, d)
+    finally:
+        if bar is not None:
+            bar.close()
+    done = max(start_epoch, last)
+    complete = done >= cfg.epochs
+    accuracy: dict = {}
+    summary = None
+    if d.main:
+        if complete:
+            model.to("cpu").eval()
+            accuracy = {cfg.data: float_accuracy(model, test_x, ds.test.labels)}
+            meta = {**meta_base, "epochs_done": done, "seconds": round(seconds, 3),
+                    "complete": True, "accuracy_measured_on": "cpu, float model, batch 256",
+                    "history": history}
+            save_checkpoint(cfg.output, model, meta=meta, accuracy=accuracy)
+            summary = (f"wrote {cfg.output}: {model.spec['name']} CF-{cfg.cf} "
+                       f"{_modes(model.spec)}, {cfg.data} test accuracy "
+                       f"{accuracy[cfg.data]:.4f} ({len(ds.test.labels)} frames), {done} epochs "
+                       f"in {seconds:.1f} s")
+        else:
+            say(f"stopped after epoch {done} of {cfg.epochs}: {cfg.output} holds the current "
+                f"weights; continue with --resume")
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return TrainResult(str(cfg.output), done, cfg.epochs, complete, accuracy, seconds, history,
+                       d.main, summary)
+
+
+def _modes(spec: dict) -> str:
+    modes = sorted({l["precision"] for l in spec["layers"]
+                    if l["type"] in ("conv", "linear") and l["precision"] != "float"})
+    return "/".join(modes) or "float"
+
+
+def _save_progress(cfg, model, optimizer, epoch, seconds, history, meta_base, origin,
+                   device, d) -> None:
+    """Rank 0: OUT (current weights, no accuracy yet) and OUT.state (everything to resume)."""
+    config = {name: getattr(cfg, name) for name in RUN_OPTIONS}
+    config["epochs"] = cfg.epochs
+    state = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "config": config,
+        "epoch": epoch,
+        "seconds": seconds,
+        "history": history,
+        "origin": origin,
+        "spec": model.spec,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": _to_cpu(optimizer.state_dict()),
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+    }
+    _atomic_save(state, state_path(cfg.output))
+    meta = {**meta_base, "epochs_done": epoch, "seconds": round(seconds, 3), "complete": False,
+            "history": history}
+    save_checkpoint(cfg.output, model, meta=meta)
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
