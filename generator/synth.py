@@ -85,21 +85,29 @@ def flatten_counts(modules: dict, top: str) -> dict[str, dict]:
     return memo
 
 
-def _parse_stat_json(path: Path) -> dict:
-    text = path.read_text()
-    return json.loads(text[text.index("{"):])["modules"]
-
-
-def _parse_top_cells(path: Path, top: str) -> dict[str, str]:
-    """Instance name -> module type, from an RTLIL dump of the top module."""
-    inst = {}
-    in_top = False
+def _parse_stat_text(path: Path) -> dict:
+    """Per-module cell counts from Yosys `stat` text output ({module: {"cells": {...}}}).
+    (Yosys 0.23's `stat -json` interleaves the hierarchy as text, so it is not parsed.)"""
+    modules: dict[str, dict] = {}
+    cur = None
     for line in path.read_text().splitlines():
-        s = line.strip()
-        if s.startswith("module "):
-            in_top = s.split()[1].lstrip("\\") == top
-        elif in_top and s.startswith("cell "):
-            parts = s.split()
+        m = re.match(r"^=== (.+) ===$", line.strip())
+        if m:
+            cur = modules.setdefault(m.group(1), {"cells": {}})
+            continue
+        m = re.match(r"^\s{5,}(\S+)\s+(\d+)\s*$", line)
+        if cur is not None and m:
+            cur["cells"][m.group(1)] = cur["cells"].get(m.group(1), 0) + int(m.group(2))
+    modules.pop("design hierarchy", None)
+    return modules
+
+
+def _parse_top_cells(path: Path) -> dict[str, str]:
+    """Instance name -> module type, from an RTLIL dump of the top module's cells."""
+    inst = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "cell":
             inst[parts[2].lstrip("\\")] = parts[1]
     return inst
 
@@ -120,8 +128,7 @@ def run(out_dir, timeout: float = 3600, abc9: bool = True, flatten: bool = False
         f"read_verilog {srcs}",
         f"hierarchy -check -top {top}",
         f"synth_xilinx {opts} -top {top}",
-        "tee -q -o stat.json stat -json",
-        f"tee -q -o stat.txt stat -top {top}",
+        "tee -q -o stat.txt stat",
         f"select -module {top}",
         "tee -q -o top_cells.il dump c:*",
         "select -clear",
@@ -155,13 +162,13 @@ def run(out_dir, timeout: float = 3600, abc9: bool = True, flatten: bool = False
         tail = (syn / "yosys.log").read_text().splitlines()[-15:]
         raise CfgenError(f"yosys failed (rc {rc}); see {syn}/yosys.log:\n" + "\n".join(tail))
 
-    modules = _parse_stat_json(syn / "stat.json")
-    key = top if top in modules else "\\" + top
+    modules = _parse_stat_text(syn / "stat.txt")
+    key = top
     totals = flatten_counts(modules, key)
     res = summarize_cells(totals[key])
     res["cells"] = totals[key]
     units, nodes = {}, {}
-    inst_types = _parse_top_cells(syn / "top_cells.il", top) if not flatten else {}
+    inst_types = _parse_top_cells(syn / "top_cells.il") if not flatten else {}
     for inst, mtype in inst_types.items():
         if mtype in totals:
             units[inst] = summarize_cells(totals[mtype])

@@ -74,20 +74,25 @@ class Bench:
         self.t0 = time.monotonic()
         self.rng = random.Random(f"{SEED}:{name}")
         self.log = dut._log
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst,
-                                      byte_lanes=1)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst,
-                                  byte_lanes=1)
+        self.source = self.sink = None
         self.errors: list[str] = []
         self.frames_checked = 0
         self.beat_mismatches = 0
 
     async def start(self):
-        Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
-        self.dut.s_axis_tvalid.value = 0
-        self.dut.s_axis_tlast.value = 0
-        self.dut.s_axis_tdata.value = 0
-        self.dut.m_axis_tready.value = 0
+        """Clock, reset asserted (so nothing reads X), AXI source/sink, reset released."""
+        dut = self.dut
+        dut.rst.value = 1
+        dut.s_axis_tvalid.value = 0
+        dut.s_axis_tlast.value = 0
+        dut.s_axis_tdata.value = 0
+        dut.m_axis_tready.value = 0
+        Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
+        await ClockCycles(dut.clk, 2)
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst,
+                                      byte_lanes=1)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst,
+                                  byte_lanes=1)
         await self.reset()
 
     async def reset(self, cycles: int = 4):

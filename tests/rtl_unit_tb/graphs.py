@@ -116,12 +116,13 @@ def _scalemac_bounds(node_w, scales, n, inp: Stream):
     zmax = int((pmax * scales).sum(axis=1).max())
     zmin = int((pmin * scales).sum(axis=1).min())
     bias_bound = (abs(zmin) + abs(zmax)) // 4
+    assert max(abs(zmin), abs(zmax)) < 1 << 60, "keep test graphs within int64"
     return pmin, pmax, zmin - bias_bound, zmax + bias_bound, bias_bound
 
 
 def scalemac(name, inp: Stream, c_out: int, n: int, rng, *, pe=1, simd=1, relu=True,
-             scale_bits=12) -> ScaleMacNode:
-    w = rng.integers(-127, 128, (c_out, inp.c)).astype(np.int8)
+             scale_bits=12, w_max=127) -> ScaleMacNode:
+    w = rng.integers(-w_max, w_max + 1, (c_out, inp.c)).astype(np.int8)
     groups = inp.c // n
     scales = rng.integers(1, 1 << scale_bits, groups).astype(np.int64)
     pmin, pmax, zmin, zmax, bb = _scalemac_bounds(w, scales, n, inp)
@@ -140,25 +141,27 @@ def globalsum(name, inp: Stream) -> GlobalSumNode:
     return GlobalSumNode(name, inp, Stream(1, 1, inp.c, "int", signed_bits(min(0, lo * n), hi * n)))
 
 
-def random_input(stream: Stream, frames: int, rng) -> np.ndarray:
+def random_input(stream: Stream, frames: int, rng, full_range: bool = False) -> np.ndarray:
+    """uint8 pixels, random bits, or ints: by default non-negative and in the lower part
+    of the range (like ReLU outputs); full_range draws over the stream's whole range."""
     lo, hi = _range(stream)
     if stream.kind == "uint" and stream.bits == 8:
         return rng.integers(0, 256, (frames, stream.h, stream.w, stream.c), dtype=np.uint8)
-    # non-negative ints look like relu outputs; use the lower part of the range mostly
-    if stream.kind == "int":
+    if stream.kind == "int" and not full_range:
         hi = min(hi, (1 << max(1, stream.bits - 3)))
         lo = 0
     return rng.integers(lo, hi + 1, (frames, stream.h, stream.w, stream.c)).astype(np.int64)
 
 
-def write_vectors(graph: Graph, out: Path, frames: int, seed: int = 0) -> list[np.ndarray]:
+def write_vectors(graph: Graph, out: Path, frames: int, seed: int = 0,
+                  full_range: bool = False) -> list[np.ndarray]:
     """OUT/graph.*, OUT/vectors/input.hex and <node>.hex from the golden model."""
     rng = np.random.default_rng(seed)
     out = Path(out)
     vec = out / "vectors"
     vec.mkdir(parents=True, exist_ok=True)
     graph.save(out)
-    x = random_input(graph.input, frames, rng)
+    x = random_input(graph.input, frames, rng, full_range)
     write_hex(vec / "input.hex", x, graph.input)
     outs = []
     for node in graph.nodes:
@@ -199,10 +202,10 @@ def brief_chain(rng, hw=8, c=(8, 16, 16, 16, 16), fold=None) -> Graph:
     return g
 
 
-def calibrate(graph: Graph, rng, frames: int = 8) -> None:
+def calibrate(graph: Graph, rng, frames: int = 8, full_range: bool = False) -> None:
     """Move avg-pool thresholds and scale-MAC biases to the middle of the values the
     preceding nodes actually produce on random input, so every output bit toggles."""
-    x = random_input(graph.input, frames, rng)
+    x = random_input(graph.input, frames, rng, full_range)
     for node in graph.nodes:
         if isinstance(node, AvgPoolNode):
             sums = golden.avgpool_sum(node, x)
