@@ -11,7 +11,7 @@ import json
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..data import DATASETS, load_dataset
+from ..data import DATASETS, load_cifar10, load_dataset
 from ..errors import CfgenError
 from ..evaluate import check_compatible, float_accuracy
 
@@ -31,7 +31,10 @@ def add_parser(sub):
 
 def load_test_frames(args, spec: dict):
     """(images uint8 (N, C, H, W), labels) of the test split, cut to --limit, shape-checked."""
-    ds = load_dataset(args.data, args.data_dir)
+    if args.data == "cifar10":  # the test batch only
+        ds = load_cifar10(args.data_dir, train=False)
+    else:
+        ds = load_dataset(args.data, args.data_dir)
     images, labels = ds.test.images, ds.test.labels
     if args.limit is not None:
         if args.limit < 1:
