@@ -199,3 +199,16 @@ def test_digits_trained_agreement(trained_digits):
     assert result["golden_acc"] >= 0.90, result
     report = assert_layerwise(graph, ckpt.model(), test.images)
     assert sum(e.get("unexplained", 0) for e in report) == 0
+
+
+def test_eval_golden_json(trained_digits):
+    import json
+
+    from conftest import run_cli
+
+    proc = run_cli("eval", trained_digits, "--data", "digits", "--golden", "--json")
+    result = json.loads(proc.stdout)
+    for key in ("float_acc", "golden_acc", "agreement"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["agreement"] >= 0.995
+    assert result["frames"] == 449

@@ -25,6 +25,11 @@ def add_parser(sub):
     p.add_argument("--data-dir", default=None, help="folder with the CIFAR-10 python batches")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate only the first N test frames")
+    p.add_argument("--golden", action="store_true",
+                   help="also lower to the hardware graph and report golden_acc and the top-1 "
+                        "agreement of the bit-exact golden model with the float model")
+    p.add_argument("--layers", action="store_true",
+                   help="with --golden: per-layer bit agreement (teacher forced) as well")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -51,6 +56,15 @@ def run(args) -> int:
     result = {"checkpoint": str(args.checkpoint), "data": args.data, "frames": int(len(labels))}
     with torch.no_grad():
         result["float_acc"] = float_accuracy(model, images, labels)
+    if args.golden:
+        from ..compare import agreement, layerwise
+        from ..lower import lower
+
+        graph = lower(ckpt)
+        result.update({k: v for k, v in agreement(graph, model, images, labels).items()
+                       if k in ("golden_acc", "agreement")})
+        if args.layers:
+            result["layers"] = layerwise(graph, model, images)
     stored = ckpt.accuracy.get(args.data)
     if stored is not None and args.limit is None:
         result["stored_acc"] = stored
@@ -64,6 +78,16 @@ def report(result: dict, as_json: bool) -> None:
         return
     print(f"{result['checkpoint']}: {result['data']} test, {result['frames']} frames")
     for key, value in result.items():
-        if key in ("checkpoint", "data", "frames"):
+        if key in ("checkpoint", "data", "frames", "layers"):
             continue
         print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
+    for entry in result.get("layers", []):
+        nodes = "+".join(entry["nodes"])
+        if "mismatches" in entry:
+            print(f"  {nodes:28s} {entry['mismatches']:>8} of {entry['values']:>9} bits differ "
+                  f"({entry['near_threshold']} within rounding of a threshold, "
+                  f"{entry['unexplained']} unexplained)")
+        else:
+            print(f"  {nodes:28s} logits max error {entry['max_abs_error']:.3g} (bound "
+                  f"{entry['max_bound']:.3g}, {entry['beyond_bound']} beyond), "
+                  f"top-1 {entry['top1_agreement']:.4f}")
