@@ -1,0 +1,599 @@
+"""HLS backend: a hardware Graph -> a Vitis HLS C++ project (dataflow top, parameter
+headers, C test bench, Tcl scripts) and a Vivado block-design script.
+
+    render(graph, out_dir, board) -> Path      writes out_dir/hls/ and out_dir/vivado/
+
+Layout written (see docs/HLS.md):
+
+    out_dir/hls/include/      copy of the header library (repo hls/*.h)
+    out_dir/hls/sim/          C-simulation shims (hls_stream.h, ap_axi_sdata.h, cf_tbio.h)
+    out_dir/hls/src/<top>.h   top prototype, port widths, AP_INT_MAX_W
+    out_dir/hls/src/<top>.cpp synthesizable dataflow top (taps only under -DCF_TRACE in C-sim)
+    out_dir/hls/src/nodes/<node>.h  one per node: constant tables + the node's dataflow function
+    out_dir/hls/src/<top>_trace.h   C-sim trace declarations
+    out_dir/hls/tb/tb.cpp     C test bench: checks every node against vectors/<node>.hex
+    out_dir/hls/*.tcl         Vitis HLS: csim / csynth / cosim / export (IP catalog)
+    out_dir/hls/manifest.json what generator.csim and host code need (widths, beats, nodes)
+    out_dir/vivado/bd.tcl     Zynq PS + AXI DMA + accelerator block design, .bit and .hwh
+
+Every width comes from the IR (Stream.bits, acc_bits, thr_bits, sum_bits, group_bits,
+scale_bits); widths the IR does not carry (offsets, biases) are derived from the arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BuildError
+from ..ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, signed_bits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HLS_LIB = REPO_ROOT / "hls"
+TEMPLATES = REPO_ROOT / "templates" / "hls"
+
+#: FIFO depth between units (all paths are linear chains: 2 is deadlock-free).
+DEFAULT_FIFO_DEPTH = 2
+
+_CXX_KEYWORDS = {
+    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
+    "char", "class", "compl", "const", "constexpr", "const_cast", "continue", "decltype", "default", "delete",
+    "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
+    "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
+    "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
+    "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union",
+    "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+    # HDL keywords Vitis would rename ports for
+    "in", "out", "input", "output", "reg", "wire", "module", "begin", "end",
+}
+
+
+# --------------------------------------------------------------------------- names
+
+def sanitize(name: str, prefix: str = "n") -> str:
+    """A C++ (and HDL) safe identifier for `name`: [A-Za-z0-9_], no leading digit or
+    underscore, no double underscore, not a keyword."""
+    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
+    s = re.sub(r"_+", "_", s).strip("_")
+    if not s or s[0].isdigit() or s.lower() in _CXX_KEYWORDS:
+        s = f"{prefix}_{s}" if s else prefix
+    return s
+
+
+def unique_idents(names, prefix: str = "n") -> list[str]:
+    out, seen = [], set()
+    for n in names:
+        base = sanitize(n, prefix)
+        s, i = base, 2
+        while s.lower() in seen:
+            s, i = f"{base}_{i}", i + 1
+        seen.add(s.lower())
+        out.append(s)
+    return out
+
+
+def c_string(s: str) -> str:
+    """A C string literal."""
+    return '"' + "".join(c if (c.isprintable() and c not in '"\\?') else f"\\{ord(c):03o}" for c in str(s)) + '"'
+
+
+# --------------------------------------------------------------------------- packing / literals
+
+def pack_values(values, bits: int) -> int:
+    """Values (ints, two's complement if negative) -> one word, value i at bits [i*bits, (i+1)*bits)."""
+    mask = (1 << bits) - 1
+    w = 0
+    for i, v in enumerate(np.asarray(values).reshape(-1).tolist()):
+        w |= (int(v) & mask) << (i * bits)
+    return w
+
+
+def pack_matrix(m: np.ndarray, bits: int, simd: int, pe: int) -> list[list[int]]:
+    """Matrix [MH, MW] -> ROM words [pe][nf*SF + sf]: row nf*PE+pe, columns sf*SIMD.. (SIMD*bits each)."""
+    m = np.asarray(m)
+    mh, mw = m.shape
+    if mw % simd or mh % pe:
+        raise BuildError(f"folding: SIMD {simd} must divide {mw} and PE {pe} must divide {mh}")
+    sf, nf = mw // simd, mh // pe
+    mask = (1 << bits) - 1
+    chunks = (m.astype(np.int64).reshape(mh, sf, simd) & mask).astype(object)
+    shifts = np.array([1 << (s * bits) for s in range(simd)], dtype=object)
+    words = (chunks * shifts).sum(axis=2)                       # [MH, SF] python ints
+    out = [[0] * (nf * sf) for _ in range(pe)]
+    for o in range(mh):
+        n, p = divmod(o, pe)
+        out[p][n * sf:(n + 1) * sf] = [int(x) for x in words[o]]
+    return out
+
+
+def per_lane(values, pe: int) -> list[list[int]]:
+    """Per-channel values [MH] -> [pe][nf] (channel nf*PE + pe)."""
+    v = [int(x) for x in np.asarray(values).reshape(-1)]
+    if len(v) % pe:
+        raise BuildError(f"PE {pe} must divide {len(v)} channels")
+    nf = len(v) // pe
+    return [[v[n * pe + p] for n in range(nf)] for p in range(pe)]
+
+
+def lane_bits(flags, pe: int) -> list[int]:
+    """Per-channel flags [MH] (truthy = 1) -> words [nf], bit pe = flag of channel nf*PE + pe."""
+    f = [1 if x else 0 for x in np.asarray(flags).reshape(-1)]
+    nf = len(f) // pe
+    return [sum(f[n * pe + p] << p for p in range(pe)) for n in range(nf)]
+
+
+def rom_ctype(width: int) -> str:
+    return f"cf::rom<{width}>::type"
+
+
+def rom_literal(value: int, width: int) -> str:
+    """A brace-init literal for cf::rom<width>::type."""
+    value = int(value)
+    if value < 0 or value >> width:
+        raise BuildError(f"value {value} does not fit {width} unsigned bits")
+    if width <= 32:
+        return f"0x{value:x}u"
+    if width <= 64:
+        return f"0x{value:x}ull"
+    limbs = [(value >> (64 * i)) & ((1 << 64) - 1) for i in range((width + 63) // 64)]
+    return "{{" + ", ".join(f"0x{x:x}ull" for x in limbs) + "}}"
+
+
+def srom_literal(value: int, width: int) -> str:
+    value = int(value)
+    if not -(1 << (width - 1)) <= value < (1 << (width - 1)):
+        raise BuildError(f"value {value} does not fit {width} signed bits")
+    if value == -(1 << 63):
+        return "(-9223372036854775807ll - 1)"
+    return f"{value}ll" if width > 32 else str(value)
+
+
+def c_init(nested, fmt, per_line: int = 8, indent: int = 2) -> str:
+    """Nested lists -> C brace initializer, leaves formatted with fmt(x)."""
+    def rec(x, depth):
+        if isinstance(x, (list, tuple)):
+            if x and isinstance(x[0], (list, tuple)):
+                pad = " " * (indent * (depth + 1))
+                inner = (",\n" + pad).join(rec(y, depth + 1) for y in x)
+                return "{\n" + pad + inner + "}"
+            items = [fmt(y) for y in x]
+            lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+            pad = " " * (indent * (depth + 1))
+            return "{" + (",\n" + pad).join(lines) + "}"
+        return fmt(x)
+    return rec(nested, 0)
+
+
+def _fits_signed(values, width: int, what: str) -> None:
+    v = np.asarray(values, dtype=np.int64)
+    if v.size and signed_bits(int(v.min()), int(v.max())) > width:
+        raise BuildError(f"{what}: values in [{v.min()}, {v.max()}] do not fit the IR's {width} signed bits")
+
+
+def _bits_of(values) -> int:
+    v = np.asarray(values, dtype=np.int64)
+    return signed_bits(int(v.min()), int(v.max())) if v.size else 1
+
+
+def axi_bits(beat_bits: int) -> int:
+    """TDATA width of an external port: the beat padded to whole bytes."""
+    return ((beat_bits + 7) // 8) * 8
+
+
+def dma_bits(axi: int) -> int:
+    """AXI DMA stream width for a port: a power of two in [8, 1024] (converters adapt)."""
+    w = 8
+    while w < axi and w < 1024:
+        w *= 2
+    return w
+
+
+# --------------------------------------------------------------------------- node plans
+
+class NodePlan:
+    """What one node contributes to the project: constant tables, its dataflow function."""
+
+    def __init__(self, node, ident: str, fifo_depth: int):
+        self.node = node
+        self.ident = ident
+        self.name = node.name
+        self.kind = node.kind
+        self.in_w = node.inp.beat_bits
+        self.out_w = node.out.beat_bits
+        self.in_beats = node.inp.h * node.inp.w
+        self.out_beats = node.out.h * node.out.w
+        self.fifo_depth = fifo_depth
+        self.tables: list[str] = []       # C++ definitions
+        self.partitions: list[str] = []   # pragmas inside the node function
+        self.streams: list[tuple[str, int]] = []
+        self.calls: list[str] = []
+        self.summary: dict = {}
+        self.max_width = max(self.in_w, self.out_w)
+
+    def table(self, text: str) -> None:
+        self.tables.append(text)
+
+    def stream(self, suffix: str, width: int) -> str:
+        name = f"{self.ident}_{suffix}"
+        self.streams.append((name, width))
+        self.max_width = max(self.max_width, width)
+        return name
+
+
+def _check_stream(s: Stream, what: str) -> None:
+    if s.kind not in ("bit", "uint", "int"):
+        raise BuildError(f"{what}: unknown stream kind {s.kind!r}")
+    if s.bits < 1 or (s.kind == "bit" and s.bits != 1):
+        raise BuildError(f"{what}: bad bits {s.bits} for kind {s.kind}")
+    if min(s.h, s.w, s.c) < 1:
+        raise BuildError(f"{what}: empty stream {s}")
+
+
+def _out_dim(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _window(p: NodePlan, node, src: str, simd: int, pad_word: int, k: int, stride: int, pad: int) -> str:
+    """sliding_window (or a plain split for 1x1/s1/p0) from `src`; returns the window stream."""
+    s = node.inp
+    if k == 1 and stride == 1 and pad == 0:
+        if simd == s.c:
+            return src
+        dst = p.stream("win", simd * s.bits)
+        p.calls.append(f"cf::split_stream<{s.beat_bits}, {simd * s.bits}, {s.h * s.w}>({src}, {dst}, reps);")
+        return dst
+    if s.h + 2 * pad < k or s.w + 2 * pad < k:
+        raise BuildError(f"{node.name}: kernel {k} larger than the padded {s.h}x{s.w} image")
+    pad_name = f"{p.ident}_pad"
+    p.table(f"static const {rom_ctype(s.beat_bits)} {pad_name} = {rom_literal(pad_word, s.beat_bits)};")
+    dst = p.stream("win", simd * s.bits)
+    p.calls.append(f"cf::sliding_window<{k}, {stride}, {pad}, {s.c}, {s.h}, {s.w}, {s.bits}, {simd}>"
+                   f"({src}, {dst}, {pad_name}, reps);")
+    return dst
+
+
+def _lanes(p: NodePlan, lane_w: int, total_w: int) -> str:
+    """The stream a PE-folded unit writes: `out` itself, or a chunk stream joined later."""
+    return "out" if lane_w == total_w else p.stream("y", lane_w)
+
+
+def _join(p: NodePlan, src: str, lane_w: int, total_w: int, beats: int) -> None:
+    if src != "out":
+        p.calls.append(f"cf::join_stream<{lane_w}, {total_w}, {beats}>({src}, out, reps);")
+
+
+def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    i, o = node.inp, node.out
+    k, st, pad = node.k, node.stride, node.pad
+    simd, pe = node.simd, node.pe
+    if i.c % simd or o.c % pe:
+        raise BuildError(f"{node.name}: SIMD {simd} must divide C_in {i.c} and PE {pe} must divide C_out {o.c}")
+    oh, ow = _out_dim(i.h, k, st, pad), _out_dim(i.w, k, st, pad)
+    if (o.h, o.w) != (oh, ow):
+        raise BuildError(f"{node.name}: output {o.h}x{o.w} but k{k} s{st} p{pad} on {i.h}x{i.w} gives {oh}x{ow}")
+    mw, mh = k * k * i.c, o.c
+    w = np.asarray(node.weights)
+    if w.shape != (mh, mw):
+        raise BuildError(f"{node.name}: weights shaped {w.shape}, expected {(mh, mw)}")
+    if node.acc_bits < 1:
+        raise BuildError(f"{node.name}: acc_bits missing in the IR")
+    if node.matrix == "xnor":
+        if i.kind != "bit":
+            raise BuildError(f"{node.name}: xnor matrix needs a bit input stream, got {i.kind}")
+        if ((w != 0) & (w != 1)).any():
+            raise BuildError(f"{node.name}: xnor weights must be 0/1")
+        dot = f"cf::XnorDot<{simd}, {mw}, {node.acc_bits}>"
+        words = pack_matrix(w, 1, simd, pe)
+        ww = simd
+    elif node.matrix == "int8":
+        if w.min() < -128 or w.max() > 127:
+            raise BuildError(f"{node.name}: int8 weights out of range")
+        dot = f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, {node.acc_bits}>"
+        words = pack_matrix(w, 8, simd, pe)
+        ww = 8 * simd
+    else:
+        raise BuildError(f"{node.name}: unknown matrix {node.matrix!r}")
+    p.max_width = max(p.max_width, ww)
+    nf = mh // pe
+    wname, aname = f"{ident}_weights", f"{ident}_act"
+    p.table(f"static const {rom_ctype(ww)} {wname}[{pe}][{(mw // simd) * nf}] = "
+            + c_init(words, lambda x: rom_literal(x, ww)) + ";")
+    if node.act == "threshold":
+        if o.kind != "bit":
+            raise BuildError(f"{node.name}: threshold activation needs a bit output stream")
+        if node.thr_bits < 1:
+            raise BuildError(f"{node.name}: thr_bits missing in the IR")
+        _fits_signed(node.thresholds, node.thr_bits, f"{node.name} thresholds")
+        act_t = f"cf::ThresholdAct<{pe}, {nf}, {node.thr_bits}>"
+        p.table(f"typedef {act_t} {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
+                f"  {c_init(per_lane(node.thresholds, pe), lambda x: srom_literal(x, node.thr_bits))},\n"
+                f"  {c_init(lane_bits(np.asarray(node.direction) > 0, pe), lambda x: rom_literal(x, pe))}}};")
+        obits = 1
+    elif node.act == "relu_offset":
+        if o.kind == "bit":
+            raise BuildError(f"{node.name}: relu_offset activation needs an int/uint output stream")
+        off_bits = _bits_of(node.offset)
+        act_t = f"cf::ReluOffsetAct<{pe}, {nf}, {node.frac_bits}, {off_bits}, {o.bits}>"
+        p.table(f"typedef {act_t} {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
+                f"  {c_init(per_lane(node.offset, pe), lambda x: srom_literal(x, off_bits))},\n"
+                f"  {c_init(lane_bits(np.asarray(node.sign) > 0, pe), lambda x: rom_literal(x, pe))}}};")
+        obits = o.bits
+    else:
+        raise BuildError(f"{node.name}: unknown activation {node.act!r}")
+    p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={wname} complete dim=1",
+                     f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
+                     f" complete dim=1"]
+    pad_word = pack_values([node.pad_value] * i.c, i.bits)
+    win = _window(p, node, "in", simd, pad_word, k, st, pad)
+    y = _lanes(p, pe * obits, o.beat_bits)
+    p.calls.append(f"cf::mvau<{mw}, {mh}, {simd}, {pe}, {oh * ow}, {dot}, {aname}_t>"
+                   f"({win}, {y}, {wname}, {aname}, reps);")
+    _join(p, y, pe * obits, o.beat_bits, oh * ow)
+    p.summary = {"matrix": node.matrix, "act": node.act, "MW": mw, "MH": mh, "SIMD": simd, "PE": pe,
+                 "cycles_per_frame": oh * ow * (mw // simd) * nf}
+    return p
+
+
+def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    i, o = node.inp, node.out
+    if i.kind != "bit" or o.kind != "bit" or i.c != o.c:
+        raise BuildError(f"{node.name}: max-pool maps bit streams of equal channels")
+    oh, ow = _out_dim(i.h, node.k, node.stride, node.pad), _out_dim(i.w, node.k, node.stride, node.pad)
+    if (o.h, o.w) != (oh, ow):
+        raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
+    inv = np.zeros(i.c, np.uint8) if node.invert is None else np.asarray(node.invert)
+    inv_word = pack_values(inv.astype(np.int64) & 1, 1)
+    iname = f"{ident}_invert"
+    p.table(f"static const {rom_ctype(i.c)} {iname} = {rom_literal(inv_word, i.c)};")
+    # Out-of-image taps = invert: the identity of OR in the inverted domain.
+    win = _window(p, node, "in", i.c, inv_word, node.k, node.stride, node.pad)
+    p.calls.append(f"cf::maxpool_bin<{i.c}, {node.k}, {oh * ow}>({win}, out, {iname}, reps);")
+    p.summary = {"cycles_per_frame": oh * ow * node.k * node.k}
+    return p
+
+
+def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    i, o = node.inp, node.out
+    if i.kind == "bit" or o.kind != "bit" or i.c != o.c:
+        raise BuildError(f"{node.name}: average pool maps an int/uint stream to a bit stream")
+    oh, ow = _out_dim(i.h, node.k, node.stride, node.pad), _out_dim(i.w, node.k, node.stride, node.pad)
+    if (o.h, o.w) != (oh, ow):
+        raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
+    if node.sum_bits < 1 or node.thr_bits < 1:
+        raise BuildError(f"{node.name}: sum_bits/thr_bits missing in the IR")
+    _fits_signed(node.thresholds, node.thr_bits, f"{node.name} thresholds")
+    aname = f"{ident}_act"
+    c = i.c
+    p.table(f"typedef cf::ThresholdAct<{c}, 1, {node.thr_bits}> {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
+            f"  {c_init(per_lane(node.thresholds, c), lambda x: srom_literal(x, node.thr_bits))},\n"
+            f"  {c_init(lane_bits(np.asarray(node.direction) > 0, c), lambda x: rom_literal(x, c))}}};")
+    p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={aname}.thr complete dim=1")
+    win = _window(p, node, "in", c, 0, node.k, node.stride, node.pad)
+    p.calls.append(f"cf::avgpool_thr<{c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {node.k}, "
+                   f"{oh * ow}, {node.sum_bits}, {aname}_t>({win}, out, {aname}, reps);")
+    p.summary = {"cycles_per_frame": oh * ow * node.k * node.k}
+    return p
+
+
+def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    i, o = node.inp, node.out
+    n, simd, pe = node.n, node.simd, node.pe
+    if (i.h, i.w) != (o.h, o.w):
+        raise BuildError(f"{node.name}: scale MAC keeps the spatial size")
+    if i.kind == "bit":
+        raise BuildError(f"{node.name}: scale MAC needs an int/uint input stream")
+    if i.c % n or i.c % simd or o.c % pe or not (n % simd == 0 or simd % n == 0):
+        raise BuildError(f"{node.name}: n {n} must divide C_in {i.c}, SIMD {simd} divide C_in and n "
+                         f"(or n divide SIMD), PE {pe} divide C_out {o.c}")
+    w = np.asarray(node.weights)
+    if w.shape != (o.c, i.c) or w.min() < -128 or w.max() > 127:
+        raise BuildError(f"{node.name}: weights must be int8 shaped {(o.c, i.c)}")
+    scales = np.asarray(node.scales, dtype=np.int64)
+    if scales.shape != (i.c // n,) or scales.min() < 0 or int(scales.max()) >> node.scale_bits:
+        raise BuildError(f"{node.name}: {i.c // n} unsigned {node.scale_bits}-bit scales expected")
+    if node.group_bits < 1 or node.acc_bits < 1:
+        raise BuildError(f"{node.name}: group_bits/acc_bits missing in the IR")
+    if not node.relu and o.kind != "int":
+        raise BuildError(f"{node.name}: without ReLU the output stream must be 'int'")
+    bias_bits = _bits_of(node.bias)
+    nf, sf = o.c // pe, i.c // simd
+    pname = f"{ident}_params"
+    words = pack_matrix(w, 8, simd, pe)
+    p.max_width = max(p.max_width, 8 * simd)
+    p.table(f"typedef cf::ScaleMacParams<{i.c}, {o.c}, {simd}, {pe}, {n}, 8, {node.scale_bits}, {bias_bits}> "
+            f"{pname}_t;\nstatic const {pname}_t {pname} = {{\n"
+            f"  {c_init(words, lambda x: rom_literal(x, 8 * simd))},\n"
+            f"  {c_init([int(x) for x in scales], lambda x: rom_literal(x, node.scale_bits))},\n"
+            f"  {c_init(per_lane(node.bias, pe), lambda x: srom_literal(x, bias_bits))}}};")
+    p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={pname}.weights complete dim=1",
+                     f"#pragma HLS ARRAY_PARTITION variable={pname}.bias complete dim=1"]
+    if simd > n:
+        p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={pname}.scales cyclic factor={simd // n} dim=1")
+    src = "in"
+    if simd != i.c:
+        src = p.stream("chunks", simd * i.bits)
+        p.calls.append(f"cf::split_stream<{i.beat_bits}, {simd * i.bits}, {i.h * i.w}>(in, {src}, reps);")
+    y = _lanes(p, pe * o.bits, o.beat_bits)
+    p.calls.append(f"cf::scalemac<{i.h * i.w}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, "
+                   f"{node.group_bits}, {node.acc_bits}, {'true' if node.relu else 'false'}, {o.bits}, {pname}_t>"
+                   f"({src}, {y}, {pname}, reps);")
+    _join(p, y, pe * o.bits, o.beat_bits, o.h * o.w)
+    p.summary = {"n": n, "SIMD": simd, "PE": pe, "group_multiplies_per_output": i.c // n,
+                 "cycles_per_frame": i.h * i.w * sf * nf}
+    return p
+
+
+def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    i, o = node.inp, node.out
+    if (o.h, o.w) != (1, 1) or o.c != i.c or i.kind == "bit":
+        raise BuildError(f"{node.name}: global sum maps HxWxC ints to 1x1xC")
+    p.calls.append(f"cf::global_sum<{i.c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {i.h * i.w}, "
+                   f"{o.bits}>(in, out, reps);")
+    p.summary = {"cycles_per_frame": i.h * i.w}
+    return p
+
+
+PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool, "scalemac": plan_scalemac,
+            "globalsum": plan_globalsum}
+
+
+def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePlan:
+    _check_stream(node.inp, f"{node.name} input")
+    _check_stream(node.out, f"{node.name} output")
+    try:
+        planner = PLANNERS[node.kind]
+    except KeyError:
+        raise BuildError(f"{node.name}: the HLS backend has no unit for node kind {node.kind!r}") from None
+    return planner(node, ident, fifo_depth)
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _env():
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.globals["c_string"] = c_string
+    return env
+
+
+def node_header(plan: NodePlan, env=None) -> str:
+    """The C++ header of one node: its constant tables and `node_<ident>(in, out, reps)`."""
+    env = env or _env()
+    return env.get_template("node.h.j2").render(p=plan)
+
+
+def ap_int_max_w(width: int) -> int:
+    return max(1024, int(math.ceil(width / 1024.0)) * 1024)
+
+
+def _board_info(board) -> dict:
+    board = dict(board or {})
+    part = board.get("part") or "xc7z020clg400-1"
+    family = str(board.get("family") or ("zynq_ultrascale" if part.startswith(("xczu", "xck")) else "zynq")).lower()
+    zynqmp = any(t in family for t in ("ultrascale", "zynqmp", "mpsoc", "zu"))
+    clock = float(board.get("clock_mhz") or 100.0)
+    return {
+        "name": str(board.get("name") or "board"),
+        "part": part,
+        "family": family,
+        "zynqmp": zynqmp,
+        "clock_mhz": clock,
+        "clock_ns": round(1000.0 / clock, 3),
+        "board_part": board.get("vivado_board_part") or board.get("board_part") or "",
+        "preset": board.get("preset") or "",
+    }
+
+
+def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> Path:
+    """Write out_dir/hls/ (HLS project) and out_dir/vivado/bd.tcl for `graph` on `board`.
+
+    `board`: dict with at least name, part, family, clock_mhz and vivado_board_part (or
+    preset); missing keys take PYNQ-Z2-like defaults. Returns out_dir/hls.
+    """
+    if not graph.nodes:
+        raise BuildError("the graph has no nodes")
+    out_dir = Path(out_dir)
+    hls_dir = out_dir / "hls"
+    for sub in ("include", "sim", "src/nodes", "tb"):
+        (hls_dir / sub).mkdir(parents=True, exist_ok=True)
+    _check_stream(graph.input, "graph input")
+    prev = graph.input
+    for n in graph.nodes:
+        if (n.inp.h, n.inp.w, n.inp.c, n.inp.kind, n.inp.bits) != (prev.h, prev.w, prev.c, prev.kind, prev.bits):
+            raise BuildError(f"{n.name}: input stream {n.inp} does not match the previous output {prev}")
+        prev = n.out
+
+    top = sanitize(f"cf_{graph.name}", "cf")
+    idents = unique_idents([n.name for n in graph.nodes])
+    plans = [plan_node(n, ident, fifo_depth) for n, ident in zip(graph.nodes, idents)]
+    info = _board_info(board)
+    inp, outp = graph.input, graph.output
+    ctx = {
+        "graph": graph,
+        "top": top,
+        "plans": plans,
+        "board": info,
+        "fifo_depth": fifo_depth,
+        "in_bits": inp.beat_bits, "in_axi": axi_bits(inp.beat_bits), "in_beats": inp.h * inp.w,
+        "out_bits": outp.beat_bits, "out_axi": axi_bits(outp.beat_bits), "out_beats": outp.h * outp.w,
+        "last": plans[-1],
+    }
+    ctx["dma_in_bits"], ctx["dma_out_bits"] = dma_bits(ctx["in_axi"]), dma_bits(ctx["out_axi"])
+    max_w = max([p.max_width for p in plans] + [ctx["in_axi"], ctx["out_axi"]])
+    ctx["ap_int_max_w"] = ap_int_max_w(max_w)
+    if ctx["ap_int_max_w"] > 32768:
+        raise BuildError(f"a stream of {max_w} bits exceeds ap_int's 32768-bit limit")
+
+    # header library and simulation shims (copied: the project is self-contained)
+    for h in sorted(HLS_LIB.glob("*.h")):
+        shutil.copy2(h, hls_dir / "include" / h.name)
+    for h in sorted((HLS_LIB / "sim").glob("*.h")):
+        shutil.copy2(h, hls_dir / "sim" / h.name)
+
+    env = _env()
+    stale = {p.name for p in (hls_dir / "src" / "nodes").glob("*.h")}
+    for p in plans:
+        _write(hls_dir / "src" / "nodes" / f"{p.ident}.h", node_header(p, env))
+        stale.discard(f"{p.ident}.h")
+    for name in stale:
+        (hls_dir / "src" / "nodes" / name).unlink()
+    files = {
+        f"src/{top}.h": "top.h.j2",
+        f"src/{top}.cpp": "top.cpp.j2",
+        f"src/{top}_trace.h": "trace.h.j2",
+        "tb/tb.cpp": "tb.cpp.j2",
+        "project.tcl": "project.tcl.j2",
+        "csim.tcl": "csim.tcl.j2",
+        "csynth.tcl": "csynth.tcl.j2",
+        "cosim.tcl": "cosim.tcl.j2",
+        "export.tcl": "export.tcl.j2",
+        "run_hls.sh": "run_hls.sh.j2",
+    }
+    for rel, tpl in files.items():
+        _write(hls_dir / rel, env.get_template(tpl).render(**ctx))
+    (hls_dir / "run_hls.sh").chmod(0o755)
+    (out_dir / "vivado").mkdir(parents=True, exist_ok=True)
+    _write(out_dir / "vivado" / "bd.tcl", env.get_template("bd.tcl.j2").render(**ctx))
+
+    manifest = {
+        "top": top,
+        "graph": graph.name,
+        "board": info,
+        "ap_int_max_w": ctx["ap_int_max_w"],
+        "fifo_depth": fifo_depth,
+        "sources": [f"src/{top}.cpp"],
+        "testbench": ["tb/tb.cpp"],
+        "include_dirs": ["include", "src"],
+        "sim_include_dirs": ["sim"],
+        "input": {"bits": inp.beat_bits, "axi_bits": ctx["in_axi"], "beats_per_frame": inp.h * inp.w,
+                  "shape": [inp.h, inp.w, inp.c], "kind": inp.kind, "value_bits": inp.bits},
+        "output": {"bits": outp.beat_bits, "axi_bits": ctx["out_axi"], "beats_per_frame": outp.h * outp.w,
+                   "shape": [outp.h, outp.w, outp.c], "kind": outp.kind, "value_bits": outp.bits,
+                   "node": plans[-1].name},
+        "ports": {"in": "in_stream", "out": "out_stream", "control": "s_axi_control", "reps": "reps"},
+        "nodes": [{"name": p.name, "ident": p.ident, "kind": p.kind, "out_bits": p.out_w,
+                   "out_beats_per_frame": p.out_beats, "channels": p.node.out.c, "value_bits": p.node.out.bits,
+                   **p.summary} for p in plans],
+    }
+    _write(hls_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return hls_dir
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only when the content changed (keeps compile caches and timestamps stable)."""
+    path = Path(path)
+    if path.exists() and path.read_text() == text:
+        return
+    path.write_text(text)

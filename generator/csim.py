@@ -1,0 +1,287 @@
+"""C simulation of a generated HLS project with g++ and the open ap_types headers.
+
+    python -m generator.csim OUT [--frames N] [--batch B] [--notrace] [--werror]
+    python -m generator.csim --check-vitis
+
+Compiles OUT/hls (top + test bench, -DCF_TRACE so that every node's output stream is
+checked against OUT/vectors/<node>.hex), runs it on OUT/vectors, writes
+OUT/csim/results.json, prints a one-line summary and exits 1 unless bit exact
+(2 on usage/tool errors). The compiled binary is cached in OUT/csim/ by a hash of the
+sources and flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas"]
+
+
+class CsimError(Exception):
+    """Usage or tool error (exit 2)."""
+
+
+# --------------------------------------------------------------------------- tools
+
+def find_cxx() -> str:
+    try:
+        from . import tools
+        return str(tools.cxx())
+    except ImportError:  # pragma: no cover - tools.py absent
+        pass
+    except Exception as exc:  # ToolMissing
+        raise CsimError(str(exc)) from None
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if not cxx:
+        raise CsimError("g++ not found: install g++ (make setup)")
+    return cxx
+
+
+def find_ap_types() -> Path:
+    """Directory with ap_int.h: generator.tools (the project's .venv), else the hls4ml package."""
+    try:
+        from . import tools
+        try:
+            return Path(tools.ap_types_include())
+        except Exception:  # ToolMissing: fall back to an installed hls4ml
+            pass
+    except ImportError:  # pragma: no cover
+        pass
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            d = Path(loc) / "templates" / "vivado" / "ap_types"
+            if (d / "ap_int.h").is_file():
+                return d
+    raise CsimError("ap_types headers (ap_int.h) not found: run `make setup` (or pip install hls4ml --no-deps)")
+
+
+def compiler_version(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+        return out.splitlines()[0].strip() if out else cxx
+    except (OSError, subprocess.SubprocessError):
+        return cxx
+
+
+# --------------------------------------------------------------------------- build
+
+def _hash_tree(paths, extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(paths):
+        h.update(str(p).encode())
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:20]
+
+
+def build(hls_dir: Path, work: Path, trace: bool = True, werror: bool = False, quiet: bool = False) -> dict:
+    """Compile the project's top and test bench into work/tb (cached). Returns build info."""
+    manifest = json.loads((hls_dir / "manifest.json").read_text())
+    cxx = find_cxx()
+    ap = find_ap_types()
+    flags = list(CXXFLAGS) + (["-DCF_TRACE"] if trace else []) + (["-Werror"] if werror else [])
+    incs = [f"-I{hls_dir / d}" for d in manifest.get("sim_include_dirs", ["sim"])]
+    incs += [f"-I{hls_dir / d}" for d in manifest.get("include_dirs", ["include", "src"])]
+    incs += ["-isystem", str(ap)]
+    sources = [hls_dir / s for s in manifest["sources"]] + [hls_dir / s for s in manifest["testbench"]]
+    deps = sources + sorted((hls_dir / "src").rglob("*.h")) + sorted((hls_dir / "include").glob("*.h")) \
+        + sorted((hls_dir / "sim").glob("*.h"))
+    key = _hash_tree(deps, " ".join([cxx, str(ap)] + flags))
+    work.mkdir(parents=True, exist_ok=True)
+    exe = work / "tb"
+    stamp = work / "tb.hash"
+    info = {"compiler": compiler_version(cxx), "cxx": cxx, "cxxflags": " ".join(flags), "ap_types": str(ap),
+            "compile_seconds": 0.0, "cached": False, "warnings": 0}
+    if exe.exists() and stamp.exists() and stamp.read_text().split()[0] == key:
+        info["cached"] = True
+        info["warnings"] = int(stamp.read_text().split()[1]) if len(stamp.read_text().split()) > 1 else 0
+        return info
+    if not quiet:
+        print(f"csim: compiling {hls_dir.name}/ ({len(sources)} files) with {info['compiler']} ...", flush=True)
+    t0 = time.monotonic()
+
+    def compile_one(src: Path):
+        obj = work / (src.stem + ".o")
+        cmd = [cxx, *flags, *incs, "-c", str(src), "-o", str(obj)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return src, obj, r
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as ex:
+        results = list(ex.map(compile_one, sources))
+    log = []
+    for src, _, r in results:
+        if r.stderr.strip():
+            log.append(f"== {src.name}\n{r.stderr}")
+    (work / "compile.log").write_text("\n".join(log))
+    failed = [(s, r) for s, _, r in results if r.returncode != 0]
+    if failed:
+        src, r = failed[0]
+        raise CsimError(f"compiling {src.name} failed (full log: {work / 'compile.log'}):\n"
+                        + "\n".join(r.stderr.splitlines()[:40]))
+    warnings = sum(r.stderr.count("warning:") for _, _, r in results)
+    r = subprocess.run([cxx, *[str(o) for _, o, _ in results], "-o", str(exe)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise CsimError(f"linking the C simulation failed:\n{r.stderr[:4000]}")
+    info["compile_seconds"] = round(time.monotonic() - t0, 2)
+    info["warnings"] = warnings
+    stamp.write_text(f"{key} {warnings}\n")
+    if warnings and not quiet:
+        print(f"csim: {warnings} compiler warning(s), see {work / 'compile.log'}", flush=True)
+    return info
+
+
+# --------------------------------------------------------------------------- run
+
+def count_frames(vectors: Path, beats_per_frame: int) -> int:
+    with open(vectors / "input.hex") as f:
+        lines = sum(1 for line in f if line.strip())
+    return lines // beats_per_frame
+
+
+def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace: bool = True,
+             werror: bool = False, quiet: bool = False, timeout: float | None = None) -> dict:
+    """Build and run the C simulation of out_dir/hls on out_dir/vectors; returns the results
+    dict (also written to out_dir/csim/results.json)."""
+    t_start = time.monotonic()
+    out_dir = Path(out_dir)
+    hls_dir = out_dir / "hls"
+    vectors = out_dir / "vectors"
+    if not (hls_dir / "manifest.json").is_file():
+        raise CsimError(f"{hls_dir}/manifest.json not found: render the HLS project first "
+                        f"(python -m generator build ...)")
+    if not (vectors / "input.hex").is_file():
+        raise CsimError(f"{vectors}/input.hex not found: the build folder has no test vectors")
+    manifest = json.loads((hls_dir / "manifest.json").read_text())
+    available = count_frames(vectors, manifest["input"]["beats_per_frame"])
+    if available == 0:
+        raise CsimError(f"{vectors}/input.hex holds no complete frame")
+    n = available if not frames else min(frames, available)
+    if batch is None:
+        batch = max(1, min(16, n // 10 or 1))
+    work = out_dir / "csim"
+    info = build(hls_dir, work, trace=trace, werror=werror, quiet=quiet)
+    tb_json = work / "tb_results.json"
+    if tb_json.exists():
+        tb_json.unlink()
+    cmd = [str(work / "tb"), str(vectors), str(n), str(batch), str(tb_json)] + ([] if trace else ["notrace"])
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail = []
+    try:
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-50:]
+            if not quiet and line.startswith("[csim] frames"):
+                print(line.rstrip(), flush=True)
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise CsimError(f"C simulation exceeded {timeout} s") from None
+    run_s = time.monotonic() - t0
+    if not tb_json.exists():
+        raise CsimError(f"the C simulation crashed (exit {rc}):\n" + "\n".join(tail[-20:]))
+    tb = json.loads(tb_json.read_text())
+    nodes = tb["nodes"]
+    mismatches = {nd["name"]: nd["mismatches"] + nd["missing_beats"] * nd["channels"] + nd["extra_beats"]
+                  * nd["channels"] + nd["bad_lines"] for nd in nodes} if trace else {}
+    o = tb["output"]
+    res = {
+        "frames": tb["frames"],
+        "bit_exact": bool(tb["bit_exact"]) and rc == 0,
+        "mismatches": mismatches,
+        "output_mismatches": o["mismatches"] + o["missing_beats"] + o["extra_beats"] + o["bad_lines"],
+        "tlast_errors": tb["tlast_errors"],
+        "pad_errors": tb["pad_errors"],
+        "leftover_streams": tb["leftover_streams"],
+        "input_left": tb["input_left"],
+        "trace": tb["trace"],
+        "first_mismatch": next(({"node": nd["name"], **nd["first_mismatch"]} for nd in nodes
+                                if "first_mismatch" in nd), o.get("first_mismatch")),
+        "values": {nd["name"]: nd["values"] for nd in nodes},
+        "compiler": info["compiler"],
+        "cxxflags": info["cxxflags"],
+        "ap_types": info["ap_types"],
+        "compiler_warnings": info["warnings"],
+        "compile_seconds": info["compile_seconds"],
+        "compile_cached": info["cached"],
+        "run_seconds": round(run_s, 3),
+        "seconds_per_frame": round(tb["run_seconds"] / max(1, tb["frames"]), 4),
+        "seconds": round(time.monotonic() - t_start, 3),
+        "top": manifest["top"],
+        "batch": batch,
+        "exit_code": rc,
+        "nodes": nodes,
+        "output": o,
+    }
+    (work / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def summary(res: dict) -> str:
+    if res["bit_exact"]:
+        return (f"csim: BIT EXACT, {res['frames']} frames, {len(res['nodes'])} nodes checked, "
+                f"{res['seconds']:.1f} s ({res['seconds_per_frame'] * 1000:.1f} ms/frame, compile "
+                f"{'cached' if res['compile_cached'] else str(res['compile_seconds']) + ' s'})")
+    bad = {k: v for k, v in res["mismatches"].items() if v}
+    parts = [f"{k}: {v}" for k, v in bad.items()]
+    if res["output_mismatches"]:
+        parts.append(f"output: {res['output_mismatches']}")
+    for key in ("tlast_errors", "pad_errors", "leftover_streams", "input_left"):
+        if res[key]:
+            parts.append(f"{key}: {res[key]}")
+    first = res.get("first_mismatch")
+    where = (f"; first at {first.get('node', 'output')} frame {first['frame']} pixel {first['pixel']} channel "
+             f"{first['channel']} expected {first['expected']} got {first['got']}") if first else ""
+    return f"csim: NOT BIT EXACT over {res['frames']} frames ({', '.join(parts) or 'exit ' + str(res['exit_code'])}){where}"
+
+
+def check_vitis() -> int:
+    ok = True
+    for tool, what in (("vitis_hls", "make hls (Vitis HLS csynth/cosim/export)"),
+                       ("vivado", "make bitstream (Vivado block design, .bit/.hwh)")):
+        path = shutil.which(tool)
+        if path:
+            print(f"{tool}: {path}")
+        else:
+            ok = False
+            print(f"{tool}: not found on PATH -- needed for {what}; install AMD/Xilinx Vitis and "
+                  f"`source <install>/settings64.sh`")
+    if not ok:
+        print("C simulation needs neither: python -m generator.csim OUT")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m generator.csim",
+                                 description="Bit-exact C simulation of a generated HLS project (g++ + ap_types).")
+    ap.add_argument("out", nargs="?", help="build folder (holding hls/ and vectors/)")
+    ap.add_argument("--frames", type=int, default=None, help="frames to simulate (default: all vectors)")
+    ap.add_argument("--batch", type=int, default=None, help="frames per call of the top (reps)")
+    ap.add_argument("--notrace", action="store_true", help="check only the accelerator output, not every node")
+    ap.add_argument("--werror", action="store_true", help="fail on compiler warnings")
+    ap.add_argument("--check-vitis", action="store_true", help="report whether vitis_hls and vivado are on PATH")
+    args = ap.parse_args(argv)
+    if args.check_vitis:
+        return check_vitis()
+    if not args.out:
+        ap.error("OUT is required")
+    try:
+        res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
+    except CsimError as exc:
+        print(f"csim: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(res))
+    return 0 if res["bit_exact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+// cfgen HLS: sliding-window generator (convolution input generator) with padding.
+//
+// in : pixel beats ap_uint<IFM_CH*IN_BITS>, raster order, IFM_H*IFM_W per frame.
+// out: for every output pixel (raster order) the K*K*IFM_CH window taps in (ky, kx, c)
+//      order, SIMD channels per beat: OFM_H*OFM_W*K*K*(IFM_CH/SIMD) beats per frame.
+//      Out-of-image taps take the matching channels of `pad_pixel`.
+//
+// A ring of K+STRIDE line buffers: while output row oy is emitted the next STRIDE input
+// rows are read, so the unit sustains max(K*K*IFM_CH/SIMD*OFM_W, STRIDE*IFM_W) cycles per
+// output row. Rows that no window uses (bottom rows skipped by the stride) are consumed.
+#ifndef CF_SWG_H
+#define CF_SWG_H
+
+#include "cf_common.h"
+
+// Loop labels name the loops in HLS reports; g++ would flag them as unused.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-label"
+
+namespace cf {
+
+namespace detail {
+// Number of input rows that must have been read before output row `oy` can be emitted.
+constexpr int swg_rows_needed(int oy, int K, int S, int P, int H) {
+  return (oy * S - P + K) < 0 ? 0 : ((oy * S - P + K) > H ? H : (oy * S - P + K));
+}
+}  // namespace detail
+
+template <unsigned K, unsigned STRIDE, unsigned PAD, unsigned IFM_CH, unsigned IFM_H, unsigned IFM_W,
+          unsigned IN_BITS, unsigned SIMD>
+void sliding_window(hls::stream<ap_uint<IFM_CH * IN_BITS> >& in, hls::stream<ap_uint<SIMD * IN_BITS> >& out,
+                    const typename rom<IFM_CH * IN_BITS>::type& pad_pixel, const unsigned reps) {
+  static_assert(K >= 1 && STRIDE >= 1, "kernel and stride must be >= 1");
+  static_assert(SIMD >= 1 && IFM_CH % SIMD == 0, "SIMD must divide the input channels");
+  static_assert(IFM_H + 2 * PAD >= K && IFM_W + 2 * PAD >= K, "kernel larger than the padded image");
+  constexpr unsigned OFM_H = (IFM_H + 2 * PAD - K) / STRIDE + 1;
+  constexpr unsigned OFM_W = (IFM_W + 2 * PAD - K) / STRIDE + 1;
+  constexpr unsigned CF = IFM_CH / SIMD;
+  constexpr unsigned NROWS = K + STRIDE;
+  constexpr unsigned PB = IFM_CH * IN_BITS;
+  constexpr unsigned OB = SIMD * IN_BITS;
+  constexpr unsigned EMIT = OFM_W * K * K * CF;
+  typedef ap_uint<PB> pix_t;
+
+  pix_t buf[NROWS][IFM_W];
+#pragma HLS BIND_STORAGE variable=buf type=ram_2p
+#pragma HLS DEPENDENCE variable=buf inter false
+#pragma HLS DEPENDENCE variable=buf intra false
+  const pix_t padv = rom_reader<PB>::get(pad_pixel);
+
+frames:
+  for (unsigned r = 0; r < reps; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1
+    unsigned wslot = 0, wx = 0;  // where the next input pixel goes
+    unsigned pix_read = 0;       // input pixels of this frame read so far
+    const unsigned prefill = (unsigned)detail::swg_rows_needed(0, K, STRIDE, PAD, IFM_H) * IFM_W;
+  prefill_rows:
+    for (; pix_read < prefill; pix_read++) {
+#pragma HLS PIPELINE II=1
+      buf[wslot][wx] = in.read();
+      if (++wx == IFM_W) {
+        wx = 0;
+        if (++wslot == NROWS) wslot = 0;
+      }
+    }
+    int top = -(int)PAD;                                  // input row of window row ky = 0
+    unsigned top_slot = (NROWS - PAD % NROWS) % NROWS;    // its line-buffer slot
+  out_rows:
+    for (unsigned oy = 0; oy < OFM_H; oy++) {
+      const unsigned target =
+          (oy + 1 < OFM_H ? (unsigned)detail::swg_rows_needed((int)oy + 1, K, STRIDE, PAD, IFM_H) : IFM_H) * IFM_W;
+      unsigned cf = 0, kx = 0, ky = 0, slot = top_slot;
+      int left = -(int)PAD;
+    emit:
+      for (unsigned e = 0; e < EMIT; e++) {
+#pragma HLS PIPELINE II=1
+        if (pix_read < target) {  // read ahead the rows of the next output row
+          buf[wslot][wx] = in.read();
+          pix_read++;
+          if (++wx == IFM_W) {
+            wx = 0;
+            if (++wslot == NROWS) wslot = 0;
+          }
+        }
+        const int iy = top + (int)ky;
+        const int ix = left + (int)kx;
+        pix_t p = padv;
+        if (iy >= 0 && iy < (int)IFM_H && ix >= 0 && ix < (int)IFM_W) p = buf[slot][ix];
+        if (CF == 1)
+          out.write(ap_uint<OB>(p));
+        else
+          out.write(ap_uint<OB>(p.range(cf * OB + OB - 1, cf * OB)));
+        if (++cf == CF) {
+          cf = 0;
+          if (++kx == K) {
+            kx = 0;
+            slot = (slot + 1 == NROWS) ? 0 : slot + 1;
+            if (++ky == K) {
+              ky = 0;
+              slot = top_slot;
+              left += (int)STRIDE;
+            }
+          }
+        }
+      }
+    drain:
+      for (; pix_read < target; pix_read++) {
+#pragma HLS PIPELINE II=1
+        buf[wslot][wx] = in.read();
+        if (++wx == IFM_W) {
+          wx = 0;
+          if (++wslot == NROWS) wslot = 0;
+        }
+      }
+      top += (int)STRIDE;
+      top_slot += STRIDE;
+      if (top_slot >= NROWS) top_slot -= NROWS;
+    }
+  }
+}
+
+}  // namespace cf
+
+#pragma GCC diagnostic pop
+
+#endif  // CF_SWG_H
