@@ -212,7 +212,12 @@ class _null_env:
         return False
 
 
+PART_NAMES = {"perf": "latency_interval", "stalls": "random_stalls",
+              "reset": "reset_mid_frame", "backpressure": "backpressure_patterns"}
+
+
 def summarize(man, tc, parts, names, frames, simulator, build_s, sim_s) -> dict:
+    """Merge the runner's per-test verdicts with the tests' own part files."""
     clock = man["board"].get("clock_mhz", 100)
     tests = {}
     all_ok = True
@@ -222,9 +227,7 @@ def summarize(man, tc, parts, names, frames, simulator, build_s, sim_s) -> dict:
         if name not in names:
             continue
         r = tc.get(name, {"passed": False, "message": "did not run"})
-        p = parts.get(short if short != "perf" else "latency_interval")
-        p = p or parts.get({"stalls": "random_stalls", "reset": "reset_mid_frame",
-                            "backpressure": "backpressure_patterns"}.get(short, ""), None)
+        p = parts.get(PART_NAMES[short])
         ok = bool(r.get("passed")) and p is not None and p.get("passed", False)
         all_ok &= ok
         if p:
@@ -239,7 +242,7 @@ def summarize(man, tc, parts, names, frames, simulator, build_s, sim_s) -> dict:
     per_node = (stalls or perf or {}).get("checkers", {})
     return {
         "frames": frames if "stalls" in tests else perf.get("perf_frames", 0) + 1,
-        "bit_exact": bool(all_ok and mism == 0),
+        "bit_exact": bool(all_ok and mism == 0 and tests),
         "mismatches": mism,
         "latency_cycles": perf.get("latency_cycles"),
         "interval_cycles": interval,

@@ -159,7 +159,7 @@ def _check(cond: bool, msg: str) -> None:
 
 
 def _swg(i: int, inp_prefix: str, s: Stream, k: int, stride: int, pad: int, simd: int, nf: int,
-         pad_pixel: int, ident_: str) -> Unit:
+         pad_pixel: int) -> Unit:
     need = (k - 1) * s.w + k + (stride - 1) * s.w + k + 2
     depth = next_pow2(max(need, 4))
     pw = s.c * s.bits
@@ -244,7 +244,7 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
     pwords = pack_words(lanes.reshape(nf, pe), tw + 1)
     fd = 8 if sf * nf < 4 else 2
     nm = tag
-    swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, nf, _pad_pixel(node.pad_value, s), nm)
+    swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, nf, _pad_pixel(node.pad_value, s))
     mvu = Unit("cf_mvu", f"u{i}_mvu", [
         ("MATRIX", 0 if xnor else 1), ("SIMD", simd), ("PE", pe), ("KD", K), ("CO", o.c),
         ("ACT", 0 if node.act == "threshold" else 1), ("OB", ob), ("AW", aw), ("TW", tw),
@@ -264,7 +264,7 @@ def plan_maxpool(i: int, node: MaxPoolNode, inp: str, tag: str) -> NodePlan:
     _check(s.kind == "bit", f"{node.name}: max-pool input must be a bit stream")
     inv = np.asarray(node.invert if node.invert is not None else np.zeros(s.c)).astype(np.int64)
     invv = int(sum(int(b & 1) << c for c, b in enumerate(inv)))
-    swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, invv, tag)
+    swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, invv)
     core = Unit("cf_maxpool", f"u{i}_pool", [("C", s.c), ("KK", node.k * node.k),
                                              ("INV", vhex(s.c, invv)), ("FD", 2)],
                 swg.out, f"n{i}_core", o.beat_bits)
@@ -286,7 +286,7 @@ def plan_avgpool(i: int, node: AvgPoolNode, inp: str, tag: str) -> NodePlan:
     tw = signed_bits(int(thr.min()), int(thr.max()))
     lanes = (thr & ((1 << tw) - 1)) | (flag << tw)
     twords = pack_words(lanes.reshape(1, s.c), tw + 1)
-    swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, 0, tag)
+    swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, 0)
     core = Unit("cf_avgpool", f"u{i}_pool", [
         ("C", s.c), ("IB", s.bits), ("ISIGNED", int(s.kind == "int")), ("KK", kk), ("SW", sw),
         ("TW", tw), ("FD", 2), ("TFILE", vstr(MEM_DIR + f"{tag}_t.hex"))],
@@ -323,7 +323,7 @@ def plan_scalemac(i: int, node: ScaleMacNode, inp: str, tag: str) -> NodePlan:
     bias = np.asarray(node.bias).astype(np.int64)
     bw = signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0)))
     bwords = pack_words(bias.reshape(nf, pe), bw)
-    swg = _swg(i, inp, s, 1, 1, 0, simd, nf, 0, tag)
+    swg = _swg(i, inp, s, 1, 1, 0, simd, nf, 0)
     core = Unit("cf_scalemac", f"u{i}_smac", [
         ("IB", s.bits), ("ISIGNED", int(s.kind == "int")), ("SIMD", simd), ("PE", pe),
         ("CI", ci), ("CO", co), ("N", n), ("SCW", scw), ("GW", int(node.group_bits or 1)),
