@@ -56,7 +56,7 @@ def render_notebook(dest, meta: dict, *, package: bool) -> Path:
     return dest
 
 
-def execute(path, *, cwd=None, env: dict | None = None, timeout: int = 600):
+def execute(path, *, cwd=None, env: dict | None = None, timeout: int = 3600):
     """Run every cell (nbclient) in `cwd` with extra environment variables; save in place."""
     import nbformat
     from nbclient import NotebookClient
@@ -81,7 +81,7 @@ def execute(path, *, cwd=None, env: dict | None = None, timeout: int = 600):
     return nb
 
 
-def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: int = 600,
+def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: int = 3600,
         log=print) -> dict:
     from .backends.host import build_meta, driver
     from .errors import BuildError
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     p.add_argument("out", help="build folder")
     p.add_argument("--backend", default="csim", choices=("csim", "golden", "auto"))
     p.add_argument("--frames", type=int, default=None, help="images to classify (default: the notebook's 100)")
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (C simulation of a large model is slow)")
     a = p.parse_args(argv)
     from .errors import CfgenError
     try:

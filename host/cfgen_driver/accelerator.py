@@ -192,19 +192,21 @@ class Accelerator:
         return self.run(images).logits
 
     def throughput_test(self, images=None, frames: int | None = None, repeats: int = 3,
-                        latency_runs: int = 5) -> dict:
+                        latency_runs: int = 5, warmup: bool | None = None) -> dict:
         """Frames/s and latency, with the time split into pack / copy_in / compute / copy_out / unpack.
 
         images: uint8 (N, H, W, C) (default: `frames` random images, default 4 batches).
         fps is end to end (packing and copies included); compute_fps counts only the backend's
         compute (on the board: DMA + accelerator, from the first transfer to the last frame back).
         latency_ms: one frame alone, end to end (median of latency_runs).
+        warmup: one untimed batch first (default: on the board only).
         """
         if images is None:
             n = int(frames or 4 * self.batch)
             images = np.random.default_rng(0).integers(0, 256, (n,) + self.input_shape, dtype=np.uint8)
         x = self.check_images(images)
-        self.run_ints(x[:min(len(x), self.batch)])  # warm-up
+        if warmup if warmup is not None else self.backend_name == "board":
+            self.run_ints(x[:min(len(x), self.batch)])
         total = dict.fromkeys(STAGES, 0.0)
         wall = 0.0
         for _ in range(max(1, repeats)):
