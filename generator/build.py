@@ -14,7 +14,9 @@ from . import golden
 from .boards import load_board
 from .checkpoint import load_checkpoint
 from .errors import BuildError
-from .fold import fold, load_folding
+from .fold import fold, fold_table, fold_warnings, load_folding
+from .report import group_scale_record
+from .report import render as render_report
 from .ir import Graph
 from .lower import lower
 from .streams import write_hex
@@ -80,7 +82,7 @@ def render_project_files(out: Path, context: dict) -> None:
 def backends():
     """The backends present in this install, as (name, render) pairs."""
     found = []
-    for name in ("hls", "rtl"):
+    for name in ("hls", "rtl", "host"):
         try:
             module = __import__(f"generator.backends.{name}", fromlist=["render"])
         except ModuleNotFoundError:
@@ -92,7 +94,7 @@ def backends():
 def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random",
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
-          log=print) -> dict:
+          mult: str = "auto", util: dict | None = None, log=print) -> dict:
     out = Path(out_dir)
     if out.exists() and not force:
         raise BuildError(f"{out} exists; pass --force to replace it")
@@ -105,9 +107,12 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     graph.meta["board"] = board["name"]
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
-    perf = fold(graph, board, fps=fps, folding=folding)
+    perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
     log(f"[2/5] folded for {board['name']}: predicted interval {perf['interval_cycles']} cycles, "
         f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
+    log(fold_table(perf, board))
+    for warning in fold_warnings(perf):
+        log(f"      warning: {warning}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -120,8 +125,12 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
             render(graph, tmp, board)
         report = {"checkpoint": str(checkpoint), "board": board["name"], "model": ckpt.spec["name"],
                   "predicted": perf, "cf_costs": graph.meta["cf_costs"],
-                  "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]}}
+                  "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]},
+                  "board_info": {k: board.get(k) for k in ("name", "part", "resources", "clock_mhz")},
+                  "scales": group_scale_record(ckpt)}
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        (tmp / "folding.json").write_text(json.dumps(perf["folding"], indent=2) + "\n")
+        render_report(tmp, log=lambda *a: None)
         render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
                                    "python": sys.executable, "checkpoint": str(checkpoint),
                                    "frames": vec["frames"], "data": data,
