@@ -1,29 +1,42 @@
-"""Folding: choose PE and SIMD per node and predict cycles per frame.
+"""Folding: choose PE and SIMD (and the multiplier implementation of int8 layers) per node.
 
-The analytic cycle model is the one docs/CONTRACT.md states for the hardware units.
+Three modes (docs/FOLDING.md):
+- default: the fastest pipeline (smallest interval) whose predicted resources fit the
+  board's budget (80 % of LUT and FF, 90 % of BRAM36 and DSP unless --util says otherwise);
+- `fps`: the least resources meeting `clock / fps` cycles per frame;
+- a folding file: validated (one-line error naming the node and what is legal); nodes it
+  leaves out get the cheapest folding that does not slow the pipeline down.
+
+For a target interval T every node takes its cheapest legal option with cycles <= T, where
+"cheapest" is a weighted sum of its predicted resources (generator/perf.py). The weights
+start at 1 / board capacity and grow for any resource the total overflows (a Lagrangian
+repair), so that a scarce resource (DSPs on a Zynq-7020) is spent where it saves most.
+The smallest T that fits is found by bisection over the cycle counts the nodes can take.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import perf
 from .errors import BuildError
-from .ir import ConvNode, Graph, ScaleMacNode
+from .ir import AvgPoolNode, ConvNode, GlobalSumNode, Graph, MaxPoolNode, ScaleMacNode
+
+DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
+# Starting price of each resource per unit of board capacity. DSPs start nearly free (they
+# do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice.
+START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02}
+MULT_CHOICES = ("auto", "dsp", "dsp2", "lut")
 
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def node_cycles(node) -> int:
-    """Ideal cycles per frame of one node at its folding."""
-    o = node.out
-    if isinstance(node, ConvNode):
-        return o.h * o.w * (node.k * node.k * node.inp.c // node.simd) * (o.c // node.pe)
-    if isinstance(node, ScaleMacNode):
-        return o.h * o.w * (node.inp.c // node.simd) * (o.c // node.pe)
-    return node.inp.h * node.inp.w  # one input pixel per cycle
+node_cycles = perf.node_cycles
 
 
 def legal_simd(node) -> list[int]:
@@ -40,51 +53,270 @@ def legal_pe(node) -> list[int]:
     return [1]
 
 
+def _fmt(vals: list[int]) -> str:
+    return ", ".join(str(v) for v in vals)
+
+
 def check_folding(node) -> None:
+    """One-line BuildError naming the node and what is legal."""
+    if isinstance(node, (MaxPoolNode, AvgPoolNode, GlobalSumNode)):
+        if node.pe != 1 or node.simd != 1:
+            raise BuildError(f"node {node.name}: a {node.kind} node takes one whole pixel per cycle; "
+                             f"PE and SIMD must be 1 (got PE={node.pe}, SIMD={node.simd})")
+        return
     if node.pe not in legal_pe(node):
-        raise BuildError(f"node {node.name}: PE={node.pe} must divide {node.out.c} output channels")
+        raise BuildError(f"node {node.name}: PE={node.pe} must divide its {node.out.c} output "
+                         f"channels; legal PE: {_fmt(legal_pe(node))}")
     if node.simd not in legal_simd(node):
-        raise BuildError(f"node {node.name}: SIMD={node.simd} is not legal "
-                         f"(choose from {legal_simd(node)})")
+        if isinstance(node, ScaleMacNode):
+            raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
+                             f"channels and divide or be a multiple of the group size n={node.n}; "
+                             f"legal SIMD: {_fmt(legal_simd(node))}")
+        raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
+                         f"channels; legal SIMD: {_fmt(legal_simd(node))}")
 
 
-def cheapest(node, target_cycles: int) -> tuple[int, int]:
-    """Least PE*SIMD meeting the target (prefer wide SIMD: bits are cheap); else the fastest."""
-    options = [(pe * simd, -simd, pe, simd) for pe in legal_pe(node) for simd in legal_simd(node)]
-    options.sort()
-    for _, _, pe, simd in options:
-        node.pe, node.simd = pe, simd
-        if node_cycles(node) <= target_cycles:
-            return pe, simd
-    _, _, pe, simd = options[-1]
-    return pe, simd
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Option:
+    pe: int
+    simd: int
+    mult: str | None          # int8 layers: 'dsp' | 'dsp2' | 'lut'; None otherwise
+    dsp_cap: int | None       # int8 layers: DSPs at most (the rest LUT multipliers)
+    cycles: int
+    res: dict                 # LUT, FF, BRAM36, DSP
 
 
-def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | None = None) -> dict:
-    """Set node.pe / node.simd in place; returns a summary (cycles per node, interval)."""
+def mult_styles(mult: str) -> tuple[str, ...]:
+    if mult not in MULT_CHOICES:
+        raise BuildError(f"--mult {mult}: choose from {', '.join(MULT_CHOICES)}")
+    return ("dsp", "dsp2", "lut") if mult == "auto" else (mult,)
+
+
+def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
+    """Every legal folding of a node with its predicted cycles and resources."""
+    saved = node.pe, node.simd
+    out = []
+    int8 = isinstance(node, ConvNode) and node.matrix == "int8"
+    try:
+        for pe in legal_pe(node):
+            for simd in legal_simd(node):
+                node.pe, node.simd = pe, simd
+                cyc = node_cycles(node)
+                variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
+                seen = set()
+                for style, cap in variants:
+                    res, info = perf.node_resources(node, style or "dsp", cap)
+                    d = res.as_dict()
+                    key = (d["LUT"], d["FF"], d["BRAM36"], d["DSP"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    out.append(Option(pe, simd, style, cap if (int8 and cap is not None
+                                                               and d["DSP"] >= cap) else None,
+                                      cyc, {r: float(res.as_dict()[r]) for r in perf.RESOURCES}))
+    finally:
+        node.pe, node.simd = saved
+    return out
+
+
+def _budget(board: dict, util: dict | None) -> dict:
+    avail = board.get("resources", {})
+    u = dict(DEFAULT_UTIL)
+    u.update(util or {})
+    return {r: avail[r] * u[r] for r in perf.RESOURCES if r in avail}
+
+
+def _choose(options: dict, T: int, prices: dict) -> dict | None:
+    """Cheapest option per node with cycles <= T under the given resource prices."""
+    pick = {}
+    for name, opts in options.items():
+        best, best_cost = None, math.inf
+        for o in opts:
+            if o.cycles > T:
+                continue
+            cost = sum(prices[r] * o.res[r] for r in prices)
+            # ties: fewer cycles, then wider SIMD (bits are cheap)
+            key = (cost, o.cycles, -o.simd)
+            if best is None or key < best_cost:
+                best, best_cost = o, key
+        if best is None:
+            return None
+        pick[name] = best
+    return pick
+
+
+def _total(pick: dict, shell: dict) -> dict:
+    return {r: sum(o.res[r] for o in pick.values()) + shell[r] for r in perf.RESOURCES}
+
+
+def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
+           rounds: int = 40) -> tuple[dict | None, bool]:
+    """Cheapest folding meeting T; (pick, fits_budget). Prices start at START_PRICE/capacity
+    and double for each resource the total overflows."""
+    prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.RESOURCES}
+    first = None
+    for _ in range(rounds):
+        pick = _choose(options, T, prices)
+        if pick is None:
+            return None, False
+        first = first or pick
+        tot = _total(pick, shell)
+        over = [r for r in budget if tot[r] > budget[r]]
+        if not over:
+            return pick, True
+        for r in over:
+            prices[r] *= 2.0
+    return first, False
+
+
+def _apply(graph: Graph, pick: dict) -> dict:
+    mult = {}
+    for node in graph.nodes:
+        o = pick[node.name]
+        node.pe, node.simd = o.pe, o.simd
+        if o.mult is not None:
+            mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
+    return mult
+
+
+def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | None = None,
+         mult: str = "auto", util: dict | None = None) -> dict:
+    """Set node.pe / node.simd in place; returns the folding summary (report.json
+    'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
+    the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
+    styles = mult_styles(mult)
+    clock = board.get("clock_mhz", 100)
+    capacity = {r: float(v) for r, v in board.get("resources", {}).items()}
+    budget = _budget(board, util)
+    shell = perf.shell_resources(graph).as_dict()
+    shell = {r: float(shell[r]) for r in perf.RESOURCES}
+    dsp_b = budget.get("DSP")
+    caps = (None,) if dsp_b is None else (None, int(dsp_b))
+
     if folding is not None:
-        unknown = set(folding) - {n.name for n in graph.nodes}
-        if unknown:
-            raise BuildError(f"folding names unknown node(s): {', '.join(sorted(unknown))}")
+        fixed = apply_folding_file(graph, folding)
+        options = {}
         for node in graph.nodes:
-            f = folding.get(node.name, {})
-            node.pe, node.simd = int(f.get("pe", 1)), int(f.get("simd", 1))
-            check_folding(node)
+            opts = node_options(node, styles, caps)
+            if node.name in fixed:
+                f = fixed[node.name]
+                opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd
+                        and (f.get("mult") is None or o.mult in (None, f["mult"]))]
+            options[node.name] = opts
+        T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else \
+            max(min(o.cycles for o in opts) for opts in options.values())
+        T = max(T, max(min(o.cycles for o in opts) for opts in options.values()))
+        pick, fits = _solve(options, T, budget, shell, capacity)
+        mode, target = "file", {"interval_cycles": T}
     else:
-        clock = board.get("clock_mhz", 100) * 1e6
-        target = int(clock / (fps or board.get("target_fps", 2000)))
-        for node in graph.nodes:
-            node.pe, node.simd = cheapest(node, target)
-    return summary(graph, board)
+        options = {node.name: node_options(node, styles, caps) for node in graph.nodes}
+        floor_T = max(min(o.cycles for o in opts) for opts in options.values())
+        if fps:
+            if fps <= 0:
+                raise BuildError("--fps must be positive")
+            T = int(clock * 1e6 // fps)
+            if T < floor_T:
+                slow = max(options, key=lambda n: min(o.cycles for o in options[n]))
+                raise BuildError(f"--fps {fps:g} needs at most {T} cycles per frame at {clock} MHz; "
+                                 f"node {slow} cannot go below {floor_T} cycles at its widest "
+                                 f"folding (at most {clock * 1e6 / floor_T:.0f} frames/s)")
+            pick, fits = _solve(options, T, budget, shell, capacity)
+            if not fits:
+                best_T = _fastest_fitting(options, budget, shell, capacity)
+                hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
+                        if best_T else "")
+                tot = _total(pick, shell)
+                over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
+                                 if tot[r] > budget[r])
+                raise BuildError(f"--fps {fps:g} does not fit {board['name']} ({over}){hint}")
+            mode, target = "fps", {"fps": fps, "interval_cycles": T}
+        else:
+            T = _fastest_fitting(options, budget, shell, capacity)
+            if T is None:
+                T = max(o.cycles for opts in options.values() for o in opts)
+                pick, fits = _solve(options, T, budget, shell, capacity)
+            else:
+                pick, fits = _solve(options, T, budget, shell, capacity)
+            mode, target = "max_fps", {"interval_cycles": T}
+    mults = _apply(graph, pick)
+    for node in graph.nodes:
+        check_folding(node)
+    summary = summarize(graph, board, mults)
+    summary.update({"mode": mode, "target": target, "mult_choice": mult,
+                    "budget": {r: round(v, 1) for r, v in budget.items()},
+                    "fits_budget": all(summary["resources"][r] <= budget[r] for r in budget)})
+    return summary
 
 
-def summary(graph: Graph, board: dict) -> dict:
-    cycles = {n.name: node_cycles(n) for n in graph.nodes}
-    interval = max(cycles.values())
-    clock = board.get("clock_mhz", 100) * 1e6
-    return {"cycles": cycles, "interval_cycles": interval,
-            "fps_at_clock": clock / interval, "clock_mhz": board.get("clock_mhz", 100),
-            "folding": {n.name: {"pe": n.pe, "simd": n.simd} for n in graph.nodes}}
+def _fastest_fitting(options, budget, shell, capacity) -> int | None:
+    """Smallest achievable interval whose cheapest folding fits the budget (bisection)."""
+    cands = sorted({o.cycles for opts in options.values() for o in opts})
+    floor_T = max(min(o.cycles for o in opts) for opts in options.values())
+    cands = [c for c in cands if c >= floor_T]
+    lo, hi, best = 0, len(cands) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        _, fits = _solve(options, cands[mid], budget, shell, capacity)
+        if fits:
+            best, hi = cands[mid], mid - 1
+        else:
+            lo = mid + 1
+    return best
+
+
+def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
+    """The folding summary for the folding the nodes carry (no search)."""
+    mults = mults or {}
+    pred = perf.predict(graph, board, mults)
+    folding = {}
+    for n in graph.nodes:
+        f = {"pe": n.pe, "simd": n.simd}
+        if n.name in mults:
+            f["mult"] = mults[n.name]["style"]
+        folding[n.name] = f
+    multipliers = {n["name"]: n["mult"] for n in pred["nodes"] if "mult" in n}
+    return {"cycles": {n["name"]: n["cycles"] for n in pred["nodes"]},
+            "interval_cycles": pred["interval_cycles"], "latency_cycles": pred["latency_cycles"],
+            "fps_at_clock": pred["fps_at_clock"], "clock_mhz": pred["clock_mhz"],
+            "bottleneck": pred["bottleneck"], "folding": folding, "multipliers": multipliers,
+            "resources": pred["resources"], "utilization": pred["utilization"],
+            "nodes": pred["nodes"], "shell": pred["shell"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Folding files
+
+def apply_folding_file(graph: Graph, folding: dict) -> dict:
+    """Validate {node: {"pe": P, "simd": S[, "mult": M]}} and set the named nodes; returns
+    the entries it applied. One-line BuildError on anything illegal."""
+    names = [n.name for n in graph.nodes]
+    unknown = [k for k in folding if k not in names]
+    if unknown:
+        raise BuildError(f"folding names unknown node(s) {', '.join(sorted(unknown))}; "
+                         f"the nodes are: {', '.join(names)}")
+    for node in graph.nodes:
+        if node.name not in folding:
+            continue
+        f = folding[node.name]
+        extra = set(f) - {"pe", "simd", "mult"}
+        if extra:
+            raise BuildError(f"node {node.name}: unknown folding key(s) {', '.join(sorted(extra))} "
+                             f"(use pe, simd and, for the int8 layer, mult)")
+        for key in ("pe", "simd"):
+            v = f.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BuildError(f"node {node.name}: {key} must be a positive integer, got {v!r}")
+        node.pe, node.simd = int(f.get("pe", 1)), int(f.get("simd", 1))
+        check_folding(node)
+        m = f.get("mult")
+        if m is not None:
+            if not (isinstance(node, ConvNode) and node.matrix == "int8"):
+                raise BuildError(f"node {node.name}: 'mult' applies only to the int8 (first) layer")
+            if m not in perf.MULT_STYLES:
+                raise BuildError(f"node {node.name}: mult must be one of {', '.join(perf.MULT_STYLES)}")
+    return {k: v for k, v in folding.items()}
 
 
 def load_folding(path) -> dict:
@@ -92,6 +324,74 @@ def load_folding(path) -> dict:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BuildError(f"{path}: not a readable folding JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("folding"), dict):
+        data = data["folding"]          # a report.json 'predicted' block or OUT/folding.json
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise BuildError(f"{path}: folding must map node names to {{\"pe\": P, \"simd\": S}}")
     return data
+
+
+# ---------------------------------------------------------------------------------------
+# Presentation
+
+def parse_util(text: str | None) -> dict | None:
+    """'LUT=0.8,DSP=0.9' -> {'LUT': 0.8, 'DSP': 0.9} (one-line BuildError when malformed)."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        key = key.strip().upper().replace("BRAM", "BRAM36").replace("BRAM3636", "BRAM36")
+        try:
+            frac = float(val)
+        except ValueError:
+            frac = -1.0
+        if not sep or key not in perf.RESOURCES or not 0 < frac:
+            raise BuildError(f"--util {text}: expected R=F pairs with R in "
+                             f"{', '.join(perf.RESOURCES)} and F > 0 (e.g. LUT=0.8,DSP=0.9)")
+        out[key] = frac
+    return out
+
+
+def fold_table(summary: dict, board: dict) -> str:
+    """Per-node folding, cycles and predicted resources, for the build log."""
+    cap = board.get("resources", {})
+    rows = ["      node         PE  SIMD      cycles  share     LUT      FF  BRAM36  DSP"]
+    for n in summary["nodes"]:
+        r = n["resources"]
+        rows.append(f"      {n['name']:<10} {n['pe']:>4} {n['simd']:>5} {n['cycles']:>11,} "
+                    f"{100 * n['share']:>5.0f}% {r['LUT']:>7,} {r['FF']:>7,} {r['BRAM36']:>7} "
+                    f"{r['DSP']:>4}")
+    t = summary["resources"]
+    rows.append(f"      total (with AXI shell)                 {t['LUT']:>7,} {t['FF']:>7,} "
+                f"{t['BRAM36']:>7} {t['DSP']:>4}")
+    if cap:
+        rows.append("      of " + board.get("name", "the board") + ": " + ", ".join(
+            f"{r} {100 * t[r] / cap[r]:.0f}%" for r in perf.RESOURCES if cap.get(r)))
+    return "\n".join(rows)
+
+
+def fold_warnings(summary: dict) -> list[str]:
+    out = []
+    if not summary.get("fits_budget", True):
+        over = [f"{r} {summary['resources'][r]:,} > {summary['budget'][r]:,.0f}"
+                for r in summary["budget"] if summary["resources"][r] > summary["budget"][r]]
+        out.append("the predicted resources exceed the folding budget (" + ", ".join(over) + ")")
+    supported = rtl_mult_styles()
+    for name, m in summary.get("multipliers", {}).items():
+        if m["style"] not in supported and m["products"]:
+            out.append(f"{name}: the folding assumes '{m['style']}' multipliers "
+                       f"({m['products']} int8 products on {m['dsp']} DSP48 + {m['lut_products']} in "
+                       f"LUTs); the RTL backend implements {', '.join(supported)} only, so synthesis "
+                       f"will differ from the prediction")
+    return out
+
+
+def rtl_mult_styles() -> tuple[str, ...]:
+    """Multiplier styles the RTL backend implements (rtl.MULT_STYLES; one product per DSP48
+    when it does not say)."""
+    try:
+        from .backends import rtl
+        return tuple(getattr(rtl, "MULT_STYLES", ("dsp",)))
+    except Exception:
+        return ("dsp",)

@@ -17,7 +17,14 @@ def add_parser(sub):
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder for --data cifar10")
     p.add_argument("--frames", type=int, default=100, help="test vectors to generate")
     p.add_argument("--fps", type=float, default=None, help="target frames/s at the board clock")
-    p.add_argument("--folding", default=None, help="folding JSON: {node: {pe, simd}}")
+    p.add_argument("--folding", default=None,
+                   help="folding JSON: {node: {pe, simd[, mult]}} (OUT/folding.json of a build works)")
+    p.add_argument("--mult", default="auto", choices=("auto", "dsp", "dsp2", "lut"),
+                   help="int8 multipliers of the first layer: one per DSP48 (dsp), two per DSP48 "
+                        "(dsp2), LUTs (lut), or the cheapest fit (auto, default)")
+    p.add_argument("--util", default=None, metavar="R=F,...",
+                   help="folding budget as fractions of the board, e.g. LUT=0.8,FF=0.8,BRAM36=0.9,"
+                        "DSP=0.9 (the default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.set_defaults(func=run)
@@ -29,7 +36,9 @@ def run(args) -> int:
     from ..build import build
 
     out = args.output or str(Path("build") / Path(args.checkpoint).stem)
+    from ..fold import parse_util
+
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
-          seed=args.seed)
+          seed=args.seed, mult=args.mult, util=parse_util(args.util))
     return 0

@@ -1,0 +1,151 @@
+"""Synthesize single cfgen RTL library units with Yosys (calibration of generator/perf.py).
+
+    python bench/yosys_units.py            # run the calibration sweep, write bench/calibration.json
+
+Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad`), with random memory
+contents of the right shape, and its cells are counted like generator/perf.py counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RTL = REPO / "rtl"
+CACHE = Path(os.environ.get("CFGEN_YOSYS_CACHE", Path(tempfile.gettempdir()) / "cfgen_yosys_units"))
+
+LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
+               "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
+
+
+def count_cells(cells: dict) -> dict:
+    """Yosys cell counts -> LUT (logic + LUTRAM/SRL LUTs), FF, BRAM36, DSP."""
+    lut_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
+    ff = sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE"))
+    bram = cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0)
+    return {"LUT": lut_logic + lutram, "LUT_logic": lut_logic, "LUTRAM": lutram, "FF": ff,
+            "BRAM36": bram, "DSP": cells.get("DSP48E1", 0), "CARRY4": cells.get("CARRY4", 0)}
+
+
+def parse_stat(log: str) -> dict:
+    """Cells of the last `stat` block (the top, flattened by `flatten` in the script)."""
+    block = log[log.rfind("Number of cells"):]
+    cells = {}
+    for line in block.splitlines()[1:]:
+        m = re.match(r"\s+(\S+)\s+(\d+)\s*$", line)
+        if not m:
+            if cells:
+                break
+            continue
+        cells[m.group(1)] = int(m.group(2))
+    return cells
+
+
+def rand_words(rng, n: int, width: int) -> list[str]:
+    digits = (width + 3) // 4
+    out = []
+    for _ in range(n):
+        v = int.from_bytes(rng.bytes((width + 7) // 8), "little") & ((1 << width) - 1)
+        out.append(f"{v:0{digits}x}")
+    return out
+
+
+def synth_unit(module: str, params: dict, mems: dict | None = None, deps=("cf_fifo.v",),
+               flags: str = "", seed: int = 0, cwd: str | None = None) -> dict:
+    """params: Verilog parameter values (ints or literal strings). mems: param -> (words, width)."""
+    memtext = ""
+    if cwd:
+        for v in params.values():
+            m = re.fullmatch(r'"(.+\.hex)"', str(v))
+            if m and (Path(cwd) / m.group(1)).is_file():
+                memtext += (Path(cwd) / m.group(1)).read_text()
+    key = json.dumps([module, params, mems, flags, seed, hashlib.sha1(memtext.encode()).hexdigest(),
+                      hashlib.sha1(b"".join((RTL / f).read_bytes() for f in
+                                            list(deps) + [module + ".v"])).hexdigest()],
+                     sort_keys=True)
+    h = hashlib.sha1(key.encode()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    hit = CACHE / f"{h}.json"
+    if hit.is_file():
+        return json.loads(hit.read_text())
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as td:
+        td = Path(td)
+        chp = []
+        for k, v in params.items():
+            chp.append(f"-set {k} {v}")
+        for k, (n, width) in (mems or {}).items():
+            f = td / f"{k}.hex"
+            f.write_text("\n".join(rand_words(rng, n, width)) + "\n")
+            chp.append(f'-set {k} "{f}"')
+        srcs = " ".join(str(RTL / f) for f in list(deps) + [module + ".v"])
+        script = (f"read_verilog -defer {srcs}\n"
+                  f"chparam {' '.join(chp)} {module}\n"
+                  f"hierarchy -top {module}\n"
+                  f"synth_xilinx -family xc7 -noiopad -flatten {flags}\n"
+                  f"stat\n")
+        (td / "s.ys").write_text(script)
+        r = subprocess.run(["yosys", "-q", "-l", str(td / "log.txt"), str(td / "s.ys")],
+                           capture_output=True, text=True, cwd=cwd or td)
+        log = (td / "log.txt").read_text() if (td / "log.txt").is_file() else ""
+        if r.returncode != 0:
+            raise RuntimeError(f"yosys failed on {module} {params}: {r.stderr[-2000:]}")
+        cells = parse_stat(log)
+    res = {"module": module, "params": params, "cells": cells, **count_cells(cells)}
+    hit.write_text(json.dumps(res))
+    return res
+
+
+if __name__ == "__main__":
+    print(json.dumps(synth_unit(sys.argv[1], json.loads(sys.argv[2]),
+                                json.loads(sys.argv[3]) if len(sys.argv) > 3 else None), indent=1))
+
+
+DEPS = {"cf_swg": ("cf_fifo.v",), "cf_mvu": ("cf_fifo.v",), "cf_scalemac": ("cf_fifo.v",),
+        "cf_maxpool": ("cf_fifo.v",), "cf_avgpool": ("cf_fifo.v",),
+        "cf_globalsum": ("cf_fifo.v",), "cf_fifo": ()}
+
+
+def manifest_units(build_dir) -> list[tuple[str, str, dict]]:
+    """(node name, module, params) of every unit the RTL backend instantiated."""
+    man = json.loads((Path(build_dir) / "rtl" / "manifest.json").read_text())
+    units = []
+    for n in man["nodes"]:
+        for u in n["units"]:
+            units.append((n["name"], u["module"], u["params"]))
+    return units
+
+
+def synth_build_units(build_dir, jobs: int = 2, log=print) -> list[dict]:
+    """Synthesize each distinct unit of a build folder alone; one result per unit instance."""
+    from concurrent.futures import ThreadPoolExecutor
+    build_dir = Path(build_dir).resolve()
+    cwd = build_dir / "synth_units"
+    cwd.mkdir(exist_ok=True)
+    units = manifest_units(build_dir)
+    todo = {}
+    for node, module, params in units:
+        todo.setdefault(json.dumps([module, params], sort_keys=True), (module, params))
+
+    def one(item):
+        module, params = item
+        r = synth_unit(module, params, deps=DEPS.get(module, ("cf_fifo.v",)), cwd=str(cwd))
+        log(f"  {module:12s} LUT {r['LUT']:6d} FF {r['FF']:6d} BRAM36 {r['BRAM36']:5.1f} "
+            f"DSP {r['DSP']:3d}  {json.dumps({k: v for k, v in params.items() if 'FILE' not in k})[:110]}")
+        return r
+
+    with ThreadPoolExecutor(jobs) as ex:
+        done = dict(zip(todo, ex.map(one, todo.values())))
+    return [{"node": node, **done[json.dumps([module, params], sort_keys=True)]}
+            for node, module, params in units]

@@ -1,0 +1,268 @@
+"""Folding (generator/fold.py) and the analytic model (generator/perf.py).
+
+Fast tests: legality and its one-line errors, the three folding modes, round trips through a
+folding file, the memory-mapping rules, the multiplier options, NIN CF-16 on pynq-z2.
+Slow tests (really run Yosys and the RTL simulation, on two foldings of a small graph with
+every node kind): predicted interval within 5 % of rtlsim, resources within 15 % of Yosys.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator import fold, perf
+from generator.errors import BuildError
+from generator.ir import ConvNode, Graph
+
+from rtl_unit_tb import graphs as G
+
+REPO = Path(__file__).resolve().parent.parent
+BOARD = {"name": "pynq-z2", "part": "xc7z020clg400-1", "family": "xc7", "clock_mhz": 100,
+         "resources": {"LUT": 53200, "FF": 106400, "BRAM36": 140, "DSP": 220}}
+
+
+def chain(fold_=None, hw=8, c=(8, 16, 16, 16, 16)) -> Graph:
+    return G.brief_chain(np.random.default_rng(0), hw=hw, c=c, fold=fold_)
+
+
+# --------------------------------------------------------------------------- legality
+
+def test_legal_options_follow_the_contract():
+    g = chain()
+    conv2, fc = g.node("conv2"), g.node("fc")
+    assert fold.legal_pe(conv2) == [1, 2, 4, 8, 16]
+    assert fold.legal_simd(conv2) == [1, 2, 4, 8]
+    # scale MAC: SIMD divides n (= 4) or n divides SIMD, and SIMD divides C_in (16)
+    assert fold.legal_simd(fc) == [1, 2, 4, 8, 16]
+    assert fold.legal_pe(g.node("pool1")) == [1] and fold.legal_simd(g.node("gsum")) == [1]
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"conv2": {"pe": 3, "simd": 8}}, ["node conv2", "PE=3", "legal PE: 1, 2, 4, 8, 16"]),
+    ({"conv2": {"pe": 4, "simd": 5}}, ["node conv2", "SIMD=5", "legal SIMD: 1, 2, 4, 8"]),
+    ({"pool1": {"pe": 2, "simd": 1}}, ["node pool1", "PE and SIMD must be 1"]),
+    ({"nope": {"pe": 1, "simd": 1}}, ["unknown node(s) nope", "conv1"]),
+    ({"conv2": {"pe": "4", "simd": 8}}, ["node conv2", "pe must be a positive integer"]),
+    ({"conv2": {"pe": 4, "simd": 8, "mult": "dsp"}}, ["node conv2", "int8"]),
+    ({"conv1": {"pe": 2, "simd": 3, "mult": "magic"}}, ["node conv1", "mult must be one of"]),
+    ({"conv2": {"pe": 4, "simd": 8, "foo": 1}}, ["node conv2", "unknown folding key"]),
+])
+def test_illegal_folding_files_explain_themselves(entry, words):
+    with pytest.raises(BuildError) as exc:
+        fold.fold(chain(), BOARD, folding=entry)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_scalemac_simd_error_names_the_group_size():
+    g = chain(c=(8, 16, 16, 24, 16))       # scale MAC over 24 channels, n = 4
+    with pytest.raises(BuildError, match=r"node fc: SIMD=3 .* group size n=4; legal SIMD: 1, 2, 4, 8, 12, 24"):
+        fold.fold(g, BOARD, folding={"fc": {"pe": 1, "simd": 3}})
+
+
+def test_load_folding_reads_plain_and_wrapped_files(tmp_path):
+    f = tmp_path / "f.json"
+    f.write_text(json.dumps({"conv2": {"pe": 2, "simd": 4}}))
+    assert fold.load_folding(f) == {"conv2": {"pe": 2, "simd": 4}}
+    f.write_text(json.dumps({"folding": {"conv2": {"pe": 2, "simd": 4}}, "cycles": {}}))
+    assert fold.load_folding(f) == {"conv2": {"pe": 2, "simd": 4}}
+    f.write_text("{not json")
+    with pytest.raises(BuildError, match="not a readable folding JSON"):
+        fold.load_folding(f)
+    f.write_text(json.dumps([1, 2]))
+    with pytest.raises(BuildError, match="must map node names"):
+        fold.load_folding(f)
+
+
+# --------------------------------------------------------------------------- modes
+
+def test_cycles_follow_the_contract():
+    g = chain({"conv2": (4, 8), "fc": (2, 4)})
+    c2, fc = g.node("conv2"), g.node("fc")
+    assert perf.node_cycles(c2) == 8 * 8 * (9 * 8 // 8) * (16 // 4)
+    assert perf.node_cycles(fc) == 2 * 2 * (16 // 4) * (16 // 2)
+    assert perf.node_cycles(g.node("pool1")) == max(4 * 4 * 4, 8 * 8)
+    assert perf.node_cycles(g.node("pool2")) == max(2 * 2 * 9, 4 * 4)
+    assert perf.node_cycles(g.node("gsum")) == 2 * 2
+
+
+def test_fps_mode_meets_the_target_with_the_least_resources():
+    g = chain()
+    s = fold.fold(g, BOARD, fps=100e6 / 3000)
+    assert s["mode"] == "fps" and s["interval_cycles"] <= 3000 and s["fits_budget"]
+    prices = {r: fold.START_PRICE[r] / BOARD["resources"][r] for r in perf.RESOURCES}
+    for node in g.nodes:
+        chosen = s["folding"][node.name]
+        opts = fold.node_options(node, ("dsp", "dsp2", "lut"), (None, 198))
+        cost = lambda o: sum(prices[r] * o.res[r] for r in prices)
+        mine = [o for o in opts if (o.pe, o.simd) == (chosen["pe"], chosen["simd"])
+                and o.mult == chosen.get("mult")]
+        best = min(cost(o) for o in opts if o.cycles <= 3000)
+        assert min(cost(o) for o in mine) <= best + 1e-12, node.name
+
+
+def test_fps_mode_refuses_the_impossible():
+    with pytest.raises(BuildError, match=r"node conv\d cannot go below \d+ cycles at its widest folding"):
+        fold.fold(chain(), BOARD, fps=1e9)
+    tiny_board = dict(BOARD, resources={"LUT": 3000, "FF": 6000, "BRAM36": 4, "DSP": 8})
+    with pytest.raises(BuildError, match=r"does not fit pynq-z2 \(LUT"):
+        fold.fold(chain(), tiny_board, fps=1e5)
+
+
+def test_max_fps_mode_is_the_fastest_that_fits():
+    g = chain()
+    small = dict(BOARD, resources={"LUT": 8000, "FF": 16000, "BRAM36": 4, "DSP": 10})
+    s = fold.fold(g, small)
+    assert s["mode"] == "max_fps" and s["fits_budget"]
+    for r in perf.RESOURCES:
+        assert s["resources"][r] <= s["budget"][r]
+    # no achievable interval below it fits
+    options = {n.name: fold.node_options(n, ("dsp", "dsp2", "lut"), (None, int(s["budget"]["DSP"])))
+               for n in g.nodes}
+    shell = {r: float(v) for r, v in perf.shell_resources(g).as_dict().items() if r in perf.RESOURCES}
+    cap = {r: float(v) for r, v in small["resources"].items()}
+    faster = sorted({o.cycles for opts in options.values() for o in opts
+                     if o.cycles < s["interval_cycles"]})
+    floor_t = max(min(o.cycles for o in opts) for opts in options.values())
+    for t in [x for x in faster if x >= floor_t][-3:]:
+        _, fits = fold._solve(options, t, s["budget"], shell, cap)
+        assert not fits
+    # a bigger board folds faster
+    assert fold.fold(chain(), BOARD)["interval_cycles"] < s["interval_cycles"]
+
+
+def test_folding_file_round_trip_and_partial_files(tmp_path):
+    s = fold.fold(chain(), BOARD, fps=100e6 / 5000)
+    f = tmp_path / "folding.json"
+    f.write_text(json.dumps(s["folding"]))
+    g2 = chain()
+    s2 = fold.fold(g2, BOARD, folding=fold.load_folding(f))
+    assert s2["mode"] == "file"
+    assert s2["folding"] == s["folding"] and s2["cycles"] == s["cycles"]
+    # a partial file: the others get the cheapest folding that keeps the file's interval
+    g3 = chain()
+    s3 = fold.fold(g3, BOARD, folding={"conv2": {"pe": 16, "simd": 8}})
+    assert s3["folding"]["conv2"] == {"pe": 16, "simd": 8}
+    assert s3["interval_cycles"] == max(s3["cycles"].values())
+    assert all(g3.node(n).pe * g3.node(n).simd >= 1 for n in s3["cycles"])
+
+
+def test_summary_keys_and_util_option():
+    s = fold.fold(chain(), BOARD, util=fold.parse_util("LUT=0.5,DSP=0.5"))
+    for key in ("cycles", "interval_cycles", "latency_cycles", "fps_at_clock", "clock_mhz",
+                "folding", "multipliers", "resources", "utilization", "nodes", "budget"):
+        assert key in s
+    assert s["budget"]["LUT"] == 0.5 * 53200 and s["budget"]["BRAM36"] == 0.9 * 140
+    with pytest.raises(BuildError, match="--util"):
+        fold.parse_util("LUT=lots")
+
+
+# --------------------------------------------------------------------------- model pieces
+
+def test_memory_mapping_follows_yosys_rules():
+    # 2-deep FIFOs become RAM32M LUT RAM (6 bits each), 4 LUTs per cell
+    m = perf.map_memory(2, 64, rom=False, sync_read=False)
+    assert m["style"] == "RAM32M_SDP" and m["LUT"] == 4 * 11 and m["BRAM36"] == 0
+    # 64 deep: RAM64M (3 bits each)
+    assert perf.map_memory(64, 30, rom=False)["style"] == "RAM64M_SDP"
+    # ROMs never go to LUT RAM; small ones become logic (cost 1/64 per bit)
+    assert perf.map_memory(288, 8, rom=True)["style"] == "logic"
+    # 576 x 32 bits: one RAMB36 (1024 x 36)
+    m = perf.map_memory(576, 32, rom=True)
+    assert m["style"].startswith("RAMB36") and m["BRAM36"] == 1.0
+    # 2304 x 16: three RAMB18 (1024 x 18)
+    assert perf.map_memory(2304, 16, rom=True)["BRAM36"] == 1.5
+
+
+def test_multiplier_styles():
+    g = chain({"conv1": (8, 3)})
+    n = g.node("conv1")
+    r1, i1 = perf.node_resources(n, "dsp")
+    r2, i2 = perf.node_resources(n, "dsp2")
+    r3, i3 = perf.node_resources(n, "lut")
+    assert i1["mult"]["dsp"] == 24 and i2["mult"]["dsp"] == 12 and i3["mult"]["dsp"] == 0
+    assert r3.LUT > r2.LUT > r1.LUT
+    rc, ic = perf.node_resources(n, "dsp2", dsp_cap=5)
+    assert ic["mult"]["dsp"] == 5 and ic["mult"]["lut_products"] == 24 - 10
+
+
+def test_latency_model_is_ordered():
+    g = chain()
+    fold.fold(g, BOARD, fps=100e6 / 5000)
+    lat = perf.latency_cycles(g)
+    interval = max(perf.node_cycles(n) for n in g.nodes)
+    assert interval < lat < 4 * sum(perf.node_cycles(n) for n in g.nodes)
+
+
+@pytest.mark.slow
+def test_nin_cf16_pynq_z2(tmp_path):
+    """NIN CF-16 on pynq-z2: the default folding fits the budget, the first layer's DSP
+    budget is respected, and --fps 1000 gives a slower, smaller design."""
+    from conftest import run_cli
+    from generator.boards import load_board
+    from generator.checkpoint import load_checkpoint
+    from generator.lower import lower
+
+    ck = tmp_path / "nin.pt"
+    run_cli("init", "nin", "--cf", "16", "-o", ck)
+    board = load_board("pynq-z2")
+    g = lower(load_checkpoint(ck))
+    s = fold.fold(g, board)
+    assert s["fits_budget"] and s["resources"]["DSP"] <= 0.9 * 220
+    assert s["interval_cycles"] == max(s["cycles"].values())
+    g2 = lower(load_checkpoint(ck))
+    s2 = fold.fold(g2, board, fps=300)
+    assert s2["interval_cycles"] <= 100e6 / 300
+    assert s2["resources"]["LUT"] <= s["resources"]["LUT"]
+
+
+# --------------------------------------------------------------------------- against the tools
+
+def _tools_or_skip():
+    from generator import tools
+    try:
+        tools.yosys()
+        tools.iverilog()
+    except tools.ToolMissing as exc:
+        pytest.skip(str(exc))
+
+
+FOLDINGS = {
+    # the chain's small default folding, and a wider one
+    "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
+    "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("name", list(FOLDINGS))
+def test_model_agrees_with_rtlsim_and_yosys(name, tmp_path):
+    """Predicted interval within 5 % of the RTL simulation, latency within 15 %, LUT and FF
+    within 15 % of Yosys, BRAM36 and DSP within 15 % (or one unit)."""
+    _tools_or_skip()
+    from generator import rtlsim, synth
+    from generator.backends import rtl
+
+    g = chain(FOLDINGS[name])
+    out = tmp_path / name
+    G.write_vectors(g, out, frames=4, seed=1)
+    rtl.render(g, out, BOARD)
+    s = fold.summarize(g, BOARD)
+    sim = rtlsim.run(out, frames=2, simulator="icarus", tests=["perf"], perf_frames=4,
+                     log=lambda *a: None)
+    assert sim["bit_exact"]
+    assert abs(s["interval_cycles"] - sim["interval_cycles"]) <= 0.05 * sim["interval_cycles"]
+    assert abs(s["latency_cycles"] - sim["latency_cycles"]) <= 0.15 * sim["latency_cycles"]
+    res = synth.run(out, abc9=False, log=lambda *a: None)
+    for r in ("LUT", "FF"):
+        assert abs(s["resources"][r] - res[r]) <= 0.15 * res[r], (r, s["resources"][r], res[r])
+    for r in ("BRAM36", "DSP"):
+        assert abs(s["resources"][r] - res[r]) <= max(1.0, 0.15 * res[r]), (r, s["resources"][r], res[r])
