@@ -479,21 +479,31 @@ def ap_int_max_w(width: int) -> int:
 
 
 def _board_info(board) -> dict:
+    """Normalise a board dict (boards/*.json; missing keys get PYNQ-Z2-like defaults)."""
     board = dict(board or {})
     part = board.get("part") or "xc7z020clg400-1"
-    family = str(board.get("family") or ("zynq_ultrascale" if part.startswith(("xczu", "xck")) else "zynq")).lower()
-    zynqmp = any(t in family for t in ("ultrascale", "zynqmp", "mpsoc", "zu"))
+    family = str(board.get("family") or "").lower()
+    ps = str(board.get("ps") or "").lower()
+    zynqmp = ("ultra" in ps or "zynqmp" in ps or family in ("xcup", "xczu", "zynquplus", "zynq_ultrascale")
+              or part.lower().startswith(("xczu", "xck")))
     clock = float(board.get("clock_mhz") or 100.0)
-    return {
+    info = {
         "name": str(board.get("name") or "board"),
         "part": part,
-        "family": family,
+        "family": family or ("zynquplus" if zynqmp else "zynq"),
         "zynqmp": zynqmp,
         "clock_mhz": clock,
         "clock_ns": round(1000.0 / clock, 3),
         "board_part": board.get("vivado_board_part") or board.get("board_part") or "",
         "preset": board.get("preset") or "",
+        "dma_data_width": int(board.get("dma_data_width") or (128 if zynqmp else 64)),
+        "hp_port": board.get("hp_port") or ("S_AXI_HP0_FPD" if zynqmp else "S_AXI_HP0"),
     }
+    # Zynq MPSoC: the PS enables its HPC0/HPC1/HP0..HP3 slave ports as S_AXI_GP0..GP5.
+    fpd = {"S_AXI_HPC0_FPD": 0, "S_AXI_HPC1_FPD": 1, "S_AXI_HP0_FPD": 2, "S_AXI_HP1_FPD": 3,
+           "S_AXI_HP2_FPD": 4, "S_AXI_HP3_FPD": 5}
+    info["hp_gp_index"] = fpd.get(info["hp_port"], 2)
+    return info
 
 
 def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> Path:
@@ -559,6 +569,7 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
         "csynth.tcl": "csynth.tcl.j2",
         "cosim.tcl": "cosim.tcl.j2",
         "export.tcl": "export.tcl.j2",
+        "run_hls.tcl": "run_hls.tcl.j2",
         "run_hls.sh": "run_hls.sh.j2",
     }
     for rel, tpl in files.items():
