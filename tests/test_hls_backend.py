@@ -119,7 +119,9 @@ def test_render_layout_tcl_and_clean_top(tmp_path):
     bd = (tmp_path / "vivado" / "bd.tcl").read_text()
     assert "processing_system7" in bd and "tul.com.tw:pynq-z2:part0:1.0" in bd
     assert "cfgen:hls:cf_demo:1.0" in bd and "axi_dma" in bd
-    assert "c_m_axis_mm2s_tdata_width {32}" in bd and "conv_in" in bd   # 24-bit pixels -> 32-bit DMA
+    assert "c_m_axis_mm2s_tdata_width {8}" in bd and "conv_in" in bd    # 3-byte pixels <- 1-byte DMA
+    assert "S_TDATA_NUM_BYTES {1} CONFIG.M_TDATA_NUM_BYTES {3}" in bd
+    assert [hls.dma_bits(b) for b in (8, 24, 320, 472, 2048, 4096)] == [8, 8, 64, 8, 1024, 1024]
     assert "write_bitstream" in bd and ".hwh" in bd and "PCW_FPGA0_PERIPHERAL_FREQMHZ {100}" in bd
 
 

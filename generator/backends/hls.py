@@ -187,11 +187,13 @@ def axi_bits(beat_bits: int) -> int:
 
 
 def dma_bits(axi: int) -> int:
-    """AXI DMA stream width for a port: a power of two in [8, 1024] (converters adapt)."""
-    w = 8
-    while w < axi and w < 1024:
-        w *= 2
-    return w
+    """AXI DMA stream width for a port of `axi` bits: the largest power-of-two byte count
+    (<= 128 bytes) dividing the port's bytes, so that the AXI4-Stream width converter
+    between DMA and accelerator (when the widths differ) has an integer ratio."""
+    nbytes, p = axi // 8, 1
+    while p * 2 <= 128 and nbytes % (p * 2) == 0:
+        p *= 2
+    return p * 8
 
 
 # --------------------------------------------------------------------------- node plans
