@@ -20,7 +20,7 @@ from generator.errors import BuildError
 from generator.ir import Graph, Stream
 
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))
-import graphs  # noqa: E402
+import hls_graphs as graphs  # noqa: E402
 
 pytestmark = pytest.mark.hls
 

@@ -29,7 +29,7 @@ from generator.ir import Stream
 from generator.streams import from_beats, to_beats
 
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))
-import graphs  # noqa: E402
+import hls_graphs as graphs  # noqa: E402
 
 pytestmark = pytest.mark.hls
 
