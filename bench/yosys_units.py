@@ -1,9 +1,13 @@
 """Synthesize single cfgen RTL library units with Yosys (calibration of generator/perf.py).
 
-    python bench/yosys_units.py            # run the calibration sweep, write bench/calibration.json
+    python bench/yosys_units.py --mvu-sweep     cf_mvu XNOR datapath LUTs vs SIMD x PE
+    python bench/yosys_units.py --popcount      a registered XNOR + popcount alone
+    python bench/yosys_units.py MODULE '{params}' ['{MEMPARAM: [words, width]}']
 
-Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad`), with random memory
-contents of the right shape, and its cells are counted like generator/perf.py counts them.
+Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad -flatten`), with random
+memory contents of the right shape, and its cells are counted like generator/synth.py counts
+them. Results are cached in $CFGEN_YOSYS_CACHE (default /tmp/cfgen_yosys_units).
+`synth_build_units(OUT)` synthesizes every unit of a build folder this way (in parallel).
 """
 
 from __future__ import annotations
@@ -107,11 +111,6 @@ def synth_unit(module: str, params: dict, mems: dict | None = None, deps=("cf_fi
     return res
 
 
-if __name__ == "__main__":
-    print(json.dumps(synth_unit(sys.argv[1], json.loads(sys.argv[2]),
-                                json.loads(sys.argv[3]) if len(sys.argv) > 3 else None), indent=1))
-
-
 DEPS = {"cf_swg": ("cf_fifo.v",), "cf_mvu": ("cf_fifo.v",), "cf_scalemac": ("cf_fifo.v",),
         "cf_maxpool": ("cf_fifo.v",), "cf_avgpool": ("cf_fifo.v",),
         "cf_globalsum": ("cf_fifo.v",), "cf_fifo": ()}
@@ -149,3 +148,57 @@ def synth_build_units(build_dir, jobs: int = 2, log=print) -> list[dict]:
         done = dict(zip(todo, ex.map(one, todo.values())))
     return [{"node": node, **done[json.dumps([module, params], sort_keys=True)]}
             for node, module, params in units]
+
+
+POPCOUNT_V = """
+module pc #(parameter N = 64) (input clk, input [N-1:0] x, input [N-1:0] w, output reg [15:0] y);
+    reg [N-1:0] xr, wr;
+    wire [31:0] c = $countones(~(xr ^ wr));
+    always @(posedge clk) begin xr <= x; wr <= w; y <= c[15:0]; end
+endmodule
+"""
+
+
+def popcount_sweep(sizes=(8, 16, 32, 48, 64, 96, 128, 160)) -> dict:
+    """LUTs of a registered XNOR + popcount of N bits (the table behind perf.popcount_luts)."""
+    out = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as td:
+            td = Path(td)
+            (td / "pc.v").write_text(POPCOUNT_V)
+            (td / "s.ys").write_text(f"read_verilog pc.v\nchparam -set N {n} pc\n"
+                                     "synth_xilinx -family xc7 -noiopad -top pc\nstat\n")
+            subprocess.run(["yosys", "-q", "-l", "log.txt", "s.ys"], cwd=td, capture_output=True)
+            cells = parse_stat((td / "log.txt").read_text())
+        out[n] = count_cells(cells)["LUT"]
+        print(f"N={n:4d}  LUT {out[n]:5d}  ({out[n] / n:.2f} per bit)", flush=True)
+    return out
+
+
+MVU_SWEEP = [(8, 4), (16, 4), (32, 2), (64, 2), (96, 1), (160, 1)]
+
+
+def mvu_sweep() -> list[dict]:
+    """cf_mvu (XNOR, threshold) with 512-word weight memories (block RAM, so the LUTs are the
+    datapath): the measurements behind perf.C['xnor_lut_per_bit']."""
+    out = []
+    for simd, pe in MVU_SWEEP:
+        kd, co = 64 * simd, 8 * pe
+        tw = (kd + 2).bit_length() + 1
+        params = {"MATRIX": 0, "SIMD": simd, "PE": pe, "KD": kd, "CO": co, "ACT": 0, "OB": 1,
+                  "AW": kd.bit_length() + 1, "TW": tw, "FRAC": 0, "FD": 2}
+        r = synth_unit("cf_mvu", params, {"WFILE": [8 * 64, pe * simd], "PFILE": [8, pe * (tw + 1)]})
+        print(f"SIMD {simd:4d} PE {pe:2d}: LUT {r['LUT']:5d} FF {r['FF']:5d} BRAM36 {r['BRAM36']}",
+              flush=True)
+        out.append({"simd": simd, "pe": pe, **r})
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--popcount"]:
+        popcount_sweep()
+    elif sys.argv[1:2] == ["--mvu-sweep"]:
+        mvu_sweep()
+    else:
+        print(json.dumps(synth_unit(sys.argv[1], json.loads(sys.argv[2]),
+                                    json.loads(sys.argv[3]) if len(sys.argv) > 3 else None), indent=1))

@@ -42,8 +42,12 @@ RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 # (bench/calibration.json), "rule" = a fact of the xc7 architecture or of Yosys' rules.
 C = {
     # --- XNOR + popcount (cf_mvu MATRIX 0), per PE ---------------------------------------
-    "xnor_lut_per_bit": 1.0,        # fit: LUTs per SIMD bit of XNOR + popcount tree
-    "xnor_lut_per_pe": 2.0,         # fit: fixed LUTs per PE (popcount tree tail)
+    # fit: XNOR + popcount inside cf_mvu (bench/yosys_units.py --mvu-sweep: weights in BRAM,
+    # SIMD x PE = 8x4 .. 160x1, the rest of the unit from this model): 2.57 LUT per bit,
+    # residuals within 12 %. (Alone, a registered $countones costs about twice as much:
+    # 3.0 LUT/bit at N = 8 up to 5.1 at N = 160, bench/yosys_units.py --popcount.)
+    "xnor_lut_nlogn": 0.0,
+    "xnor_lut_per_bit": 2.57,
     # --- accumulators, comparators, adders ----------------------------------------------
     "adder_lut_per_bit": 1.0,       # rule: one LUT (+ CARRY4) per bit of a 2-input adder
     "mux_adder_lut_per_bit": 2.0,   # fit: adder whose input is muxed to 0 (cf_globalsum)
@@ -65,7 +69,8 @@ C = {
     "swg_ctrl_lut": 95,             # fit: cf_swg window counters, address arithmetic
     "swg_ctrl_ff": 45,
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
-    "shift_lut_per_bit_stage": 2.2,  # fit: cf_swg chunk select when SIMD*B is no power of 2
+    "shift_lut_per_bit_stage": 2.5,  # fit: cf_swg chunk select when SIMD*B is no power of 2
+                                     # (4 units: 0.7 .. 4.0, Yosys' shiftmul rewrite is erratic)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
     "fifo_ctrl_ff": 5,
@@ -184,11 +189,17 @@ def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True) -> dic
     if best[1] >= logic_cost:
         # logic: ROM as LUTs (+ output register), RAM as flip-flops + read mux
         if rom:
-            lut = width * (C["rom_lut_per_64b"] * max(1, depth / 64)
-                           + C["rom_mux_lut_per_256b"] * max(0, depth / 256 - 1))
+            # every output bit is a boolean function of the address; identical functions
+            # (and their registers) are merged, constants vanish: a shallow ROM has at most
+            # 2^(2^a) - 2 distinct non-constant bits (a address bits)
+            a = clog2(depth)
+            distinct = width if a >= 4 else min(width, max(0, 2 ** (2 ** a) - 2))
+            lut = distinct * (C["rom_lut_per_64b"] * max(1, depth / 64)
+                              + C["rom_mux_lut_per_256b"] * max(0, depth / 256 - 1))
             if depth <= 2:
-                lut = width * 0.5
-            return {"style": "logic", "LUT": lut, "FF": width if sync_read else 0, "BRAM36": 0.0}
+                lut = 0.0       # a register of the address bit (or its inverse)
+            return {"style": "logic", "LUT": lut, "FF": distinct if sync_read else 0,
+                    "BRAM36": 0.0, "distinct": distinct}
         mux = width * max(0, (depth - 1)) / 4.0
         return {"style": "ff", "LUT": mux + width * 0.5, "FF": bits + (width if sync_read else 0),
                 "BRAM36": 0.0}
@@ -289,6 +300,11 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     return r.merge(fifo_res(ow, 4), "swg_")
 
 
+def popcount_luts(n: int) -> float:
+    """LUTs of XNOR + popcount over n bit pairs (one PE)."""
+    return C["xnor_lut_nlogn"] * n * math.log2(max(n, 2)) + C["xnor_lut_per_bit"] * n
+
+
 def conv_widths(node: ConvNode) -> dict:
     """Widths the RTL backend derives for a ConvNode (see generator/backends/rtl.py)."""
     K = node.K
@@ -337,13 +353,12 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
     else:
         mp = map_memory(nf, pe * prw, rom=True)
         info["params_mem"] = mp["style"]
-        # pa (ROM read register), pb, pc_q; with few words many bits are equal in all of
-        # them and become constants (random contents: a fraction 2^(1-NF) of the bits)
-        live = 1.0 - 2.0 ** (1 - nf) if mp["style"] == "logic" else 1.0
-        r.add("params", mp["LUT"] * live, (mp["FF"] + 2 * pe * prw) * live, mp["BRAM36"])
+        # pa (the ROM's read register), pb, pc_q: as many as the ROM has distinct bits
+        bits = mp.get("distinct", pe * prw)
+        r.add("params", mp["LUT"], (mp["FF"] if mp["style"] == "logic" else 0) + 2 * bits,
+              mp["BRAM36"])
     if xnor:
-        r.add("xnor_popcount", pe * (C["xnor_lut_per_bit"] * simd + C["xnor_lut_per_pe"]),
-              pe * dw)
+        r.add("xnor_popcount", pe * popcount_luts(simd), pe * dw)
     else:
         # products on DSPs: the SIMD sum runs down the DSP cascade (post-adders) and the
         # DSP output register holds db; products in LUTs need an adder tree and db
@@ -385,8 +400,11 @@ def scalemac_res(node: ScaleMacNode, dsp_cap: int | None = None) -> tuple[Res, d
     m_w = map_memory(nf * sf, pe * simd * 8, rom=True)
     m_s = map_memory(sf, gpc * scw, rom=True)
     m_b = map_memory(nf, pe * bw, rom=True)
-    for part, m in (("weights", m_w), ("scales", m_s), ("bias", m_b)):
-        r.add(part, m["LUT"], m["FF"], m["BRAM36"])
+    r.add("weights", m_w["LUT"], m_w["FF"], m_w["BRAM36"])
+    r.add("scales", m_s["LUT"], m_s["FF"], m_s["BRAM36"])
+    r.add("bias", m_b["LUT"], m_b["FF"], m_b["BRAM36"])
+    n_s = m_s.get("distinct", gpc * scw)
+    n_b = m_b.get("distinct", pe * bw)
     # integer MACs inside a group: (IB+1) x 8 signed products
     d_int = dsp_per_mult(ib + (0 if node.inp.kind == "int" else 1), 8)
     r.add("group_macs", pe * gpc * max(0, gs - 1) * sjw * C["int8_tree_lut_per_bit"], 0, 0,
@@ -398,7 +416,7 @@ def scalemac_res(node: ScaleMacNode, dsp_cap: int | None = None) -> tuple[Res, d
     r.add("accumulate", pe * zi * C["adder_lut_per_bit"] + pe * o.bits * 0.5, 0)
     # xa, sa/scb, ba/bb/bc, zacc, asmb; the DSPs absorb the weight register (AREG), the
     # sub-sum register sb and the scaled register mc (PREG)
-    regs = simd * ib + gpc * scw * 2 + pe * bw * 3 + pe * zi \
+    regs = simd * ib + n_s + n_b * 2 + pe * zi \
         + (co - pe) * o.bits * (nf > 1) + (pe * gpw if cpg > 1 else 0) \
         + (0 if d_int else pe * gpc * sjw) + (0 if d_sc else pe * mw_)
     if m_w["style"] == "logic" and d_int:
@@ -423,7 +441,7 @@ def avgpool_res(node: AvgPoolNode) -> Res:
     lo, hi = (-(1 << (s.bits - 1)), (1 << (s.bits - 1)) - 1) if s.kind == "int" else (0, (1 << s.bits) - 1)
     sw = max(signed_bits(min(0, lo * kk), hi * kk), int(node.sum_bits or 0))
     r = Res()
-    r.add("window_sum", s.c * sw * C["mux_adder_lut_per_bit"] / 2 + C["pool_ctrl_lut"],
+    r.add("window_sum", s.c * sw * C["mux_adder_lut_per_bit"] + C["pool_ctrl_lut"],
           s.c * sw + clog2(kk) + 1)
     r.add("threshold", s.c * (sw + 1) * C["cmp_const_lut_per_bit"], 0)
     return r.merge(fifo_res(s.c, 2), "out_")
