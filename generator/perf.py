@@ -79,7 +79,7 @@ C = {
     # --- memories (Yosys memory_libmap for xc7, passes/memory/memory_libmap.cc) --------
     "logic_cost_rom": 1.0 / 64,     # rule: synth_xilinx passes -logic-cost-rom 1/64 to memory_libmap
     "logic_cost_ram": 1.0,          # rule: per RAM bit in flip-flops
-    "rom_lut_per_64b": 1.0,         # fit: LUT6 per 64 ROM bits mapped to logic
+    "rom_lut_per_64b": 1.2,         # fit: LUT6 per 64 ROM bits mapped to logic (NIN conv2-6)
     "rom_mux_lut_per_256b": 0.5,    # fit: extra mux LUTs per 256 words per bit beyond 256
     "bram_mux_lut_per_bit": 1.0,    # rule: read mux when a memory spans several RAMs in depth
 }
@@ -289,7 +289,7 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
         stages = max(1, clog2((cf - 1) * ow + 1) - tz)
         sel = ow * (mux_luts(cf) if stages <= clog2(cf) else C["shift_lut_per_bit_stage"] * stages)
     else:
-        sel = ow * (1.0 if pad else 0.0)
+        sel = ow * 1.0          # pad_q ? PAD : pixel (kept even when no tap is outside)
     r.add("swg_select", sel, 0)
     qw = clog2(s.h * s.w + depth + s.w * k + 2) + 2
     xw = clog2(s.h + s.w + 2 * pad + k + 2) + 2
@@ -344,9 +344,8 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
         m = int8_products(pe * simd, mult, dsp_cap)
         info["mult"] = m
         on_dsp = m["dsp_products"]
-    # the weight register (wa) is the ROM's read register; DSPs absorb it as AREG
-    wa_ff = mw["FF"] * (1 - on_dsp / (pe * simd)) if not xnor else mw["FF"]
-    r.add("weights", mw["LUT"], wa_ff, mw["BRAM36"])
+    # the weight register (wa) is the ROM's read register (not absorbed by the DSPs)
+    r.add("weights", mw["LUT"], mw["FF"], mw["BRAM36"])
     const_params = nf == 1          # one parameter word: Yosys folds it into constants
     if const_params:
         info["params_mem"] = "constant"
