@@ -37,7 +37,7 @@ def sh(*args, timeout=None) -> subprocess.CompletedProcess:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ckpt", default=None, help="NIN checkpoint (default: init nin --cf 16)")
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "nin_pynq_z2"))
+    ap.add_argument("--out", default=str(REPO / "build" / "bench" / "nin_pynq_z2"))
     ap.add_argument("--fps", type=float, default=None, help="fold for this frame rate")
     ap.add_argument("--folding", default=None, help="folding JSON instead of the search")
     ap.add_argument("--mult", default="auto", choices=("auto", "dsp", "dsp2", "lut"))
