@@ -17,8 +17,8 @@ int8 products each) or LUT multipliers, and every memory (weights, thresholds, w
 buffers, FIFOs) through the same choice between block RAM, LUT RAM and logic that Yosys'
 memory_libmap makes for xc7 (its cost rules are re-implemented in `map_memory`).
 All constants are in the table `C` below, with where each one comes from; they were
-calibrated against Yosys 0.23 `synth_xilinx -family xc7` on the real units (bench/
-yosys_units.py, bench/calibration.json; docs/FOLDING.md has the numbers).
+calibrated against Yosys 0.23 `synth_xilinx -family xc7` (no ABC9) on the real units
+(bench/yosys_units.py, bench/compare_synth.py; docs/FOLDING.md has the numbers).
 
 Cells are counted like bench/yosys_units.py counts them: LUT = LUT1..LUT6 + the LUTs of
 LUT RAM / shift registers (RAM32M = 4, ...), FF = FDRE/FDSE/..., BRAM36 = RAMB36E1 +
@@ -38,8 +38,9 @@ from .ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, Scale
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 
 # ---------------------------------------------------------------------------------------
-# The model's constants: one table. "fit" = least-squares fit to Yosys on real units
-# (bench/calibration.json), "rule" = a fact of the xc7 architecture or of Yosys' rules.
+# The model's constants: one table. "fit" = fitted to Yosys on real units (docs/FOLDING.md,
+# "Calibration"), "measured" = a direct Yosys measurement, "rule" = a fact of the xc7
+# architecture or of Yosys' rules, "model" = an estimate for hardware the RTL lacks.
 C = {
     # --- XNOR + popcount (cf_mvu MATRIX 0), per PE ---------------------------------------
     # fit: XNOR + popcount inside cf_mvu (bench/yosys_units.py --mvu-sweep: weights in BRAM,
@@ -82,6 +83,13 @@ C = {
     "rom_lut_per_64b": 1.2,         # fit: LUT6 per 64 ROM bits mapped to logic (NIN conv2-6)
     "rom_mux_lut_per_256b": 0.5,    # fit: extra mux LUTs per 256 words per bit beyond 256
     "bram_mux_lut_per_bit": 1.0,    # rule: read mux when a memory spans several RAMs in depth
+    # --- latency: cycles from the last input beat a unit needs to its output beat -------
+    "pipe_swg": 4,                  # rule: cf_swg issue -> registered read -> output FIFO
+    "pipe_mvu": 5,                  # rule: cf_mvu stages A-D + output FIFO
+    "pipe_smac": 6,                 # rule: cf_scalemac stages A-D + output FIFO
+    "pipe_pool": 2,
+    "pipe_gsum": 2,
+    "pipe_fifo": 1,
 }
 
 
@@ -513,7 +521,7 @@ def node_cycles(node) -> int:
 
 
 # pipeline depth (cycles from the last needed input beat to the unit's output beat)
-PIPE = {"swg": 4, "mvu": 5, "smac": 6, "pool": 2, "gsum": 2, "fifo": 1}
+PIPE = {k[5:]: v for k, v in C.items() if k.startswith("pipe_")}
 
 
 def latency_cycles(graph: Graph) -> int:

@@ -9,7 +9,6 @@ every node kind): predicted interval within 5 % of rtlsim, resources within 15 %
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 
 from generator import fold, perf
 from generator.errors import BuildError
-from generator.ir import ConvNode, Graph
+from generator.ir import Graph
 
 from rtl_unit_tb import graphs as G
 
