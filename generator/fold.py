@@ -154,21 +154,24 @@ def _total(pick: dict, shell: dict) -> dict:
 def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
            rounds: int = 40) -> tuple[dict | None, bool]:
     """Cheapest folding meeting T; (pick, fits_budget). Prices start at START_PRICE/capacity
-    and double for each resource the total overflows."""
+    and double for each resource the total overflows; when nothing fits, the attempt that
+    overflowed least."""
     prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.RESOURCES}
-    first = None
+    best, best_over = None, math.inf
     for _ in range(rounds):
         pick = _choose(options, T, prices)
         if pick is None:
             return None, False
-        first = first or pick
         tot = _total(pick, shell)
         over = [r for r in budget if tot[r] > budget[r]]
         if not over:
             return pick, True
+        worst = max(tot[r] / budget[r] for r in over)
+        if worst < best_over:
+            best, best_over = pick, worst
         for r in over:
             prices[r] *= 2.0
-    return first, False
+    return best, False
 
 
 def _apply(graph: Graph, pick: dict) -> dict:
