@@ -54,6 +54,7 @@ C = {
     "mux_adder_lut_per_bit": 2.0,   # fit: adder whose input is muxed to 0 (cf_globalsum)
     "cmp_lut_per_bit": 0.5,         # fit: magnitude comparator vs a stored value, per bit
     "cmp_const_lut_per_bit": 0.35,  # fit: comparator against a constant, per bit
+    "avg_cmp_lut_per_bit": 0.5,     # fit: cf_avgpool threshold (chain test, NIN avgpool19)
     "relu_lut_per_bit": 1.0,        # fit: relu_offset shift-add + clamp, per output bit
     # --- multipliers ---------------------------------------------------------------------
     "dsp_a_width": 25,              # rule: DSP48E1 A port (signed)
@@ -70,8 +71,10 @@ C = {
     "swg_ctrl_lut": 95,             # fit: cf_swg window counters, address arithmetic
     "swg_ctrl_ff": 45,
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
-    "shift_lut_per_bit_stage": 2.5,  # fit: cf_swg chunk select when SIMD*B is no power of 2
-                                     # (4 units: 0.7 .. 4.0, Yosys' shiftmul rewrite is erratic)
+    "shift_lut_per_bit_stage": 2.5,  # model: cf_swg chunk select of bit streams when SIMD is
+                                     # no power of two, per output bit and shifter stage
+    "shift_lut_per_pixel_bit_few": 3.5,   # fit: the same for multi-bit streams, <= 8 chunks
+    "shift_lut_per_pixel_bit_many": 0.4,  # fit: ... more than 8 chunks (per pixel bit)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
     "fifo_ctrl_ff": 5,
@@ -292,10 +295,18 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     cf = s.c // simd
     ow = simd * s.bits
     if cf > 1:
-        # pix[cf_q * OWD +: OWD]: Yosys builds a shifter over the amount's variable bits
+        # pix[cf_q * OWD +: OWD]: a plain mux when OWD is a power of two, otherwise a shifter
+        # over the amount's variable bits (bit streams) or, for multi-bit streams, a cost
+        # that follows the pixel width (measured: about 3.5 LUT per pixel bit for up to 8
+        # chunks, 0.4 beyond, on five units; Yosys' shiftmul rewrite is erratic here)
         tz = (ow & -ow).bit_length() - 1
         stages = max(1, clog2((cf - 1) * ow + 1) - tz)
-        sel = ow * (mux_luts(cf) if stages <= clog2(cf) else C["shift_lut_per_bit_stage"] * stages)
+        if stages <= clog2(cf):
+            sel = ow * mux_luts(cf)
+        elif s.bits > 1:
+            sel = pw * (C["shift_lut_per_pixel_bit_few"] if cf <= 8 else C["shift_lut_per_pixel_bit_many"])
+        else:
+            sel = ow * C["shift_lut_per_bit_stage"] * stages
     else:
         sel = ow * 1.0          # pad_q ? PAD : pixel (kept even when no tap is outside)
     r.add("swg_select", sel, 0)
@@ -450,7 +461,7 @@ def avgpool_res(node: AvgPoolNode) -> Res:
     r = Res()
     r.add("window_sum", s.c * sw * C["mux_adder_lut_per_bit"] + C["pool_ctrl_lut"],
           s.c * sw + clog2(kk) + 1)
-    r.add("threshold", s.c * (sw + 1) * C["cmp_const_lut_per_bit"], 0)
+    r.add("threshold", s.c * (sw + 1) * C["avg_cmp_lut_per_bit"], 0)
     return r.merge(fifo_res(s.c, 2), "out_")
 
 
