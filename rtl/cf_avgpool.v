@@ -30,7 +30,8 @@ module cf_avgpool #(
     localparam TCW = (KK > 1) ? $clog2(KK) : 1;
     localparam FCW = $clog2(FD + 1);
     localparam LW  = TW + 1;
-    localparam CMW = ((SW > TW) ? SW : TW) + 1;
+    localparam SWI = ((SW > IB) ? SW : IB) + 1;    // internal sum width (>= SW)
+    localparam CMW = ((SWI > TW) ? SWI : TW) + 1;
     /* verilator lint_off WIDTHTRUNC */
     localparam [TCW-1:0] KK_LAST = KK - 1;
     localparam [FCW-1:0] FDS     = FD;
@@ -48,17 +49,18 @@ module cf_avgpool #(
     assign s_ready = !last || (fcount != FDS);
     wire beat = s_valid && s_ready;
 
-    reg  [C*SW-1:0] acc;
-    wire [C*SW-1:0] full;
+    reg  [C*SWI-1:0] acc;
+    wire [C*SWI-1:0] full;
     wire [C-1:0]    bits;
     genvar c;
     generate
         for (c = 0; c < C; c = c + 1) begin : g_ch
             wire [IB-1:0] xv = s_data[c*IB +: IB];
-            wire [SW-1:0] x = ISIGNED ? {{(SW-IB){xv[IB-1]}}, xv} : {{(SW-IB){1'b0}}, xv};
-            wire [SW-1:0] prev = (t == {TCW{1'b0}}) ? {SW{1'b0}} : acc[c*SW +: SW];
-            assign full[c*SW +: SW] = prev + x;
-            wire signed [CMW-1:0] sv = $signed({{(CMW-SW){full[c*SW + SW-1]}}, full[c*SW +: SW]});
+            wire [SWI-1:0] x = ISIGNED ? {{(SWI-IB){xv[IB-1]}}, xv} : {{(SWI-IB){1'b0}}, xv};
+            wire [SWI-1:0] prev = (t == {TCW{1'b0}}) ? {SWI{1'b0}} : acc[c*SWI +: SWI];
+            assign full[c*SWI +: SWI] = prev + x;
+            wire signed [CMW-1:0] sv = $signed({{(CMW-SWI){full[c*SWI + SWI-1]}},
+                                                full[c*SWI +: SWI]});
             wire [TW-1:0] tv = thr[c*LW +: TW];
             wire signed [CMW-1:0] tt = $signed({{(CMW-TW){tv[TW-1]}}, tv});
             assign bits[c] = thr[c*LW + TW] ? (sv >= tt) : (sv <= tt);

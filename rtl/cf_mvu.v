@@ -38,6 +38,7 @@ module cf_mvu #(
     parameter FRAC   = 0,
     parameter FD     = 4,
     parameter WFILE  = "",
+    parameter WSTYLE = 0,
     parameter PFILE  = ""
 ) (
     input  wire                         clk,
@@ -62,7 +63,8 @@ module cf_mvu #(
     // per-beat dot width and accumulator width
     localparam PCW  = $clog2(SIMD + 1);
     localparam DW   = MATRIX ? (17 + $clog2(SIMD + 1)) : PCW;
-    localparam CW   = MATRIX ? ((AW > DW) ? AW : DW) : $clog2(KD + 1);
+    // accumulator: one bit more than needed keeps every extension count >= 1
+    localparam CW   = (MATRIX ? ((AW > DW) ? AW : DW) : $clog2(KD + 1)) + 1;
     localparam OUTW = CO * OB;
     localparam FCW  = $clog2(FD + 1);
     // relu_offset evaluation width
@@ -73,14 +75,12 @@ module cf_mvu #(
     localparam [WAW-1:0] NW_LAST = NW - 1;
     localparam [SFW-1:0] SF_LAST = SF - 1;
     localparam [NFW-1:0] NF_LAST = NF - 1;
-    localparam [FCW:0]   FDS     = FD;
+    localparam [7:0]     FDS8    = FD;
     /* verilator lint_on WIDTHTRUNC */
 
     // ------------------------------------------------------------ memories
-    reg [PE*LW-1:0]  wmem [0:NW-1];
     reg [PE*PRW-1:0] pmem [0:NF-1];
     initial begin
-        if (WFILE != "") $readmemh(WFILE, wmem);
         if (PFILE != "") $readmemh(PFILE, pmem);
     end
 
@@ -91,18 +91,18 @@ module cf_mvu #(
     wire next_end = (ia == NW_LAST);
     wire [FCW-1:0] fcount;
     reg  [2:0]     inflight;          // pixels accepted but not yet in the FIFO
-    wire credit = ({{(FCW+1-FCW){1'b0}}, fcount} + {{(FCW+1-3){1'b0}}, inflight}) < FDS;
+    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {5'd0, inflight};
+    wire credit = occ < FDS8;
     assign s_ready = !next_end || credit;
     wire acc_beat = s_valid && s_ready;
 
     reg              va, firsta, lasta, enda;
     reg [SIMD*IB-1:0] xa;
-    reg [PE*LW-1:0]  wa;
+    wire [PE*LW-1:0] wa;               // weight word of the accepted beat (cf_rom)
     reg [PE*PRW-1:0] pa;
     always @(posedge clk) begin
         if (acc_beat) begin
             xa <= s_data;
-            wa <= wmem[ia];
         end
         if (acc_beat && sfc == {SFW{1'b0}}) pa <= pmem[nfc];
     end
@@ -126,6 +126,9 @@ module cf_mvu #(
             end
         end
     end
+
+    cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
+        .clk(clk), .en(acc_beat), .addr(ia), .q(wa));
 
     // ------------------------------------------------------------ stage B
     reg [PE*DW-1:0] db;
@@ -222,6 +225,8 @@ module cf_mvu #(
                     // the generator sizes OB to hold every reachable value
                     assign act[gp*OB +: OB] = val[EW-1] ? {OB{1'b0}} : val[OB-1:0];
                     wire unused_val = &{1'b0, val[EW-2:OB]};
+                end else if (OB == EW - 1) begin : g_fit
+                    assign act[gp*OB +: OB] = val[EW-1] ? {OB{1'b0}} : val[EW-2:0];
                 end else begin : g_ext
                     assign act[gp*OB +: OB] = val[EW-1] ? {OB{1'b0}}
                                             : {{(OB-EW+1){1'b0}}, val[EW-2:0]};

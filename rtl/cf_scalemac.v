@@ -35,6 +35,7 @@ module cf_scalemac #(
     parameter RELU    = 1,
     parameter FD      = 4,
     parameter WFILE   = "",
+    parameter WSTYLE  = 0,
     parameter SFILE   = "",
     parameter BFILE   = ""
 ) (
@@ -61,7 +62,7 @@ module cf_scalemac #(
     localparam PRW  = IB + 9;                          // one product
     localparam SJW  = PRW + $clog2(GS + 1);            // sub-sum of GS products
     localparam GPW0 = PRW + $clog2(N + 1);
-    localparam GPW  = (GW > GPW0) ? GW : GPW0;         // group partial P
+    localparam GPW  = ((GW > GPW0) ? GW : GPW0) + 1;   // group partial P (+1: extension >= 1)
     localparam MW   = GPW + SCW + 1 + $clog2(GPC + 1); // scaled group(s) of a beat
     localparam ZI0  = (ZW > BW) ? ZW : BW;
     localparam ZI1  = MW + $clog2(CI / N + 1) + 1;
@@ -74,14 +75,12 @@ module cf_scalemac #(
     localparam [SFW-1:0] SF_LAST  = SF - 1;
     localparam [NFW-1:0] NF_LAST  = NF - 1;
     localparam [CGW-1:0] CPG_LAST = CPG - 1;
-    localparam [FCW:0]   FDS      = FD;
+    localparam [7:0]     FDS8     = FD;
     /* verilator lint_on WIDTHTRUNC */
 
-    reg [PE*LW-1:0]   wmem [0:NW-1];
     reg [GPC*SCW-1:0] smem [0:SF-1];
     reg [PE*BW-1:0]   bmem [0:NF-1];
     initial begin
-        if (WFILE != "") $readmemh(WFILE, wmem);
         if (SFILE != "") $readmemh(SFILE, smem);
         if (BFILE != "") $readmemh(BFILE, bmem);
     end
@@ -94,19 +93,19 @@ module cf_scalemac #(
     wire next_end = (ia == NW_LAST);
     wire [FCW-1:0] fcount;
     reg  [2:0]     inflight;
-    wire credit = ({1'b0, fcount} + {{(FCW+1-3){1'b0}}, inflight}) < FDS;
+    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {5'd0, inflight};
+    wire credit = occ < FDS8;
     assign s_ready = !next_end || credit;
     wire beat = s_valid && s_ready;
 
     reg               va, firsta, lasta, enda, gstarta, genda;
     reg [SIMD*IB-1:0] xa;
-    reg [PE*LW-1:0]   wa;
+    wire [PE*LW-1:0]  wa;              // weight word of the accepted beat (cf_rom)
     reg [GPC*SCW-1:0] sa;
     reg [PE*BW-1:0]   ba;
     always @(posedge clk) begin
         if (beat) begin
             xa <= s_data;
-            wa <= wmem[ia];
             sa <= smem[sfc];
         end
         if (beat && sfc == {SFW{1'b0}}) ba <= bmem[nfc];
@@ -135,6 +134,9 @@ module cf_scalemac #(
             end
         end
     end
+
+    cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
+        .clk(clk), .en(beat), .addr(ia), .q(wa));
 
     // ------------------------------------------------------------ stage B
     wire [PE*GPC*SJW-1:0] sub;

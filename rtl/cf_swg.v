@@ -27,9 +27,11 @@
 // into the next frame (or stay behind when trailing rows/columns are unused
 // by any window, hence signed).
 //
-// The output goes through a small FIFO fed with credits (FIFO count plus
-// reads in flight), so s_ready and m_valid never depend on m_ready
-// combinationally.
+// The output goes through a 2-entry FIFO fed with credits (FIFO count plus
+// reads in flight, minus a pop in this cycle), so s_ready and m_valid never
+// depend on m_ready combinationally (m_ready only enables the next read).
+// Out-of-image taps load PAD into the read register instead of the RAM word
+// (a synchronous set/reset of that register: no pad multiplexer).
 `default_nettype none
 module cf_swg #(
     parameter H     = 4,
@@ -62,8 +64,9 @@ module cf_swg #(
     localparam AW  = $clog2(DEPTH);
     // signed widths: coordinates and linear pixel indices
     localparam XW  = $clog2(H + W + 2 * P + K + 2) + 2;
-    localparam QW  = $clog2(HW + DEPTH + W * K + 2) + 2;
-    localparam FD  = 4;                       // output FIFO depth
+    localparam QW0 = $clog2(HW + DEPTH + W * K + 2) + 2;
+    localparam QW  = ((QW0 > XW) ? QW0 : XW) + 1;
+    localparam FD  = 2;                       // output FIFO depth
     localparam FCW = $clog2(FD + 1);
     localparam CFW = (CF > 1) ? $clog2(CF) : 1;
     localparam KW  = (K > 1) ? $clog2(K) : 1;
@@ -121,7 +124,8 @@ module cf_swg #(
 
     wire [FCW-1:0] fcount;
     reg            inflight;
-    wire credit = ({{(8-FCW){1'b0}}, fcount} + {7'd0, inflight}) < FD;
+    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {7'd0, inflight};
+    wire credit = (occ < FD) || (occ == FD && m_valid && m_ready);
     wire win_ok = (wcnt > need);
     wire issue  = win_ok && credit;
 
@@ -195,19 +199,20 @@ module cf_swg #(
 
     // ------------------------------------------------- registered read, mux
     reg [PW-1:0]  rd_q;
-    reg           pad_q;
     reg [CFW-1:0] cf_q;
+    // explicitly sized: the address wraps at DEPTH (some simulators evaluate an
+    // index expression wider than its operands)
+    wire [AW-1:0] raddr = base + lin[AW-1:0];
     always @(posedge clk) begin
-        rd_q  <= mem[base + lin[AW-1:0]];
-        pad_q <= !in_img;
-        cf_q  <= cf;
+        rd_q <= in_img ? mem[raddr] : PAD;
+        cf_q <= cf;
     end
     always @(posedge clk) begin
         if (rst) inflight <= 1'b0;
         else     inflight <= issue;
     end
 
-    wire [PW-1:0] pix = pad_q ? PAD : rd_q;
+    wire [PW-1:0] pix = rd_q;
     wire [OWD-1:0] chunk;
     wire fifo_s_ready;   // always 1 when inflight: guaranteed by the credit check
     generate

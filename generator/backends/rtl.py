@@ -50,7 +50,7 @@ MAXF = 64                    # per-frame cycle stamps kept by the test bench
 NODE_FIFO_DEPTH = 0
 
 # library files, in dependency order
-LIBRARY = ["cf_fifo.v", "cf_swg.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
+LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_swg.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
            "cf_globalsum.v", "cf_axis_in.v", "cf_axis_out.v"]
 SIM_LIBRARY = ["cf_check.v"]
 
@@ -169,6 +169,12 @@ def _swg(i: int, inp_prefix: str, s: Stream, k: int, stride: int, pad: int, simd
     return Unit("cf_swg", f"u{i}_swg", params, inp_prefix, f"n{i}_win", simd * s.bits)
 
 
+def rom_style(depth: int, width: int) -> int:
+    """cf_rom STYLE for a weight memory: block RAM when it is deep and big enough to fill
+    block RAMs reasonably (wide shallow memories are cheaper in LUTs), else the tool's choice."""
+    return 1 if depth >= 64 and depth * width >= 18432 else 0
+
+
 def _pad_pixel(value: int, s: Stream) -> int:
     v = int(value) & ((1 << s.bits) - 1)
     out = 0
@@ -249,7 +255,9 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
         ("MATRIX", 0 if xnor else 1), ("SIMD", simd), ("PE", pe), ("KD", K), ("CO", o.c),
         ("ACT", 0 if node.act == "threshold" else 1), ("OB", ob), ("AW", aw), ("TW", tw),
         ("FRAC", frac), ("FD", fd),
-        ("WFILE", vstr(MEM_DIR + f"{nm}_w.hex")), ("PFILE", vstr(MEM_DIR + f"{nm}_p.hex"))],
+        ("WFILE", vstr(MEM_DIR + f"{nm}_w.hex")),
+        ("WSTYLE", rom_style(nf * sf, pe * simd * (1 if xnor else 8))),
+        ("PFILE", vstr(MEM_DIR + f"{nm}_p.hex"))],
         swg.out, f"n{i}_core", o.beat_bits)
     plan = NodePlan(i, node.name, "conv", f"{node.matrix} k{node.k} s{node.stride} p{node.pad} "
                     f"{s.c}->{o.c} {node.act} PE={pe} SIMD={simd}", f"n{i}", o.beat_bits,
@@ -329,7 +337,8 @@ def plan_scalemac(i: int, node: ScaleMacNode, inp: str, tag: str) -> NodePlan:
         ("CI", ci), ("CO", co), ("N", n), ("SCW", scw), ("GW", int(node.group_bits or 1)),
         ("ZW", int(node.acc_bits or 1)), ("BW", bw), ("OB", o.bits), ("RELU", int(bool(node.relu))),
         ("FD", 8 if sf * nf < 4 else 2),
-        ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("SFILE", vstr(MEM_DIR + f"{tag}_s.hex")),
+        ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", rom_style(nf * sf, pe * simd * 8)),
+        ("SFILE", vstr(MEM_DIR + f"{tag}_s.hex")),
         ("BFILE", vstr(MEM_DIR + f"{tag}_b.hex"))],
         swg.out, f"n{i}_core", o.beat_bits)
     plan = NodePlan(i, node.name, "scalemac", f"{ci}->{co} n={n} PE={pe} SIMD={simd}",
