@@ -62,19 +62,6 @@ def test_trained_digits_csim_100_frames_and_rtl_sim(trained_digits, tmp_path):
     check_sim(out, 20)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("cf", [1, 2, 4, 8])
-def test_nin_every_cf_builds_and_passes_csim(cf, tmp_path):
-    ckpt = tmp_path / f"nin_cf{cf}.pt"
-    run_cli("init", "nin", "--cf", cf, "-o", ckpt)
-    out = tmp_path / "out"
-    run_cli("build", ckpt, "--board", "pynq-z2", "-o", out, "--frames", 3)
-    graph = json.loads((out / "graph.json").read_text())
-    mac = next(n for n in graph["nodes"] if n["kind"] == "scalemac")
-    assert mac["n"] == cf
-    check_csim(out, 3)
-
-
 def test_bad_checkpoint_leaves_no_build_folder(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
