@@ -41,7 +41,7 @@ class Checkpoint:
 
 def save_checkpoint(path, model: CFNet, meta: dict | None = None,
                     accuracy: dict | None = None) -> None:
-    """Write atomically (temp file + rename) so an interrupted save never leaves a torn file."""
+    """Write the checkpoint atomically."""
     spec = model.spec
     payload = {
         "format": FORMAT,
@@ -54,12 +54,17 @@ def save_checkpoint(path, model: CFNet, meta: dict | None = None,
                  **(meta or {})},
         "accuracy": dict(accuracy or {}),
     }
+    atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(obj, path) -> None:
+    """torch.save to a temp file, then rename: an interrupted save never leaves a torn file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

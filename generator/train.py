@@ -21,7 +21,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import spec as specmod
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .errors import CfgenError, CheckpointError, DataError, SpecError
 from .evaluate import check_compatible, float_accuracy, predict_float, accuracy_of
@@ -174,18 +173,6 @@ def center_clamp_all(model: torch.nn.Module) -> None:
 
 def state_path(output) -> Path:
     return Path(str(output) + ".state")
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_state(path: Path) -> dict:
@@ -501,7 +488,7 @@ def _save_progress(cfg, model, optimizer, epoch, seconds, history, meta_base, or
         "rng": {"torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
     }
-    _atomic_save(state, state_path(cfg.output))
+    atomic_torch_save(state, state_path(cfg.output))
     meta = {**meta_base, "epochs_done": epoch, "seconds": round(seconds, 3), "complete": False,
             "history": history}
     save_checkpoint(cfg.output, model, meta=meta)
