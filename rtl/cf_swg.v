@@ -220,7 +220,14 @@ module cf_swg #(
             assign chunk = pix;
             wire unused_cf = &{1'b0, cf_q};
         end else begin : g_chunk
-            assign chunk = pix[cf_q * OWD +: OWD];
+            // an array indexed by cf_q: a CF:1 multiplexer per bit (a variable part-select
+            // pix[cf_q*OWD +: OWD] synthesizes as a barrel shifter, ~6x the LUTs)
+            wire [OWD-1:0] chunks [0:CF-1];
+            genvar gc;
+            for (gc = 0; gc < CF; gc = gc + 1) begin : g_c
+                assign chunks[gc] = pix[gc*OWD +: OWD];
+            end
+            assign chunk = chunks[cf_q];
         end
     endgenerate
 
