@@ -45,6 +45,7 @@ LINT_CASES = [
     ("cf_maxpool", {}), ("cf_maxpool", {"KK": 9, "C": 3}),
     ("cf_avgpool", {}), ("cf_avgpool", {"ISIGNED": 1, "KK": 9, "SW": 12, "TW": 6}),
     ("cf_avgpool", {"ISIGNED": 1, "KK": 1, "SW": 4, "IB": 4}),
+    ("cf_avgpool", {"SIMD": 1, "C": 6, "KK": 9}), ("cf_avgpool", {"SIMD": 2, "C": 6}),
     ("cf_scalemac", {}), ("cf_scalemac", {"SIMD": 8, "N": 2, "PE": 2, "CO": 4, "CI": 16}),
     ("cf_scalemac", {"SIMD": 2, "N": 8, "CI": 16, "RELU": 0, "OB": 64}),
     ("cf_scalemac", {"SIMD": 1, "N": 1, "CI": 4, "PE": 2, "CO": 2, "ISIGNED": 1}),

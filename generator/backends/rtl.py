@@ -282,7 +282,19 @@ def plan_maxpool(i: int, node: MaxPoolNode, inp: str, tag: str) -> NodePlan:
     return plan
 
 
-def plan_avgpool(i: int, node: AvgPoolNode, inp: str, tag: str) -> NodePlan:
+def avgpool_simd(node: AvgPoolNode, budget: int) -> int:
+    """Channels per cycle of an average pool: the fewest (dividing C) that keep its
+    OH*OW*K*K*(C/SIMD) cycles within `budget` (half the slowest other node), so the pool
+    never sets the interval but needs only SIMD adders/comparators instead of C."""
+    o, c = node.out, node.inp.c
+    per_chunk = o.h * o.w * node.k * node.k
+    for simd in range(1, c + 1):
+        if c % simd == 0 and per_chunk * (c // simd) <= budget:
+            return simd
+    return c
+
+
+def plan_avgpool(i: int, node: AvgPoolNode, inp: str, tag: str, budget: int = 0) -> NodePlan:
     s, o = node.inp, node.out
     _check(s.kind in ("int", "uint"), f"{node.name}: average-pool input must be int/uint")
     kk = node.k * node.k
@@ -293,14 +305,17 @@ def plan_avgpool(i: int, node: AvgPoolNode, inp: str, tag: str) -> NodePlan:
     flag = (np.asarray(node.direction).astype(np.int64) > 0).astype(np.int64)
     tw = signed_bits(int(thr.min()), int(thr.max()))
     lanes = (thr & ((1 << tw) - 1)) | (flag << tw)
-    twords = pack_words(lanes.reshape(1, s.c), tw + 1)
-    swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, 0)
+    simd = avgpool_simd(node, budget)
+    cf = s.c // simd
+    twords = pack_words(lanes.reshape(cf, simd), tw + 1)
+    swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, 1, 0)
     core = Unit("cf_avgpool", f"u{i}_pool", [
-        ("C", s.c), ("IB", s.bits), ("ISIGNED", int(s.kind == "int")), ("KK", kk), ("SW", sw),
-        ("TW", tw), ("FD", 2), ("TFILE", vstr(MEM_DIR + f"{tag}_t.hex"))],
+        ("C", s.c), ("SIMD", simd), ("IB", s.bits), ("ISIGNED", int(s.kind == "int")),
+        ("KK", kk), ("SW", sw), ("TW", tw), ("FD", 2),
+        ("TFILE", vstr(MEM_DIR + f"{tag}_t.hex"))],
         swg.out, f"n{i}_core", o.beat_bits)
-    plan = NodePlan(i, node.name, "avgpool", f"k{node.k} s{node.stride} p{node.pad} C={s.c}",
-                    f"n{i}", o.beat_bits, o.h * o.w, o.h * o.w * kk)
+    plan = NodePlan(i, node.name, "avgpool", f"k{node.k} s{node.stride} p{node.pad} C={s.c} "
+                    f"SIMD={simd}", f"n{i}", o.beat_bits, o.h * o.w, o.h * o.w * kk * cf)
     plan.units = _finish(i, [swg, core], o.beat_bits)
     plan.mems = {f"{tag}_t.hex": twords}
     return plan
@@ -365,7 +380,22 @@ PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool,
             "scalemac": plan_scalemac, "globalsum": plan_globalsum}
 
 
+def core_cycles(node) -> int:
+    """Cycles per frame of a node's core unit as the RTL implements it (pools: K*K cycles
+    per output pixel at full channel width)."""
+    o = node.out
+    if isinstance(node, ConvNode):
+        return o.h * o.w * (node.K // node.simd) * (o.c // node.pe)
+    if isinstance(node, ScaleMacNode):
+        return o.h * o.w * (node.inp.c // node.simd) * (o.c // node.pe)
+    if isinstance(node, (MaxPoolNode, AvgPoolNode)):
+        return o.h * o.w * node.k * node.k
+    return node.inp.h * node.inp.w
+
+
 def plan_graph(graph: Graph) -> list[NodePlan]:
+    others = [core_cycles(n) for n in graph.nodes if not isinstance(n, AvgPoolNode)]
+    budget = max(others) // 2 if others else 0
     plans = []
     prev = "in"
     prev_stream = graph.input
@@ -381,7 +411,10 @@ def plan_graph(graph: Graph) -> list[NodePlan]:
         tags.add(tag)
         if node.kind not in PLANNERS:
             raise BuildError(f"RTL backend: node kind '{node.kind}' is not supported")
-        p = PLANNERS[node.kind](i, node, prev, tag)
+        if isinstance(node, AvgPoolNode):
+            p = plan_avgpool(i, node, prev, tag, budget)
+        else:
+            p = PLANNERS[node.kind](i, node, prev, tag)
         plans.append(p)
         prev, prev_stream = p.stream, node.out
     return plans
