@@ -86,6 +86,7 @@ class Option:
     dsp_cap: int | None       # int8 layers: DSPs at most (the rest LUT multipliers)
     cycles: int
     res: dict                 # LUT, FF, BRAM36, DSP
+    lanes: int | None = None  # average pools: channels per beat (the RTL backend's choice)
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -99,6 +100,14 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
     saved = node.pe, node.simd
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
+    if isinstance(node, AvgPoolNode):
+        lanes_all = [d for d in divisors(node.inp.c)] if perf.avgpool_folds() else [node.inp.c]
+        for lanes in lanes_all:
+            res, _ = perf.node_resources(node, lanes=lanes)
+            d = res.as_dict()
+            out.append(Option(1, 1, None, None, perf.node_cycles(node, lanes),
+                              {r: float(d[r]) for r in perf.RESOURCES}, lanes))
+        return out
     try:
         for pe in legal_pe(node):
             for simd in legal_simd(node):
@@ -133,6 +142,12 @@ def _choose(options: dict, T: int, prices: dict) -> dict | None:
     pick = {}
     for name, opts in options.items():
         best, best_cost = None, math.inf
+        if opts and opts[0].lanes is not None and len(opts) > 1:
+            # the RTL backend gives an average pool the fewest lanes that keep it within
+            # half the interval (all lanes when none does)
+            fit = [o for o in opts if o.cycles <= T // 2]
+            pick[name] = min(fit, key=lambda o: o.lanes) if fit else max(opts, key=lambda o: o.lanes)
+            continue
         for o in opts:
             if o.cycles > T:
                 continue

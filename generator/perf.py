@@ -71,10 +71,10 @@ C = {
     "swg_ctrl_lut": 95,             # fit: cf_swg window counters, address arithmetic
     "swg_ctrl_ff": 45,
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
-    "shift_lut_per_bit_stage": 2.5,  # model: cf_swg chunk select of bit streams when SIMD is
-                                     # no power of two, per output bit and shifter stage
-    "shift_lut_per_pixel_bit_few": 3.5,   # fit: the same for multi-bit streams, <= 8 chunks
-    "shift_lut_per_pixel_bit_many": 0.4,  # fit: ... more than 8 chunks (per pixel bit)
+    "swg_mux_scale": 1.0,           # fit: cf_swg chunk multiplexer vs mux_luts()
+    "swg_pad_lut_per_bit": 1.0,     # fit: pad set/reset of the read register, per pixel bit
+    "swg_pad_lut_per_bit_shallow": 0.15,  # fit: the same, multi-bit pixels, no padding, <= 32 deep
+    "swg_fifo_depth": 2,            # rule: cf_swg output FIFO (localparam FD)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
     "fifo_ctrl_ff": 5,
@@ -162,9 +162,11 @@ _LUTRAM = [
 ]
 
 
-def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True) -> dict:
+def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True,
+               style: str = "auto") -> dict:
     """Emulate Yosys 0.23 memory_libmap for xc7 on a memory with one read port and (unless
-    `rom`) one write port with a single enable. Returns the chosen style and its cells."""
+    `rom`) one write port with a single enable. Returns the chosen style and its cells.
+    style 'block': a ram_style = "block" attribute (cheapest block RAM geometry)."""
     depth, width = max(1, int(depth)), max(1, int(width))
     bits = depth * width
     cands = []
@@ -196,8 +198,10 @@ def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True) -> dic
             emu = 1 if name.endswith("SDP") else 0
             c = (cost - ws) * repl + ws * (mult_a * width // unit) + 0.5 * mux + 0.5 * demux + 2 * emu
             cands.append(("lutram", c, repl, mult_a, name, luts))
+    if style == "block":
+        cands = [c for c in cands if c[0] == "bram"]
     best = min(cands, key=lambda t: t[1])
-    if best[1] >= logic_cost:
+    if style != "block" and best[1] >= logic_cost:
         # logic: ROM as LUTs (+ output register), RAM as flip-flops + read mux
         if rom:
             # every output bit is a boolean function of the address; identical functions
@@ -294,21 +298,14 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     r.add("swg_buffer", m["LUT"], m["FF"], m["BRAM36"])
     cf = s.c // simd
     ow = simd * s.bits
-    if cf > 1:
-        # pix[cf_q * OWD +: OWD]: a plain mux when OWD is a power of two, otherwise a shifter
-        # over the amount's variable bits (bit streams) or, for multi-bit streams, a cost
-        # that follows the pixel width (measured: about 3.5 LUT per pixel bit for up to 8
-        # chunks, 0.4 beyond, on five units; Yosys' shiftmul rewrite is erratic here)
-        tz = (ow & -ow).bit_length() - 1
-        stages = max(1, clog2((cf - 1) * ow + 1) - tz)
-        if stages <= clog2(cf):
-            sel = ow * mux_luts(cf)
-        elif s.bits > 1:
-            sel = pw * (C["shift_lut_per_pixel_bit_few"] if cf <= 8 else C["shift_lut_per_pixel_bit_many"])
-        else:
-            sel = ow * C["shift_lut_per_bit_stage"] * stages
-    else:
-        sel = ow * 1.0          # pad_q ? PAD : pixel (kept even when no tap is outside)
+    # chunk select: a CF:1 multiplexer per output bit; the read register's pad set/reset
+    # costs about a LUT per pixel bit when Yosys emulates it around LUT RAM (measured: bit
+    # streams, padded windows and the 64-deep buffer yes, an unpadded 4-deep multi-bit one
+    # mostly not)
+    sel = ow * mux_luts(cf) * C["swg_mux_scale"] if cf > 1 else 0.0
+    if m["style"] != "logic" and not m["style"].startswith("RAMB"):
+        sel += pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or pad or depth > 32)
+                     else C["swg_pad_lut_per_bit_shallow"])
     r.add("swg_select", sel, 0)
     qw = clog2(s.h * s.w + depth + s.w * k + 2) + 2
     xw = clog2(s.h + s.w + 2 * pad + k + 2) + 2
@@ -316,7 +313,16 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
                - 40)
     r.add("swg_ctrl", C["swg_ctrl_lut"] + C["swg_ctrl_lut_per_addr_bit"] * (qw - 10),
           max(ctrl_ff, 20))
-    return r.merge(fifo_res(ow, 4), "swg_")
+    return r.merge(fifo_res(ow, C["swg_fifo_depth"]), "swg_")
+
+
+def weight_rom_style(depth: int, width: int) -> str:
+    """The ram_style the RTL backend gives a weight memory (rtl.rom_style: 1 = block RAM)."""
+    try:
+        from .backends import rtl
+        return "block" if rtl.rom_style(depth, width) == 1 else "auto"
+    except Exception:       # no RTL backend, or one without cf_rom: the tool decides
+        return "auto"
 
 
 def popcount_luts(n: int) -> float:
@@ -328,11 +334,12 @@ def conv_widths(node: ConvNode) -> dict:
     """Widths the RTL backend derives for a ConvNode (see generator/backends/rtl.py)."""
     K = node.K
     xnor = node.matrix == "xnor"
+    # cf_mvu keeps one bit more than the accumulator needs
     if xnor:
-        cw = clog2(K + 1)
+        cw = clog2(K + 1) + 1
         dw = clog2(node.simd + 1)
     else:
-        cw = max(int(node.acc_bits or 0), 17 + clog2(node.simd + 1))
+        cw = max(int(node.acc_bits or 0), 17 + clog2(node.simd + 1)) + 1
         dw = 17 + clog2(node.simd + 1)
     if node.act == "threshold":
         tw = signed_bits(-1, K + 1) if xnor else int(node.acc_bits or cw) + 1
@@ -356,7 +363,8 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
     w = conv_widths(node)
     cw, dw, tw, ob = w["cw"], w["dw"], w["tw"], w["ob"]
     prw = tw + 1
-    mw = map_memory(nf * sf, pe * simd * wb, rom=True)
+    mw = map_memory(nf * sf, pe * simd * wb, rom=True,
+                    style=weight_rom_style(nf * sf, pe * simd * wb))
     info = {"weights_mem": mw["style"]}
     on_dsp = 0
     if not xnor:
@@ -415,7 +423,8 @@ def scalemac_res(node: ScaleMacNode, dsp_cap: int | None = None) -> tuple[Res, d
     gpw = max(int(node.group_bits or 1), prw + clog2(n + 1))
     mw_ = gpw + scw + 1 + clog2(gpc + 1)
     zi = max(max(int(node.acc_bits or 1), bw), mw_ + clog2(ci // n + 1) + 1) + 1
-    m_w = map_memory(nf * sf, pe * simd * 8, rom=True)
+    m_w = map_memory(nf * sf, pe * simd * 8, rom=True,
+                     style=weight_rom_style(nf * sf, pe * simd * 8))
     m_s = map_memory(sf, gpc * scw, rom=True)
     m_b = map_memory(nf, pe * bw, rom=True)
     r.add("weights", m_w["LUT"], m_w["FF"], m_w["BRAM36"])
@@ -453,15 +462,28 @@ def maxpool_res(node: MaxPoolNode) -> Res:
     return r.merge(fifo_res(s.c, 2), "out_")
 
 
-def avgpool_res(node: AvgPoolNode) -> Res:
+def avgpool_res(node: AvgPoolNode, lanes: int | None = None) -> Res:
+    """cf_avgpool over `lanes` channels per beat (all of them when None): lanes adders and
+    comparators; with CF = C/lanes > 1 the partial sums of all channels sit in a CF-entry
+    register file (LUT RAM) and the thresholds in a CF-word ROM."""
     s = node.inp
+    lanes = lanes or s.c
+    cf = s.c // lanes
     kk = node.k * node.k
     lo, hi = (-(1 << (s.bits - 1)), (1 << (s.bits - 1)) - 1) if s.kind == "int" else (0, (1 << s.bits) - 1)
     sw = max(signed_bits(min(0, lo * kk), hi * kk), int(node.sum_bits or 0))
+    sw = max(sw, s.bits) + 1        # cf_avgpool's internal sum width (SWI)
     r = Res()
-    r.add("window_sum", s.c * sw * C["mux_adder_lut_per_bit"] + C["pool_ctrl_lut"],
-          s.c * sw + clog2(kk) + 1)
-    r.add("threshold", s.c * (sw + 1) * C["avg_cmp_lut_per_bit"], 0)
+    r.add("window_sum", lanes * sw * C["mux_adder_lut_per_bit"] + C["pool_ctrl_lut"],
+          (s.c * sw if cf == 1 else 0) + clog2(kk) + clog2(cf) + 2)
+    r.add("threshold", lanes * (sw + 1) * C["avg_cmp_lut_per_bit"], 0)
+    if cf > 1:
+        m = map_memory(cf, lanes * sw, rom=False, sync_read=False)
+        r.add("partial_sums", m["LUT"], m["FF"], m["BRAM36"])
+        tw = sw + 1
+        t = map_memory(cf, lanes * (tw + 1), rom=True, sync_read=False)
+        r.add("thresholds", t["LUT"], t["FF"], t["BRAM36"])
+        r.add("assembly", 0, s.c)
     return r.merge(fifo_res(s.c, 2), "out_")
 
 
@@ -472,8 +494,10 @@ def globalsum_res(node: GlobalSumNode) -> Res:
     return r.merge(fifo_res(s.c * o.bits, 2), "out_")
 
 
-def node_resources(node, mult: str = "dsp", dsp_cap: int | None = None) -> tuple[Res, dict]:
-    """Resources of one node at its folding (node.pe, node.simd)."""
+def node_resources(node, mult: str = "dsp", dsp_cap: int | None = None,
+                   lanes: int | None = None) -> tuple[Res, dict]:
+    """Resources of one node at its folding (node.pe, node.simd; `lanes`: channels per
+    beat of an average pool, all when None)."""
     r, info = Res(), {}
     if isinstance(node, ConvNode):
         r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.simd,
@@ -488,8 +512,10 @@ def node_resources(node, mult: str = "dsp", dsp_cap: int | None = None) -> tuple
         r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.inp.c, 1), "swg.")
         r.merge(maxpool_res(node), "pool.")
     elif isinstance(node, AvgPoolNode):
-        r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.inp.c, 1), "swg.")
-        r.merge(avgpool_res(node), "pool.")
+        lanes = lanes or node.inp.c
+        r.merge(swg_res(node.inp, node.k, node.stride, node.pad, lanes, 1), "swg.")
+        r.merge(avgpool_res(node, lanes), "pool.")
+        info = {"lanes": lanes}
     elif isinstance(node, GlobalSumNode):
         r.merge(globalsum_res(node), "gsum.")
     depth = node_fifo_depth()
@@ -519,23 +545,52 @@ def shell_resources(graph: Graph) -> Res:
 # ---------------------------------------------------------------------------------------
 # Cycles and latency
 
-def node_cycles(node) -> int:
-    """Cycles per frame of one node at its folding (steady state, no stalls)."""
+def node_cycles(node, lanes: int | None = None) -> int:
+    """Cycles per frame of one node at its folding (steady state, no stalls); `lanes`:
+    channels per beat of an average pool (all when None)."""
     o = node.out
     if isinstance(node, ConvNode):
         return o.h * o.w * (node.K // node.simd) * (o.c // node.pe)
     if isinstance(node, ScaleMacNode):
         return o.h * o.w * (node.inp.c // node.simd) * (o.c // node.pe)
-    if isinstance(node, (MaxPoolNode, AvgPoolNode)):
+    if isinstance(node, AvgPoolNode):
+        cf = node.inp.c // (lanes or node.inp.c)
+        return max(o.h * o.w * node.k * node.k * cf, node.inp.h * node.inp.w)
+    if isinstance(node, MaxPoolNode):
         return max(o.h * o.w * node.k * node.k, node.inp.h * node.inp.w)
     return node.inp.h * node.inp.w
+
+
+def avgpool_folds() -> bool:
+    """Whether the RTL backend folds average pools over channels (rtl.avgpool_simd)."""
+    try:
+        from .backends import rtl
+        return hasattr(rtl, "avgpool_simd")
+    except Exception:
+        return False
+
+
+def avgpool_lanes(node: AvgPoolNode, budget: int) -> int:
+    """Channels per beat the RTL backend gives an average pool for a cycle budget: the
+    fewest (dividing C) that keep it within the budget (rtl.avgpool_simd), all without."""
+    if not avgpool_folds():
+        return node.inp.c
+    from .backends import rtl
+    return int(rtl.avgpool_simd(node, budget))
+
+
+def pool_lanes(graph: Graph) -> dict:
+    """Average pool -> lanes, with the RTL backend's budget: half the slowest other node."""
+    others = [node_cycles(n) for n in graph.nodes if not isinstance(n, AvgPoolNode)]
+    budget = max(others) // 2 if others else 0
+    return {n.name: avgpool_lanes(n, budget) for n in graph.nodes if isinstance(n, AvgPoolNode)}
 
 
 # pipeline depth (cycles from the last needed input beat to the unit's output beat)
 PIPE = {k[5:]: v for k, v in C.items() if k.startswith("pipe_")}
 
 
-def latency_cycles(graph: Graph) -> int:
+def latency_cycles(graph: Graph, lanes: dict | None = None) -> int:
     """One frame on an idle pipeline: cycle of the last output beat minus the first input
     beat, from per-pixel arrival times (each unit starts an output pixel when it is free and
     the last input pixel of its window has arrived; one beat of work per cycle)."""
@@ -556,7 +611,8 @@ def latency_cycles(graph: Graph) -> int:
             d = PIPE["swg"] + PIPE["smac"]
         else:
             k, st, p = node.k, node.stride, node.pad
-            work = k * k
+            cf = i.c // (lanes or {}).get(node.name, i.c) if isinstance(node, AvgPoolNode) else 1
+            work = k * k * cf
             d = PIPE["swg"] + PIPE["pool"]
         oy = np.arange(o.h)[:, None] * st - p + k - 1
         ox = np.arange(o.w)[None, :] * st - p + k - 1
@@ -579,18 +635,22 @@ def predict(graph: Graph, board: dict, mult: dict | None = None) -> dict:
     nodes carry. mult: node name -> multiplier style (int8 layers), default 'dsp'."""
     mult = mult or {}
     clock = board.get("clock_mhz", 100)
+    lanes = pool_lanes(graph)
     nodes, total = [], Res()
     for node in graph.nodes:
         style = mult.get(node.name, {"style": "dsp"}) if isinstance(mult.get(node.name), dict) \
             else {"style": mult.get(node.name, "dsp")}
-        res, info = node_resources(node, style.get("style", "dsp"), style.get("dsp_cap"))
+        res, info = node_resources(node, style.get("style", "dsp"), style.get("dsp_cap"),
+                                   lanes.get(node.name))
         total.LUT += res.LUT
         total.FF += res.FF
         total.BRAM36 += res.BRAM36
         total.DSP += res.DSP
         nodes.append({"name": node.name, "kind": node.kind, "pe": node.pe, "simd": node.simd,
-                      "cycles": node_cycles(node), "resources": res.as_dict(detail=True),
+                      "cycles": node_cycles(node, lanes.get(node.name)),
+                      "resources": res.as_dict(detail=True),
                       **({"mult": info["mult"]} if "mult" in info else {}),
+                      **({"lanes": info["lanes"]} if "lanes" in info else {}),
                       **{k: v for k, v in info.items() if k.endswith("_mem")}})
     shell = shell_resources(graph)
     for r in RESOURCES:
@@ -601,7 +661,7 @@ def predict(graph: Graph, board: dict, mult: dict | None = None) -> dict:
     avail = board.get("resources", {})
     tot = total.as_dict()
     return {"nodes": nodes, "interval_cycles": interval,
-            "latency_cycles": latency_cycles(graph),
+            "latency_cycles": latency_cycles(graph, lanes),
             "fps_at_clock": clock * 1e6 / interval, "clock_mhz": clock,
             "bottleneck": max(nodes, key=lambda n: n["cycles"])["name"],
             "resources": tot, "shell": shell.as_dict(),
