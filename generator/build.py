@@ -73,7 +73,7 @@ def cost_table(costs: list[dict]) -> str:
 def render_project_files(out: Path, context: dict) -> None:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "build")),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "project")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     for name in ("Makefile", "README.md"):
         (out / name).write_text(env.get_template(f"{name}.j2").render(**context))
