@@ -1,7 +1,7 @@
 """Benchmark: NIN CF-16 on pynq-z2 (xc7z020, 100 MHz).
 
     python bench/nin_pynq_z2.py [--ckpt CKPT] [--out DIR] [--fps F | --folding FILE]
-                                [--mult auto|dsp|dsp2|lut] [--no-sim] [--no-synth]
+                                [--mult auto|any|dsp|dsp2|lut] [--no-sim] [--no-synth]
     make -C bench nin            (the same, with RTL simulation and Yosys)
     make -C bench nin-predict    (build and predictions only, about a minute)
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "build" / "bench" / "nin_pynq_z2"))
     ap.add_argument("--fps", type=float, default=None, help="fold for this frame rate")
     ap.add_argument("--folding", default=None, help="folding JSON instead of the search")
-    ap.add_argument("--mult", default="auto", choices=("auto", "dsp", "dsp2", "lut"))
+    ap.add_argument("--mult", default="auto", choices=("auto", "any", "dsp", "dsp2", "lut"))
     ap.add_argument("--frames", type=int, default=3, help="test vectors / simulated frames")
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--no-synth", action="store_true")

@@ -29,7 +29,7 @@ DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
 # Starting price of each resource per unit of board capacity. DSPs start nearly free (they
 # do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice.
 START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02}
-MULT_CHOICES = ("auto", "dsp", "dsp2", "lut")
+MULT_CHOICES = ("auto", "any", "dsp", "dsp2", "lut")
 
 
 def divisors(n: int) -> list[int]:
@@ -92,7 +92,10 @@ class Option:
 def mult_styles(mult: str) -> tuple[str, ...]:
     if mult not in MULT_CHOICES:
         raise BuildError(f"--mult {mult}: choose from {', '.join(MULT_CHOICES)}")
-    return ("dsp", "dsp2", "lut") if mult == "auto" else (mult,)
+    if mult == "auto":          # what the RTL backend implements (all styles without one)
+        styles = tuple(st for st in rtl_mult_styles() if st in perf.MULT_STYLES)
+        return styles or ("dsp",)
+    return ("dsp", "dsp2", "lut") if mult == "any" else (mult,)
 
 
 def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
@@ -217,11 +220,13 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
         fixed = apply_folding_file(graph, folding)
         options = {}
         for node in graph.nodes:
-            opts = node_options(node, styles, caps)
+            f = fixed.get(node.name, {})
+            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps)
             if node.name in fixed:
-                f = fixed[node.name]
-                opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd
-                        and (f.get("mult") is None or o.mult in (None, f["mult"]))]
+                opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd]
+            if not opts:
+                raise BuildError(f"node {node.name}: no implementation of the folding "
+                                 f"PE={node.pe}, SIMD={node.simd} with --mult {mult}")
             options[node.name] = opts
         T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else \
             max(min(o.cycles for o in opts) for opts in options.values())
@@ -407,9 +412,9 @@ def fold_warnings(summary: dict) -> list[str]:
 
 def rtl_mult_styles() -> tuple[str, ...]:
     """Multiplier styles the RTL backend implements (rtl.MULT_STYLES; one product per DSP48
-    when it does not say)."""
+    when it does not say; all of them when there is no RTL backend)."""
     try:
         from .backends import rtl
-        return tuple(getattr(rtl, "MULT_STYLES", ("dsp",)))
     except Exception:
-        return ("dsp",)
+        return perf.MULT_STYLES
+    return tuple(getattr(rtl, "MULT_STYLES", ("dsp",)))

@@ -73,7 +73,7 @@ C = {
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
     "swg_mux_scale": 1.0,           # fit: cf_swg chunk multiplexer vs mux_luts()
     "swg_pad_lut_per_bit": 1.0,     # fit: pad set/reset of the read register, per pixel bit
-    "swg_pad_lut_per_bit_shallow": 0.15,  # fit: the same, multi-bit pixels, no padding, <= 32 deep
+    "swg_pad_lut_per_bit_wide_mux": 0.15,  # fit: the same, multi-bit pixels cut in > 8 chunks
     "swg_fifo_depth": 2,            # rule: cf_swg output FIFO (localparam FD)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
@@ -300,12 +300,12 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     ow = simd * s.bits
     # chunk select: a CF:1 multiplexer per output bit; the read register's pad set/reset
     # costs about a LUT per pixel bit when Yosys emulates it around LUT RAM (measured: bit
-    # streams, padded windows and the 64-deep buffer yes, an unpadded 4-deep multi-bit one
-    # mostly not)
+    # streams and multi-bit pixels read whole or in few chunks yes; multi-bit pixels cut
+    # in many chunks mostly not)
     sel = ow * mux_luts(cf) * C["swg_mux_scale"] if cf > 1 else 0.0
     if m["style"] != "logic" and not m["style"].startswith("RAMB"):
-        sel += pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or pad or depth > 32)
-                     else C["swg_pad_lut_per_bit_shallow"])
+        sel += pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or cf <= 8)
+                     else C["swg_pad_lut_per_bit_wide_mux"])
     r.add("swg_select", sel, 0)
     qw = clog2(s.h * s.w + depth + s.w * k + 2) + 2
     xw = clog2(s.h + s.w + 2 * pad + k + 2) + 2

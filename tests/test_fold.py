@@ -94,7 +94,7 @@ def test_cycles_follow_the_contract():
 
 def test_fps_mode_meets_the_target_with_the_least_resources():
     g = chain()
-    s = fold.fold(g, BOARD, fps=100e6 / 3000)
+    s = fold.fold(g, BOARD, fps=100e6 / 3000, mult="any")
     assert s["mode"] == "fps" and s["interval_cycles"] <= 3000 and s["fits_budget"]
     prices = {r: fold.START_PRICE[r] / BOARD["resources"][r] for r in perf.RESOURCES}
     for node in g.nodes:
@@ -118,7 +118,7 @@ def test_fps_mode_refuses_the_impossible():
 def test_max_fps_mode_is_the_fastest_that_fits():
     g = chain()
     small = dict(BOARD, resources={"LUT": 8000, "FF": 16000, "BRAM36": 4, "DSP": 10})
-    s = fold.fold(g, small)
+    s = fold.fold(g, small, mult="any")
     assert s["mode"] == "max_fps" and s["fits_budget"]
     for r in perf.RESOURCES:
         assert s["resources"][r] <= s["budget"][r]
@@ -134,7 +134,18 @@ def test_max_fps_mode_is_the_fastest_that_fits():
         _, fits = fold._solve(options, t, s["budget"], shell, cap)
         assert not fits
     # a bigger board folds faster
-    assert fold.fold(chain(), BOARD)["interval_cycles"] < s["interval_cycles"]
+    assert fold.fold(chain(), BOARD, mult="any")["interval_cycles"] < s["interval_cycles"]
+
+
+def test_auto_multipliers_are_those_the_rtl_implements():
+    assert fold.mult_styles("auto") == tuple(s for s in fold.rtl_mult_styles()
+                                             if s in perf.MULT_STYLES)
+    assert fold.mult_styles("any") == ("dsp", "dsp2", "lut")
+    # a folding file's mult wins over --mult
+    s = fold.fold(chain(), BOARD, folding={"conv1": {"pe": 4, "simd": 3, "mult": "dsp2"}}, mult="dsp")
+    assert s["folding"]["conv1"]["mult"] == "dsp2" and s["multipliers"]["conv1"]["dsp"] == 6
+    with pytest.raises(BuildError, match="--mult"):
+        fold.mult_styles("magic")
 
 
 def test_folding_file_round_trip_and_partial_files(tmp_path):

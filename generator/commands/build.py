@@ -19,9 +19,10 @@ def add_parser(sub):
     p.add_argument("--fps", type=float, default=None, help="target frames/s at the board clock")
     p.add_argument("--folding", default=None,
                    help="folding JSON: {node: {pe, simd[, mult]}} (OUT/folding.json of a build works)")
-    p.add_argument("--mult", default="auto", choices=("auto", "dsp", "dsp2", "lut"),
+    p.add_argument("--mult", default="auto", choices=("auto", "any", "dsp", "dsp2", "lut"),
                    help="int8 multipliers of the first layer: one per DSP48 (dsp), two per DSP48 "
-                        "(dsp2), LUTs (lut), or the cheapest fit (auto, default)")
+                        "(dsp2), LUTs (lut); the cheapest of those the RTL backend implements "
+                        "(auto, default) or of all three (any)")
     p.add_argument("--util", default=None, metavar="R=F,...",
                    help="folding budget as fractions of the board, e.g. LUT=0.8,FF=0.8,BRAM36=0.9,"
                         "DSP=0.9 (the default)")
