@@ -111,9 +111,9 @@ def synth_unit(module: str, params: dict, mems: dict | None = None, deps=("cf_fi
     return res
 
 
-DEPS = {"cf_swg": ("cf_fifo.v",), "cf_mvu": ("cf_fifo.v",), "cf_scalemac": ("cf_fifo.v",),
+DEPS = {"cf_swg": ("cf_fifo.v",), "cf_mvu": ("cf_fifo.v", "cf_rom.v", "cf_add.v"), "cf_scalemac": ("cf_fifo.v",),
         "cf_maxpool": ("cf_fifo.v",), "cf_avgpool": ("cf_fifo.v",),
-        "cf_globalsum": ("cf_fifo.v",), "cf_fifo": ()}
+        "cf_globalsum": ("cf_fifo.v",), "cf_fifo": (), "cf_widen": ()}
 
 
 def manifest_units(build_dir) -> list[tuple[str, str, dict]]:

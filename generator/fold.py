@@ -41,7 +41,9 @@ node_cycles = perf.node_cycles
 
 def legal_simd(node) -> list[int]:
     if isinstance(node, ConvNode):
-        return divisors(node.inp.c)
+        # divisors of C_in (channel chunks of one tap), and m*C_in with m | k*k (m whole
+        # taps per beat: cf_swg emits pixels, cf_widen gathers m of them)
+        return divisors(node.inp.c) + [m * node.inp.c for m in divisors(node.k * node.k)[1:]]
     if isinstance(node, ScaleMacNode):
         return [s for s in divisors(node.inp.c) if node.n % s == 0 or s % node.n == 0]
     return [1]
@@ -72,6 +74,10 @@ def check_folding(node) -> None:
             raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
                              f"channels and divide or be a multiple of the group size n={node.n}; "
                              f"legal SIMD: {_fmt(legal_simd(node))}")
+        if isinstance(node, ConvNode) and node.k > 1:
+            raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
+                             f"channels or be m*{node.inp.c} with m dividing k*k={node.k * node.k} "
+                             f"(m taps per cycle); legal SIMD: {_fmt(legal_simd(node))}")
         raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
                          f"channels; legal SIMD: {_fmt(legal_simd(node))}")
 
@@ -199,6 +205,8 @@ def _apply(graph: Graph, pick: dict) -> dict:
         node.pe, node.simd = o.pe, o.simd
         if o.mult is not None:
             mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
+            if isinstance(node, ConvNode):
+                node.mult = o.mult      # the IR carries the choice to the backends
     return mult
 
 

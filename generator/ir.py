@@ -64,6 +64,9 @@ class ConvNode(Node):
     pad: int = 0
     pad_value: int = 0
     matrix: str = "xnor"            # 'xnor' | 'int8'
+    # int8 only: multiplier implementation chosen by the folding (generator/fold.py):
+    # 'dsp' one product per DSP48, 'dsp2' two per DSP48 (docs/RTL.md), 'lut' LUT multipliers
+    mult: str = "dsp"
     weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
     acc_bits: int = 0               # signed width that holds every reachable acc
     act: str = "threshold"          # 'threshold' | 'relu_offset'

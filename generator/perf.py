@@ -61,8 +61,15 @@ C = {
     "dsp_b_width": 18,              # rule: DSP48E1 B port (signed)
     "lut_mult8_lut": 129,           # measured: one registered 9x8-bit signed multiplier in LUTs
                                     # (Yosys 0.23 synth_xilinx -nodsp: 2061 LUT for 16)
-    "dsp2_lut_per_pair": 20,        # model: sign correction + lane split of two int8 products
-                                    # packed in one DSP48E1 (shared pixel, weights at 0 / 17)
+    # dsp2 (cf_mvu MULT 1): two products per DSP48E1 (shared pixel x - 128, weights at bits 0
+    # and 17 of A), G = 4 products summed in the DSP cascade per pair, then per lane a
+    # balanced tree of cf_add carry-chain adders over the SIMD/G group sums (17 + height
+    # bits each), the dot register db in fabric, and one more pipeline stage (parameters).
+    "dsp2_group": 4,                # rule: products per DSP chain before the lanes are split
+    "dsp2_tree_lut_per_bit": 1.0,   # measured: cf_mvu alone, Yosys 0.23 (no ABC9), dsp2 - dsp
+                                    # LUT: PE 4 x SIMD 75 +1,360 (= 4 x 340 tree bits), PE 2 x
+                                    # SIMD 9 +74 (2 x 37), PE 96 x SIMD 3 +0 (no tree);
+                                    # DSP 150 / 9 / 144 = ceil(PE/2) * SIMD (docs/FOLDING.md)
     "int8_tree_lut_per_bit": 1.0,   # rule: adder tree of SIMD products, per bit per adder
     "int8_acc_lut_per_bit": 2.0,    # fit: int8 accumulator with its clear mux (tiny, NIN conv1)
     # --- registers / control ----------------------------------------------------------
@@ -72,14 +79,24 @@ C = {
     "swg_ctrl_ff": 45,
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
     "swg_mux_scale": 1.0,           # fit: cf_swg chunk multiplexer vs mux_luts()
+    "swg_mux_scale_bram": 1.6,      # fit: NIN avgpool19 buffer in block RAM (64 x 3,264 bits, 32 chunks): select 1,390 LUT
     "swg_pad_lut_per_bit": 1.0,     # fit: pad set/reset of the read register, per pixel bit
     "swg_pad_lut_per_bit_wide_mux": 0.15,  # fit: the same, multi-bit pixels cut in > 8 chunks
     "swg_fifo_depth": 2,            # rule: cf_swg output FIFO (localparam FD)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
+    "fifo_slot_lut": 2,             # cf_fifo DEPTH 1: full flag next state and ready (estimate)
     "fifo_ctrl_ff": 5,
     "smac_ctrl_lut": 60,            # fit: cf_scalemac counters
     "smac_ctrl_ff": 40,
+    # cf_widen (tap-parallel convolutions): measured, bench/yosys_units.py cf_widen, e.g.
+    # IW 24 R 25 SF 1 NF 48: 18 LUT / 1,212 FF; IW 24 R 5 SF 5 NF 48: 264 LUT / 1,215 FF;
+    # IW 24 R 7 SF 7 NF 4: 524 / 2,364; IW 16 R 3 SF 3 NF 4: 64 / 297. FFs = the collect
+    # and hold registers (2 windows) + counters, exactly; LUTs = the SF:1 chunk mux + control
+    "widen_ctrl_lut": 7,            # measured: handshake, load, plus 1 LUT per counter bit
+    "widen_ctrl_lut_per_bit": 1.0,
+    "widen_mux_lut_small": 1.0,     # measured: SF <= 4, one LUT per output bit (SF 2, 3)
+    "widen_mux_lut_per_sel": 0.5,   # measured: SF 5..8, (SF-1)/2 LUT per bit (2.0 at SF 5, 3.0 at 7)
     # --- memories (Yosys memory_libmap for xc7, passes/memory/memory_libmap.cc) --------
     "logic_cost_rom": 1.0 / 64,     # rule: synth_xilinx passes -logic-cost-rom 1/64 to memory_libmap
     "logic_cost_ram": 1.0,          # rule: per RAM bit in flip-flops
@@ -93,6 +110,7 @@ C = {
     "pipe_pool": 2,
     "pipe_gsum": 2,
     "pipe_fifo": 1,
+    "pipe_widen": 2,                # rule: cf_widen load -> hold -> first wide beat (+ the collect)
 }
 
 
@@ -241,23 +259,33 @@ def dsp_per_mult(a_bits: int, b_bits: int) -> int:
 MULT_STYLES = ("dsp", "dsp2", "lut")
 
 
-def int8_products(products: int, style: str, dsp_cap: int | None = None) -> dict:
-    """Implementation of `products` uint8 x int8 products per cycle.
-    style 'dsp': one product per DSP48E1 (rtl/cf_mvu.v today); 'dsp2': two products with a
-    shared pixel per DSP48E1 (weights at bits 0 and 17 of the 25-bit A port); 'lut': LUT
-    multipliers; dsp_cap limits the DSPs, the rest become LUT multipliers."""
-    per = 2 if style == "dsp2" else 1
+def int8_products(products: int, style: str, dsp_cap: int | None = None,
+                  pe: int | None = None) -> dict:
+    """Implementation of `products` uint8 x int8 products per cycle (pe lanes of
+    products/pe when pe is given).
+    style 'dsp': one product per DSP48E1; 'dsp2': two products of lanes 2j, 2j+1 sharing the
+    pixel per DSP48E1 (an odd last lane one per DSP); 'lut': LUT multipliers; dsp_cap
+    limits the DSPs, the rest become LUT multipliers. LUT: the LUT multipliers only (the
+    dsp2 lane trees are costed by mvu_res)."""
     if style == "lut":
         n_dsp, on_dsp = 0, 0
-    else:
-        n_dsp = -(-products // per)
+    elif style == "dsp2":
+        if pe:
+            simd = products // pe
+            pairs, singles = (pe // 2) * simd, (pe % 2) * simd
+        else:
+            pairs, singles = products // 2, products % 2
+        n_dsp = pairs + singles
         if dsp_cap is not None:
             n_dsp = min(n_dsp, max(0, int(dsp_cap)))
-        on_dsp = min(products, n_dsp * per)
+        on_dsp = 2 * min(n_dsp, pairs) + max(0, n_dsp - pairs)
+    else:
+        n_dsp = products
+        if dsp_cap is not None:
+            n_dsp = min(n_dsp, max(0, int(dsp_cap)))
+        on_dsp = n_dsp
     on_lut = products - on_dsp
     lut = on_lut * C["lut_mult8_lut"]
-    if per == 2:
-        lut += (on_dsp // 2) * C["dsp2_lut_per_pair"]
     return {"style": style, "products": products, "dsp": n_dsp, "dsp_products": on_dsp,
             "lut_products": on_lut, "LUT": lut}
 
@@ -267,6 +295,11 @@ def int8_products(products: int, style: str, dsp_cap: int | None = None) -> dict
 
 def fifo_res(width: int, depth: int) -> Res:
     r = Res()
+    if depth == 1:
+        # cf_fifo DEPTH 1: a register slot and a full flag
+        r.add("fifo_mem", 0, width)
+        r.add("fifo_ctrl", C["fifo_slot_lut"], 1)
+        return r
     m = map_memory(depth, width, rom=False, sync_read=False)
     r.add("fifo_mem", m["LUT"], m["FF"], m["BRAM36"])
     aw = max(1, clog2(depth))
@@ -294,7 +327,7 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     r = Res()
     pw = s.c * s.bits
     depth = swg_depth(s.w, k, stride)
-    m = map_memory(depth, pw, rom=False, sync_read=True)
+    m = map_memory(depth, pw, rom=False, sync_read=True, style=swg_ram_style(depth, pw))
     r.add("swg_buffer", m["LUT"], m["FF"], m["BRAM36"])
     cf = s.c // simd
     ow = simd * s.bits
@@ -303,6 +336,8 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     # streams and multi-bit pixels read whole or in few chunks yes; multi-bit pixels cut
     # in many chunks mostly not)
     sel = ow * mux_luts(cf) * C["swg_mux_scale"] if cf > 1 else 0.0
+    if m["style"].startswith("RAMB"):
+        sel *= C["swg_mux_scale_bram"]
     if m["style"] != "logic" and not m["style"].startswith("RAMB"):
         sel += pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or cf <= 8)
                      else C["swg_pad_lut_per_bit_wide_mux"])
@@ -314,6 +349,68 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     r.add("swg_ctrl", C["swg_ctrl_lut"] + C["swg_ctrl_lut_per_addr_bit"] * (qw - 10),
           max(ctrl_ff, 20))
     return r.merge(fifo_res(ow, C["swg_fifo_depth"]), "swg_")
+
+
+def out_fifo_depth(width: int, beats: int) -> int:
+    """Output FIFO depth of a matrix unit (rtl.out_fifo_depth)."""
+    try:
+        from .backends import rtl
+        return rtl.out_fifo_depth(width, beats)
+    except Exception:       # no RTL backend in this install
+        return 8 if beats < 4 else 2
+
+
+def swg_ram_style(depth: int, width: int) -> str:
+    """The ram_style the RTL backend gives a window generator's buffer (rtl.swg_ram_style)."""
+    try:
+        from .backends import rtl
+        return "block" if rtl.swg_ram_style(depth, width) == 1 else "auto"
+    except Exception:       # no RTL backend in this install
+        return "auto"
+
+
+def tap_parallel(node) -> bool:
+    """A convolution taking SIMD = m*C_in (m > 1 whole taps) per beat: cf_swg (SIMD = C_in,
+    NF = 1) -> cf_widen -> cf_mvu."""
+    return isinstance(node, ConvNode) and node.simd > node.inp.c
+
+
+def widen_mux_luts(sf: int) -> float:
+    """LUTs per output bit of cf_widen's SF:1 chunk select (Yosys builds LUT chains)."""
+    if sf <= 1:
+        return 0.0
+    if sf <= 4:
+        return C["widen_mux_lut_small"]
+    return (sf - 1) * C["widen_mux_lut_per_sel"]
+
+
+def widen_res(iw: int, r: int, sf: int, nf: int) -> Res:
+    """cf_widen: collect and hold registers of one window (R*SF taps of IW bits each),
+    the SF:1 select of the hold's chunks, counters."""
+    res = Res()
+    n = r * sf
+    ctrl_bits = clog2(n + 1) + (clog2(sf) if sf > 1 else 0) + (clog2(nf) if nf > 1 else 0)
+    res.add("widen_regs", 0, 2 * n * iw)
+    res.add("widen_select", r * iw * widen_mux_luts(sf), 0)
+    res.add("widen_ctrl", C["widen_ctrl_lut"] + C["widen_ctrl_lut_per_bit"] * ctrl_bits,
+            ctrl_bits + 1)
+    return res
+
+
+def widen_window_cycles(m: int, n: int) -> float:
+    """cf_widen cycles per window at full rate: m narrow beats in, n wide beats out; a full
+    collect register moved into a busy hold costs the input one cycle (alternately m and
+    m + 1 when n = m), cf. the header of rtl/cf_widen.v."""
+    return float(n) if n > m else (float(m) if n < m else m + 0.5)
+
+
+def conv_pixel_cycles(node: ConvNode) -> float:
+    """Cycles per output pixel of a ConvNode at its folding (fractional only for a
+    tap-parallel node with NF*SF = R*SF)."""
+    sf, nf = node.K // node.simd, node.out.c // node.pe
+    if not tap_parallel(node):
+        return float(sf * nf)
+    return widen_window_cycles((node.simd // node.inp.c) * sf, nf * sf)
 
 
 def weight_rom_style(depth: int, width: int) -> str:
@@ -351,6 +448,21 @@ def conv_widths(node: ConvNode) -> dict:
     return {"cw": cw, "dw": dw, "tw": tw, "ob": ob}
 
 
+def dsp2_tree_bits(simd: int) -> int:
+    """Adder bits of one dsp2 lane tree (rtl/cf_mvu.v g_lane): a balanced heap over the
+    ceil(SIMD/G) 17-bit group sums, each cf_add 17 + its height bits wide."""
+    ng = -(-simd // C["dsp2_group"])
+    L = clog2(ng)
+    nl = 1 << L
+    bits = 0
+    for n in range(1, nl):
+        h = L - (n.bit_length() - 1)
+        fr = ((2 * n + 1) << (h - 1)) - nl
+        if (n << h) - nl < ng and fr < ng:
+            bits += 17 + h
+    return bits
+
+
 def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tuple[Res, dict]:
     """cf_mvu: weight and parameter memories, PE x SIMD dot products, accumulators,
     activation, output assembly and FIFO."""
@@ -368,7 +480,7 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
     info = {"weights_mem": mw["style"]}
     on_dsp = 0
     if not xnor:
-        m = int8_products(pe * simd, mult, dsp_cap)
+        m = int8_products(pe * simd, mult, dsp_cap, pe=pe)
         info["mult"] = m
         on_dsp = m["dsp_products"]
     # the weight register (wa) is the ROM's read register (not absorbed by the DSPs)
@@ -390,7 +502,14 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
         # DSP output register holds db; products in LUTs need an adder tree and db
         frac_lut = 1.0 - on_dsp / (pe * simd)
         tree = pe * max(0, simd - 1) * dw * C["int8_tree_lut_per_bit"] * frac_lut
-        r.add("int8_mult", m["LUT"] + tree, pe * dw * frac_lut, 0, m["dsp"])
+        if mult == "dsp2":
+            # lane trees over the group sums (the DSP P registers hold the group sums), db
+            # in fabric; fit: the stage's parameter copy costs no more FFs in Yosys
+            tree += pe * dsp2_tree_bits(simd) * C["dsp2_tree_lut_per_bit"]
+            ff = pe * dw + 4
+        else:
+            ff = pe * dw * frac_lut
+        r.add("int8_mult", m["LUT"] + tree, ff, 0, m["dsp"])
     acc_lut = C["adder_lut_per_bit"] if xnor else C["int8_acc_lut_per_bit"]
     r.add("accumulate", pe * cw * acc_lut, 2 * pe * cw)
     cmp = C["cmp_const_lut_per_bit"] if const_params else C["cmp_lut_per_bit"]
@@ -401,8 +520,7 @@ def mvu_res(node: ConvNode, mult: str = "dsp", dsp_cap: int | None = None) -> tu
     r.add("input_reg", 0, simd * ib)
     r.add("assembly", 0, (co - pe) * ob if nf > 1 else 0)
     r.add("mvu_ctrl", C["mvu_ctrl_lut"], C["mvu_ctrl_ff"] + 2 * clog2(max(2, nf * sf)))
-    fd = 8 if sf * nf < 4 else 2
-    r.merge(fifo_res(co * ob, fd), "out_")
+    r.merge(fifo_res(co * ob, out_fifo_depth(co * ob, sf * nf)), "out_")
     return r, info
 
 
@@ -451,8 +569,7 @@ def scalemac_res(node: ScaleMacNode, dsp_cap: int | None = None) -> tuple[Res, d
         r.FF -= m_w["FF"]
     r.add("registers", 0, regs)
     r.add("smac_ctrl", C["smac_ctrl_lut"], C["smac_ctrl_ff"])
-    fd = 8 if sf * nf < 4 else 2
-    r.merge(fifo_res(co * o.bits, fd), "out_")
+    r.merge(fifo_res(co * o.bits, out_fifo_depth(co * o.bits, sf * nf)), "out_")
     return r, {"weights_mem": m_w["style"], "scale_mults": n_sc, "scale_mult_dsp": d_sc}
 
 
@@ -499,7 +616,14 @@ def node_resources(node, mult: str = "dsp", dsp_cap: int | None = None,
     """Resources of one node at its folding (node.pe, node.simd; `lanes`: channels per
     beat of an average pool, all when None)."""
     r, info = Res(), {}
-    if isinstance(node, ConvNode):
+    if isinstance(node, ConvNode) and tap_parallel(node):
+        # whole pixels out of the window generator, gathered into SIMD-wide beats
+        r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.inp.c, 1), "swg.")
+        r.merge(widen_res(node.inp.beat_bits, node.simd // node.inp.c, node.K // node.simd,
+                          node.out.c // node.pe), "widen.")
+        m, info = mvu_res(node, mult, dsp_cap)
+        r.merge(m, "mvu.")
+    elif isinstance(node, ConvNode):
         r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.simd,
                         node.out.c // node.pe), "swg.")
         m, info = mvu_res(node, mult, dsp_cap)
@@ -549,6 +673,10 @@ def node_cycles(node, lanes: int | None = None) -> int:
     """Cycles per frame of one node at its folding (steady state, no stalls); `lanes`:
     channels per beat of an average pool (all when None)."""
     o = node.out
+    if isinstance(node, ConvNode) and tap_parallel(node):
+        # the window generator reads one pixel per cycle, the pair emits a window per
+        # conv_pixel_cycles (alternately m and m + 1 cycles: rounded up per frame)
+        return max(math.ceil(o.h * o.w * conv_pixel_cycles(node)), node.inp.h * node.inp.w)
     if isinstance(node, ConvNode):
         return o.h * o.w * (node.K // node.simd) * (o.c // node.pe)
     if isinstance(node, ScaleMacNode):
@@ -603,8 +731,15 @@ def latency_cycles(graph: Graph, lanes: dict | None = None) -> int:
             continue
         if isinstance(node, ConvNode):
             k, st, p = node.k, node.stride, node.pad
-            work = (node.K // node.simd) * (o.c // node.pe)
+            work = conv_pixel_cycles(node)
             d = PIPE["swg"] + PIPE["mvu"]
+            if node.matrix == "int8" and getattr(node, "mult", "dsp") == "dsp2":
+                d += 1                      # cf_mvu MULT 1: the group-sum stage B1
+            if tap_parallel(node):
+                # the window is collected (k*k beats) before it is replayed: that overlaps
+                # the previous window's replay, except on the last (idle-pipeline) window
+                sf, nf = node.K // node.simd, o.c // node.pe
+                d += PIPE["widen"] + min((node.simd // i.c) * sf, nf * sf)
         elif isinstance(node, ScaleMacNode):
             k, st, p = 1, 1, 0
             work = (i.c // node.simd) * (o.c // node.pe)
@@ -638,8 +773,9 @@ def predict(graph: Graph, board: dict, mult: dict | None = None) -> dict:
     lanes = pool_lanes(graph)
     nodes, total = [], Res()
     for node in graph.nodes:
-        style = mult.get(node.name, {"style": "dsp"}) if isinstance(mult.get(node.name), dict) \
-            else {"style": mult.get(node.name, "dsp")}
+        dflt = getattr(node, "mult", "dsp") if isinstance(node, ConvNode) else "dsp"
+        style = mult.get(node.name, {"style": dflt}) if isinstance(mult.get(node.name), dict) \
+            else {"style": mult.get(node.name, dflt)}
         res, info = node_resources(node, style.get("style", "dsp"), style.get("dsp_cap"),
                                    lanes.get(node.name))
         total.LUT += res.LUT

@@ -1,11 +1,13 @@
 """Resource estimate of a build folder's RTL with Yosys `synth_xilinx`.
 
-    python -m generator.synth OUT [--timeout S] [--no-abc9] [--flatten]
+    python -m generator.synth OUT [--timeout S] [--abc9] [--flatten]
 
 Runs Yosys in OUT/synth/ (so the "../rtl/mem/*.hex" memory files resolve) on the sources
 listed in OUT/rtl/manifest.json:
 
     synth_xilinx -family xc7 -noiopad -top cfgen_top [-abc9]
+
+(ABC by default: ABC9 of Yosys 0.23 aborts on these designs with vector::_M_range_check.)
 
 keeping the hierarchy, and writes OUT/synth/resources.json:
 
@@ -112,7 +114,7 @@ def _parse_top_cells(path: Path) -> dict[str, str]:
     return inst
 
 
-def run(out_dir, timeout: float = 3600, abc9: bool = True, flatten: bool = False,
+def run(out_dir, timeout: float = 3600, abc9: bool = False, flatten: bool = False,
         log=print) -> dict:
     out = Path(out_dir).resolve()
     man_path = out / "rtl" / "manifest.json"
@@ -214,11 +216,12 @@ def main(argv=None) -> int:
                                  description="Yosys synth_xilinx resource estimate of OUT/rtl")
     ap.add_argument("out", help="build folder")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds before Yosys is killed")
-    ap.add_argument("--no-abc9", action="store_true", help="use ABC instead of ABC9")
+    ap.add_argument("--abc9", action="store_true", help="map with ABC9 (aborts in Yosys 0.23)")
+    ap.add_argument("--no-abc9", action="store_true", help="map with ABC (the default)")
     ap.add_argument("--flatten", action="store_true", help="flatten (no per-unit figures)")
     args = ap.parse_args(argv)
     try:
-        res = run(args.out, timeout=args.timeout, abc9=not args.no_abc9, flatten=args.flatten)
+        res = run(args.out, timeout=args.timeout, abc9=args.abc9 and not args.no_abc9, flatten=args.flatten)
     except (CfgenError, tools.ToolMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

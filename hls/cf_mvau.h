@@ -12,8 +12,14 @@
 // Dot policies:
 //   XnorDot<SIMD, MW, ACC_BITS>  binary (bit 1 = +1): acc = 2*popcount(xnor(x, w)) - MW,
 //                                computed as MW - 2*popcount(x ^ w) on an unsigned counter.
-//   IntDot<SIMD, IN_BITS, IN_SIGNED, W_BITS, ACC_BITS>  integer MACs (first layer: uint8
-//                                pixels x int8 weights) in ACC_BITS two's complement.
+//   IntDot<SIMD, IN_BITS, IN_SIGNED, W_BITS, ACC_BITS[, MULT]>  integer MACs (first layer:
+//                                uint8 pixels x int8 weights) in ACC_BITS two's complement.
+//                                MULT (default 0) is the folding's multiplier choice for
+//                                the int8 layer (IR ConvNode.mult): 0 = 'dsp', 1 = 'dsp2'
+//                                (two products per DSP48, implemented by rtl/cf_mvu.v).
+//                                Here it is a hint only: the same integers are computed
+//                                and the HLS tool decides the DSP mapping (products are
+//                                bound to DSPs either way).
 #ifndef CF_MVAU_H
 #define CF_MVAU_H
 
@@ -43,7 +49,11 @@ template <unsigned SIMD, unsigned MW, unsigned ACC_BITS> struct XnorDot {
   }
 };
 
-template <unsigned SIMD, unsigned IN_BITS, bool IN_SIGNED, unsigned W_BITS, unsigned ACC_BITS> struct IntDot {
+template <unsigned SIMD, unsigned IN_BITS, bool IN_SIGNED, unsigned W_BITS, unsigned ACC_BITS,
+          unsigned MULT = 0>
+struct IntDot {
+  static_assert(MULT <= 1, "MULT: 0 = dsp, 1 = dsp2");
+  static constexpr unsigned MULT_STYLE = MULT;  // hint only (see above)
   static constexpr unsigned IN_W = SIMD * IN_BITS;
   static constexpr unsigned W_W = SIMD * W_BITS;
   static constexpr unsigned ACC = ACC_BITS;

@@ -10,4 +10,5 @@
 #include "cf_pool.h"
 #include "cf_scalemac.h"
 #include "cf_swg.h"
+#include "cf_widen.h"
 #endif

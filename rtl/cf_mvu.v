@@ -9,6 +9,19 @@
 //         summed over the SF beats: pc in [0, KD]; acc = 2*pc - KD.
 // MATRIX 1 (int8): IB = 8 unsigned pixels, WB = 8 two's complement weights;
 //         acc = sum x*w (AW-bit signed).
+// MULT (int8 only): 0 = one product per DSP48 (acc = sum x*w); 1 = dsp2: two
+//         products per DSP48. Every lane computes acc' = sum (x-128)*w (x-128 =
+//         x with its MSB flipped, read as signed: free); the generator folds the
+//         per-channel constant 128*sum(w) into the parameters (threshold /
+//         relu offset), so acc' is compared as acc is. Lanes 2j (lo) and 2j+1
+//         (hi) share the pixel: one DSP computes (x-128) * (w_lo + w_hi*2^17)
+//         with the 25-bit A port = {h, sign-extended w_lo} where the weight ROM
+//         holds h = w_hi - (w_lo < 0) in lane 2j+1 (no adder). G = 4 products
+//         are summed per pair in the DSP cascade (|sum| <= 4*128*127 < 2^16
+//         keeps the lanes separable: lo = P[16:0] signed, hi = P[33:17] +
+//         P[16]); an adder tree adds the SIMD/G group sums of each lane (one
+//         extra pipeline stage). An odd last lane uses plain products.
+//         Weights must lie in [-127, 127].
 // ACT 0 (threshold): per channel a signed TW-bit threshold t and a direction
 //         bit d: out = d ? (v >= t) : (v <= t), where v = pc for xnor (the
 //         generator rewrites thresholds on acc into the pc domain, exact) and
@@ -19,7 +32,7 @@
 //         [p*(TW+1) +: TW+1] = {flag, value}.
 // Output: one beat per output pixel, channel o at [o*OB +: OB].
 //
-// Pipeline: A (accept, weight/param read) -> B (dot products) ->
+// Pipeline: A (accept, weight/param read) -> [B1 (dsp2 group sums)] -> B (dot products) ->
 // C (accumulate) -> D (activation, assembly) -> output FIFO. The stages
 // never stall: the beat that completes a pixel is accepted only when the
 // output FIFO has a free slot counting pixels in flight (credits), so
@@ -39,7 +52,8 @@ module cf_mvu #(
     parameter FD     = 4,
     parameter WFILE  = "",
     parameter WSTYLE = 0,
-    parameter PFILE  = ""
+    parameter PFILE  = "",
+    parameter MULT   = 0
 ) (
     input  wire                         clk,
     input  wire                         rst,
@@ -90,8 +104,8 @@ module cf_mvu #(
     reg [NFW-1:0] nfc;
     wire next_end = (ia == NW_LAST);
     wire [FCW-1:0] fcount;
-    reg  [2:0]     inflight;          // pixels accepted but not yet in the FIFO
-    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {5'd0, inflight};
+    reg  [3:0]     inflight;          // pixels accepted but not yet in the FIFO
+    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {4'd0, inflight};
     wire credit = occ < FDS8;
     assign s_ready = !next_end || credit;
     wire acc_beat = s_valid && s_ready;
@@ -135,34 +149,135 @@ module cf_mvu #(
     reg             vb, firstb, lastb, endb;
     reg [PE*PRW-1:0] pb;
     wire [PE*DW-1:0] dot;
-    genvar gp;
+    // stage-A signals aligned with `dot` (dsp2 delays them by its group-sum stage B1)
+    wire             vx, firstx, lastx, endx;
+    wire [PE*PRW-1:0] px;
+    genvar gp, gi, gq, gg, gl, gn;
     generate
-        for (gp = 0; gp < PE; gp = gp + 1) begin : g_dot
-            if (MATRIX == 0) begin : g_xnor
-                wire [SIMD-1:0] m = ~(xa ^ wa[gp*LW +: LW]);
-                wire [31:0] pc = $countones(m);
-                assign dot[gp*DW +: DW] = pc[DW-1:0];
-                wire unused_pc = &{1'b0, pc[31:DW]};
-            end else begin : g_int8
-                reg signed [DW-1:0] s;
-                integer i;
-                always @* begin
-                    s = {DW{1'b0}};
-                    for (i = 0; i < SIMD; i = i + 1)
-                        s = s + $signed({1'b0, xa[i*8 +: 8]}) * $signed(wa[gp*LW + i*8 +: 8]);
+        if (MATRIX == 1 && MULT == 1) begin : g_dsp2
+            localparam G   = 4;                    // products summed per DSP chain
+            localparam NG  = (SIMD + G - 1) / G;   // group sums per lane
+            localparam NPR = (PE + 1) / 2;         // pairs (the last one single when PE is odd)
+            reg             vq, firstq, lastq, endq;
+            reg [PE*PRW-1:0] pq;
+            always @(posedge clk) begin
+                pq <= pa;
+                firstq <= firsta; lastq <= lasta; endq <= enda;
+            end
+            always @(posedge clk) begin
+                if (rst) vq <= 1'b0;
+                else     vq <= va;
+            end
+            assign vx = vq, firstx = firstq, lastx = lastq, endx = endq, px = pq;
+            // x - 128: the pixel with its MSB flipped, as a signed byte
+            wire [SIMD*8-1:0] xo;
+            for (gi = 0; gi < SIMD; gi = gi + 1) begin : g_xo
+                assign xo[gi*8 +: 8] = {~xa[gi*8 + 7], xa[gi*8 +: 7]};
+            end
+            for (gq = 0; gq < NPR; gq = gq + 1) begin : g_pair
+                localparam TWO = (2*gq + 1 < PE) ? 1 : 0;
+                wire [NG*17-1:0] lo_s;             // lane 2gq group sums (signed)
+                wire [NG*17-1:0] hi_s;             // lane 2gq+1 group sums (signed)
+                for (gg = 0; gg < NG; gg = gg + 1) begin : g_grp
+                    localparam N = (SIMD - gg*G < G) ? (SIMD - gg*G) : G;
+                    if (TWO == 1) begin : g_two
+                        reg signed [33:0] s;
+                        reg        [33:0] q;       // the last DSP's P register
+                        integer i;
+                        always @* begin
+                            s = 34'sd65536;        // 2^16: see the split below
+                            for (i = 0; i < N; i = i + 1)
+                                s = s + $signed(xo[(gg*G + i)*8 +: 8]) * $signed({
+                                        wa[(2*gq + 1)*LW + (gg*G + i)*8 +: 8],
+                                        {9{wa[2*gq*LW + (gg*G + i)*8 + 7]}},
+                                        wa[2*gq*LW + (gg*G + i)*8 +: 8]});
+                        end
+                        always @(posedge clk) q <= s;
+                        // q = S_hi*2^17 + S_lo + 2^16 with |S_lo| < 2^16:
+                        // S_hi = q[33:17], S_lo = q[16:0] - 2^16 (MSB flipped)
+                        assign lo_s[gg*17 +: 17] = {~q[16], q[15:0]};
+                        assign hi_s[gg*17 +: 17] = q[33:17];
+                    end else begin : g_one
+                        reg signed [16:0] s;
+                        reg        [16:0] q;
+                        integer i;
+                        always @* begin
+                            s = 17'sd0;
+                            for (i = 0; i < N; i = i + 1)
+                                s = s + $signed(xo[(gg*G + i)*8 +: 8])
+                                      * $signed(wa[2*gq*LW + (gg*G + i)*8 +: 8]);
+                        end
+                        always @(posedge clk) q <= s;
+                        assign lo_s[gg*17 +: 17] = q;
+                        assign hi_s[gg*17 +: 17] = 17'd0;
+                    end
                 end
-                assign dot[gp*DW +: DW] = s;
+                // adder trees over the group sums of each lane: a balanced binary heap of
+                // cf_add (node n at tv[n*DW +: DW], leaves NL..NL+NG-1, root 1), each as
+                // wide as its subtree needs
+                localparam L  = (NG > 1) ? $clog2(NG) : 0;
+                localparam NL = 1 << L;
+                for (gl = 0; gl <= TWO; gl = gl + 1) begin : g_lane
+                    wire [NG*17-1:0] d = gl ? hi_s : lo_s;
+                    wire [2*NL*DW-1:0] tv;
+                    for (gn = 0; gn < 2*NL; gn = gn + 1) begin : g_n
+                        localparam H  = L + 1 - $clog2(gn + 1);   // height above the leaves
+                        localparam FL = (gn << H) - NL;            // first leaf under node gn
+                        localparam FR = (H > 0) ? (((2*gn + 1) << (H - 1)) - NL) : NG;
+                        localparam W  = 17 + H;
+                        if (gn == 0 || FL >= NG) begin : g_none
+                            assign tv[gn*DW +: DW] = {DW{1'b0}};
+                        end else if (H == 0) begin : g_leaf
+                            assign tv[gn*DW +: DW] = {{(DW-17){d[FL*17 + 16]}}, d[FL*17 +: 17]};
+                        end else if (FR >= NG) begin : g_pass
+                            assign tv[gn*DW +: DW] = tv[2*gn*DW +: DW];
+                        end else begin : g_add
+                            wire [W-1:0] sum2;
+                            cf_add #(.W(W)) u_add (.a(tv[2*gn*DW +: W]), .b(tv[(2*gn + 1)*DW +: W]),
+                                                   .y(sum2));
+                            if (W < DW) begin : g_ext
+                                assign tv[gn*DW +: DW] = {{(DW-W){sum2[W-1]}}, sum2};
+                            end else begin : g_fit
+                                assign tv[gn*DW +: DW] = sum2;
+                            end
+                        end
+                    end
+                    assign dot[(2*gq + gl)*DW +: DW] = tv[DW +: DW];
+                    wire unused_tv = &{1'b0, tv};
+                end
+                if (TWO == 0) begin : g_nohi
+                    wire unused_hi = &{1'b0, hi_s};
+                end
+            end
+        end else begin : g_direct
+            assign vx = va, firstx = firsta, lastx = lasta, endx = enda, px = pa;
+            for (gp = 0; gp < PE; gp = gp + 1) begin : g_dot
+                if (MATRIX == 0) begin : g_xnor
+                    wire [SIMD-1:0] m = ~(xa ^ wa[gp*LW +: LW]);
+                    wire [31:0] pc = $countones(m);
+                    assign dot[gp*DW +: DW] = pc[DW-1:0];
+                    wire unused_pc = &{1'b0, pc[31:DW]};
+                end else begin : g_int8
+                    reg signed [DW-1:0] s;
+                    integer i;
+                    always @* begin
+                        s = {DW{1'b0}};
+                        for (i = 0; i < SIMD; i = i + 1)
+                            s = s + $signed({1'b0, xa[i*8 +: 8]}) * $signed(wa[gp*LW + i*8 +: 8]);
+                    end
+                    assign dot[gp*DW +: DW] = s;
+                end
             end
         end
     endgenerate
     always @(posedge clk) begin
         db <= dot;
-        pb <= pa;
-        firstb <= firsta; lastb <= lasta; endb <= enda;
+        pb <= px;
+        firstb <= firstx; lastb <= lastx; endb <= endx;
     end
     always @(posedge clk) begin
         if (rst) vb <= 1'b0;
-        else     vb <= va;
+        else     vb <= vx;
     end
 
     // ------------------------------------------------------------ stage C
@@ -252,8 +367,8 @@ module cf_mvu #(
     wire push = vc && endc;
 
     always @(posedge clk) begin
-        if (rst) inflight <= 3'd0;
-        else inflight <= inflight + ((acc_beat && next_end) ? 3'd1 : 3'd0) - (push ? 3'd1 : 3'd0);
+        if (rst) inflight <= 4'd0;
+        else inflight <= inflight + ((acc_beat && next_end) ? 4'd1 : 4'd0) - (push ? 4'd1 : 4'd0);
     end
 
     wire fifo_s_ready;   // always 1 on push: guaranteed by the credit check

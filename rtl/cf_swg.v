@@ -32,6 +32,8 @@
 // depend on m_ready combinationally (m_ready only enables the next read).
 // Out-of-image taps load PAD into the read register instead of the RAM word
 // (a synchronous set/reset of that register: no pad multiplexer).
+// RSTYLE 1 puts the buffer in block RAM (ram_style "block"): the generator
+// asks for it when a LUT-RAM buffer of wide pixels would cost thousands of LUTs.
 `default_nettype none
 module cf_swg #(
     parameter H     = 4,
@@ -44,7 +46,8 @@ module cf_swg #(
     parameter SIMD  = 1,
     parameter NF    = 1,
     parameter [C*B-1:0] PAD = {C*B{1'b0}},
-    parameter DEPTH = 16
+    parameter DEPTH = 16,
+    parameter RSTYLE = 0
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -93,7 +96,6 @@ module cf_swg #(
     /* verilator lint_on WIDTHTRUNC */
 
     // ---------------------------------------------------------------- buffer
-    reg [PW-1:0] mem [0:DEPTH-1];
     reg [AW-1:0] waddr;          // next write address
     reg [AW-1:0] base;           // address of pixel 0 of the reader's frame
     reg signed [QW-1:0] wcnt;    // pixels written, relative to the reader's frame
@@ -141,9 +143,6 @@ module cf_swg #(
     assign s_ready = (wcnt < oldest + QDEP);
     wire wr = s_valid && s_ready;
 
-    always @(posedge clk) begin
-        if (wr) mem[waddr] <= s_data;
-    end
 
     always @(posedge clk) begin
         if (rst) begin
@@ -203,8 +202,26 @@ module cf_swg #(
     // explicitly sized: the address wraps at DEPTH (some simulators evaluate an
     // index expression wider than its operands)
     wire [AW-1:0] raddr = base + lin[AW-1:0];
+    generate
+        if (RSTYLE == 1) begin : g_block
+            (* ram_style = "block" *) reg [PW-1:0] mem [0:DEPTH-1];
+            always @(posedge clk) begin
+                if (wr) mem[waddr] <= s_data;
+            end
+            always @(posedge clk) begin
+                rd_q <= in_img ? mem[raddr] : PAD;
+            end
+        end else begin : g_auto
+            reg [PW-1:0] mem [0:DEPTH-1];
+            always @(posedge clk) begin
+                if (wr) mem[waddr] <= s_data;
+            end
+            always @(posedge clk) begin
+                rd_q <= in_img ? mem[raddr] : PAD;
+            end
+        end
+    endgenerate
     always @(posedge clk) begin
-        rd_q <= in_img ? mem[raddr] : PAD;
         cf_q <= cf;
     end
     always @(posedge clk) begin

@@ -35,7 +35,10 @@ def test_legal_options_follow_the_contract():
     g = chain()
     conv2, fc = g.node("conv2"), g.node("fc")
     assert fold.legal_pe(conv2) == [1, 2, 4, 8, 16]
-    assert fold.legal_simd(conv2) == [1, 2, 4, 8]
+    # divisors of C_in (8), and m*C_in for m | k*k (tap-parallel: 3 or 9 taps per beat)
+    assert fold.legal_simd(conv2) == [1, 2, 4, 8, 24, 72]
+    assert fold.legal_simd(g.node("conv1")) == [1, 3, 9, 27]
+    assert fold.legal_simd(g.node("conv3")) == [1, 2, 4, 8, 16]     # k = 1: no taps to gather
     # scale MAC: SIMD divides n (= 4) or n divides SIMD, and SIMD divides C_in (16)
     assert fold.legal_simd(fc) == [1, 2, 4, 8, 16]
     assert fold.legal_pe(g.node("pool1")) == [1] and fold.legal_simd(g.node("gsum")) == [1]
@@ -58,6 +61,38 @@ def test_illegal_folding_files_explain_themselves(entry, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg, msg
+
+
+def test_tap_parallel_simd_error_and_cycles():
+    with pytest.raises(BuildError) as exc:
+        fold.fold(chain(), BOARD, folding={"conv2": {"pe": 4, "simd": 16}})
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert "node conv2: SIMD=16 must divide its 8 input channels or be m*8 with m dividing " \
+           "k*k=9" in msg and msg.endswith("legal SIMD: 1, 2, 4, 8, 24, 72")
+    # NIN conv1 (32x32x3, k5 p2, 192 filters) at PE 4 x SIMD 75: 1024 pixels x NF 48 cycles
+    nin1 = G.conv("conv1", G.Stream(32, 32, 3, "uint", 8), 192, 5, np.random.default_rng(1),
+                  pad=2, pe=4, simd=75)
+    assert fold.legal_simd(nin1) == [1, 3, 15, 75]
+    assert perf.node_cycles(nin1) == 49_152
+    # cycles per window: max(NF*SF, R*SF), alternately R*SF and R*SF + 1 on a tie
+    nin1.pe, nin1.simd = 192, 15            # R 5, SF 5, NF 1: the 25 taps come in one a cycle
+    assert perf.node_cycles(nin1) == 1024 * 25
+    nin1.pe = 48                            # NF 4, SF 5: 20 < 25
+    assert perf.node_cycles(nin1) == 1024 * 25
+    nin1.pe = 32                            # NF 6, SF 5: 30 > 25
+    assert perf.node_cycles(nin1) == 1024 * 30
+    nin1.pe, nin1.simd = 8, 75              # R 25, SF 1, NF 24 < 25
+    assert perf.node_cycles(nin1) == 1024 * 25
+    r, info = perf.node_resources(nin1)
+    parts = r.as_dict(detail=True)["parts"]
+    assert parts["widen.widen_regs"]["FF"] == 2 * 25 * 24      # collect + hold: two windows
+    assert any(p.startswith("swg.") for p in parts) and any(p.startswith("mvu.") for p in parts)
+    g = chain({"conv2": (8, 24)})           # R 3, SF 3, NF 2: 6 < 9; NF 3 would tie
+    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 9
+    g = chain({"conv2": (16, 72)})          # R 9, SF 1, NF 1: the window generator's 9 taps
+    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 9
+    assert perf.widen_window_cycles(9, 9) == 9.5
 
 
 def test_scalemac_simd_error_names_the_group_size():
@@ -198,9 +233,35 @@ def test_multiplier_styles():
     r2, i2 = perf.node_resources(n, "dsp2")
     r3, i3 = perf.node_resources(n, "lut")
     assert i1["mult"]["dsp"] == 24 and i2["mult"]["dsp"] == 12 and i3["mult"]["dsp"] == 0
-    assert r3.LUT > r2.LUT > r1.LUT
+    # dsp2 with SIMD <= 4 has no lane tree: as many LUTs as dsp (Yosys: PE 96 x SIMD 3)
+    assert r3.LUT > r2.LUT >= r1.LUT and r2.DSP < r1.DSP
     rc, ic = perf.node_resources(n, "dsp2", dsp_cap=5)
     assert ic["mult"]["dsp"] == 5 and ic["mult"]["lut_products"] == 24 - 10
+
+
+def test_dsp2_model_counts_dsps_exactly():
+    """dsp2: ceil(PE/2) * SIMD DSP48E1 (lane pairs share a DSP, an odd last lane one product
+    per DSP), as Yosys maps rtl/cf_mvu.v MULT 1 (docs/FOLDING.md: PE 2 x SIMD 9 -> 9,
+    PE 4 x SIMD 75 -> 150, PE 96 x SIMD 3 -> 144)."""
+    for (pe, simd), dsp in {(2, 9): 9, (4, 75): 150, (96, 3): 144, (3, 9): 18, (1, 3): 3}.items():
+        assert perf.int8_products(pe * simd, "dsp2", pe=pe)["dsp"] == dsp, (pe, simd)
+    g = chain({"conv1": (8, 3)})
+    n = g.node("conv1")
+    r, info = perf.node_resources(n, "dsp2")
+    assert r.DSP == 12 and info["mult"]["dsp_products"] == 24
+    # the IR carries the folding's choice into the model and the backends
+    summary = fold.fold(g, BOARD, folding={"conv1": {"pe": 8, "simd": 3, "mult": "dsp2"}})
+    assert g.node("conv1").mult == "dsp2" and summary["folding"]["conv1"]["mult"] == "dsp2"
+    assert summary["nodes"][0]["resources"]["DSP"] == 12
+    assert "dsp2" in fold.rtl_mult_styles()
+
+
+def test_dsp2_mult_round_trips_through_graph_json(tmp_path):
+    g = chain()
+    g.node("conv1").mult = "dsp2"
+    g.save(tmp_path)
+    assert Graph.load(tmp_path).node("conv1").mult == "dsp2"
+    assert Graph.load(tmp_path).node("conv2").mult == "dsp"
 
 
 def test_latency_model_is_ordered():
@@ -248,6 +309,9 @@ FOLDINGS = {
     # the chain's small default folding, and a wider one
     "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
     "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
+    # tap-parallel convs (cf_widen): conv1 3 taps x 3 channels (SF 3), conv2 3 taps x 8
+    # channels replayed NF = 8 times (the slowest node)
+    "taps": {"conv1": (4, 9), "conv2": (2, 24), "conv3": (2, 8), "conv4": (2, 8), "fc": (1, 4)},
 }
 
 

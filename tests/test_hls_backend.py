@@ -192,6 +192,22 @@ def test_demo_chain_bit_exact_and_mismatch_localised(tmp_path):
     assert "conv2" in csim.summary(res) and "NOT BIT EXACT" in csim.summary(res)
 
 
+def test_tap_parallel_chain_bit_exact(tmp_path):
+    """SIMD = m*C_in (sliding_window pixels -> widen_taps -> mvau): the int8 first layer
+    with 3 taps x 3 channels per beat (SF 3), the xnor conv2 with all 9 taps x 16 channels
+    (SF 1); the folding changes no value, so the golden vectors still apply."""
+    g = demo(tmp_path, seed=3, frames=3)
+    g.nodes[0].simd = 9
+    g.nodes[1].pe, g.nodes[1].simd = 4, 144
+    hls.render(g, tmp_path, board("pynq-z2"))
+    for node, taps in (("conv1", 3), ("conv2", 9)):
+        text = (tmp_path / "hls" / "src" / "nodes" / f"{node}.h").read_text()
+        assert "cf::widen_taps<" in text and f", {taps}, " in text, node
+    res = csim.run_csim(tmp_path, werror=True, quiet=True)
+    assert res["bit_exact"], csim.summary(res)
+    assert res["mismatches"]["conv1"] == 0 and res["mismatches"]["conv2"] == 0
+
+
 def test_unfolded_chain_with_odd_names(tmp_path):
     names = ["conv 1", "int", "2nd-layer", "pool.2", "x__y", "conv-1", "fc w", "out"]
     g = demo(tmp_path, seed=7, frames=5, pe_simd=False, names=names)

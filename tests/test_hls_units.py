@@ -229,6 +229,37 @@ class DwcCase(Case):
         assert got == exp
 
 
+class WidenCase(Case):
+    """widen_taps: R*SF narrow beats per window -> SF wide beats, replayed NF times."""
+
+    def __init__(self, cid, in_w, r, sf, nf, windows, seed):
+        super().__init__(cid, f"widen {in_w} bits R{r} SF{sf} NF{nf}")
+        rng = np.random.default_rng(seed)
+        self.in_w, self.r, self.sf, self.nf, self.windows = in_w, r, sf, nf, windows
+        self.words = [int.from_bytes(rng.bytes((in_w + 7) // 8), "little") % (1 << in_w)
+                      for _ in range(FRAMES * windows * r * sf)]
+        ow = r * in_w
+        self.source = (
+            f"static void unit_{cid}(hls::stream<ap_uint<{in_w}> >& in, hls::stream<ap_uint<{ow}> >& out, "
+            f"unsigned reps) {{\n  cf::widen_taps<{in_w}, {r}, {sf}, {nf}, {windows}>(in, out, reps);\n}}\n"
+            f"static int case_{cid}(unsigned frames) {{ return cf_bench::run<{in_w}, {ow}>(unit_{cid}, frames, "
+            f"{windows * r * sf}); }}\n")
+
+    def stdin(self, frames):
+        return hex_lines(self.words[:frames * self.windows * self.r * self.sf], self.in_w)
+
+    def check(self, stdout, frames):
+        r, sf, iw = self.r, self.sf, self.in_w
+        words = self.words[:frames * self.windows * r * sf]
+        exp = []
+        for w0 in range(0, len(words), r * sf):
+            win = words[w0:w0 + r * sf]
+            wide = [sum(win[s * r + j] << (j * iw) for j in range(r)) for s in range(sf)]
+            exp += wide * self.nf
+        got = [int(t, 16) for t in stdout.split()]
+        assert got == exp
+
+
 class AxisCase(Case):
     def __init__(self, cid, beat, beats, seed):
         super().__init__(cid, f"axis {beat} bits, {beats} beats/frame")
@@ -297,6 +328,12 @@ def _cases() -> list[Case]:
     node("c_x_wide", graphs.conv, S(4, 4, 96, "bit", 1), c_out=32, k=3, pad=1, pe=16, simd=96)
     node("c_x_k2p1", graphs.conv, S(5, 5, 4, "bit", 1), c_out=4, k=2, stride=2, pad=1, pe=2, simd=2)
     node("c_x_s3", graphs.conv, S(10, 8, 2, "bit", 1), c_out=2, k=3, stride=3, pad=1, pe=1, simd=1)
+    # tap-parallel: SIMD = m*C_in (sliding_window pixels -> widen_taps -> mvau)
+    node("c_i8_taps5", graphs.conv, S(7, 6, 3, "uint", 8), c_out=8, k=5, pad=2, matrix="int8", pe=4, simd=15)
+    node("c_i8_taps25", graphs.conv, S(6, 6, 3, "uint", 8), c_out=6, k=5, pad=2, matrix="int8", act="relu_offset",
+         pe=2, simd=75, frac_bits=3)
+    node("c_x_taps3", graphs.conv, S(6, 5, 8, "bit", 1), c_out=16, k=3, pad=1, pe=4, simd=24, pad_value=1)
+    node("c_x_taps9s2", graphs.conv, S(7, 7, 16, "bit", 1), c_out=8, k=3, stride=2, pad=1, pe=8, simd=144)
     # pools
     node("mp_k2", graphs.maxpool, S(8, 8, 16, "bit", 1), k=2, stride=2)
     node("mp_k3s2p1", graphs.maxpool, S(9, 9, 8, "bit", 1), k=3, stride=2, pad=1)
@@ -327,6 +364,9 @@ def _cases() -> list[Case]:
     cs.append(DwcCase("dwc_split", 48, 12, 5, "split", next(seed)))
     cs.append(DwcCase("dwc_join", 8, 24, 6, "join", next(seed)))
     cs.append(DwcCase("dwc_round", 130, 10, 4, "roundtrip", next(seed)))
+    cs.append(WidenCase("widen_r3sf3", 24, 3, 3, 1, 5, next(seed)))
+    cs.append(WidenCase("widen_replay", 7, 4, 2, 3, 4, next(seed)))
+    cs.append(WidenCase("widen_wide", 96, 9, 1, 2, 3, next(seed)))
     cs.append(AxisCase("axis_13", 13, 5, next(seed)))
     cs.append(AxisCase("axis_24", 24, 4, next(seed)))
     cs.append(AxisCase("axis_70", 70, 3, next(seed)))
@@ -391,7 +431,7 @@ def build_group(src: str, cxx: str, ap: Path, extra: tuple = ()) -> Path:
 
 # Cases also compiled with -DCF_SYNTH_PATHS: the synthesis code paths (adder-tree popcount,
 # ap_int bit extraction and MACs) instead of the C-simulation shortcuts (CF_SIM_FAST).
-SYNTH_PATH_IDS = ["c_i8_k3", "c_i8_k1", "c_x_k3", "c_x_wide", "mp_wide", "ap_int", "sm_simd_lt_n", "sm_simd_gt_n",
+SYNTH_PATH_IDS = ["c_i8_k3", "c_i8_k1", "c_i8_taps5", "c_x_taps3", "c_x_k3", "c_x_wide", "mp_wide", "ap_int", "sm_simd_lt_n", "sm_simd_gt_n",
                   "sm_int", "gs_int", "mv_xnor_wide", "mv_int_signed", "pc_7", "pc_65", "pc_200"]
 SYNTH_CASES = [c for c in CASES if c.id in SYNTH_PATH_IDS]
 

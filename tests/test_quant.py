@@ -56,7 +56,10 @@ def test_alpha_optimum_by_gradient_descent(log_n, groups, fan_in, seed):
     w = _weights((n * groups, fan_in), seed=seed)
     a = torch.full((groups,), 0.1, dtype=torch.float64, requires_grad=True)
     s = torch.where(w >= 0, 1.0, -1.0).to(torch.float64)
-    opt = torch.optim.LBFGS([a], max_iter=100, tolerance_grad=1e-14, tolerance_change=1e-16)
+    # strong Wolfe line search: a plain first step can land on the mirror point of a
+    # one-weight quadratic (equal loss) and stop there
+    opt = torch.optim.LBFGS([a], max_iter=100, tolerance_grad=1e-14, tolerance_change=1e-16,
+                            line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()

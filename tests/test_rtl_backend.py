@@ -80,6 +80,36 @@ def test_illegal_folding_refused(tmp_path):
         rtl.render(graph, tmp_path, BOARD)
 
 
+def test_dsp2_render_packs_weights_and_folds_the_offset(tmp_path):
+    """mult = dsp2: cf_mvu MULT 1, lane 2j+1 holds w_hi - (w_lo < 0), parameters shifted by
+    128 * sum(w) (docs/ARITHMETIC.md); weights of -128 are refused."""
+    rng = np.random.default_rng(5)
+    node = G.conv("c1", Stream(4, 4, 3, "uint", 8), 4, 3, rng, pad=1, pe=2, simd=3)
+    graph = G.chain([node], "tiny")
+    plain = rtl.plan_conv(0, node, "in", "c1")
+    node.mult = "dsp2"
+    plan = rtl.plan_conv(0, node, "in", "c1")
+    mvu = dict(plan.units[1].params)
+    assert mvu["MULT"] == 1 and dict(plain.units[1].params)["MULT"] == 0
+    w = node.weights.astype(np.int64)
+    word = int(plan.mems["c1_w.hex"][0], 16)        # nf 0, sf 0: channels 0, 1; taps 0..2
+    lanes = [((word >> (8 * f)) & 255) for f in range(6)]
+    lanes = [v - 256 if v > 127 else v for v in lanes]
+    assert lanes[:3] == list(w[0, :3])
+    assert lanes[3:] == list(w[1, :3] - (w[0, :3] < 0))
+    tw = dict(plan.units[1].params)["TW"]
+    pword = int(plan.mems["c1_p.hex"][0], 16)
+    t0 = pword & ((1 << tw) - 1)
+    t0 = t0 - (1 << tw) if t0 >> (tw - 1) else t0
+    lo = 255 * np.where(w[0] < 0, w[0], 0).sum()
+    hi = 255 * np.where(w[0] > 0, w[0], 0).sum()
+    assert t0 == np.clip(node.thresholds[0], lo - 1, hi + 1) - 128 * w[0].sum()
+    node.weights = node.weights.copy()
+    node.weights[0, 0] = -128
+    with pytest.raises(BuildError, match="dsp2"):
+        rtl.render(graph, tmp_path, BOARD)
+
+
 def _assert_exact(res):
     bad = {k: v for k, v in res["per_node"].items() if v["mismatches"]}
     failed = {k: t.get("message", "") for k, t in res["tests"].items() if not t["passed"]}

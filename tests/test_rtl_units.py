@@ -30,7 +30,8 @@ pytestmark = pytest.mark.sim
 # ----------------------------------------------------------------------------- lint
 
 LINT_CASES = [
-    ("cf_fifo", {}), ("cf_fifo", {"W": 33, "DEPTH": 8}),
+    ("cf_add", {}), ("cf_add", {"W": 24}),
+    ("cf_fifo", {}), ("cf_fifo", {"W": 33, "DEPTH": 8}), ("cf_fifo", {"W": 40, "DEPTH": 1}),
     ("cf_rom", {}), ("cf_rom", {"STYLE": 1, "DEPTH": 100, "W": 72}), ("cf_rom", {"STYLE": 2}),
     ("cf_swg", {}), ("cf_swg", {"K": 1, "P": 0, "C": 4, "SIMD": 4, "DEPTH": 4}),
     ("cf_swg", {"K": 5, "P": 2, "C": 8, "SIMD": 2, "NF": 3, "W": 8, "H": 6, "B": 8, "DEPTH": 64}),
@@ -41,7 +42,10 @@ LINT_CASES = [
     ("cf_mvu", {"SIMD": 8, "KD": 8, "PE": 4, "FD": 8}),
     ("cf_mvu", {"ACT": 1, "OB": 32, "TW": 10}),
     ("cf_mvu", {"ACT": 1, "OB": 10, "TW": 4, "FRAC": 2, "KD": 8, "SIMD": 8}),
-    ("cf_mvu", {"MATRIX": 1, "AW": 8, "TW": 8, "FD": 2}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 8, "TW": 8, "FD": 2}), ("cf_mvu", {"FD": 1}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 21, "TW": 21, "MULT": 1, "PE": 3, "CO": 6, "SIMD": 9, "KD": 18}),
+    ("cf_mvu", {"MATRIX": 1, "ACT": 1, "OB": 6, "TW": 10, "FRAC": 2, "AW": 20, "PE": 1, "MULT": 1}),
     ("cf_maxpool", {}), ("cf_maxpool", {"KK": 9, "C": 3}),
     ("cf_avgpool", {}), ("cf_avgpool", {"ISIGNED": 1, "KK": 9, "SW": 12, "TW": 6}),
     ("cf_avgpool", {"ISIGNED": 1, "KK": 1, "SW": 4, "IB": 4}),
@@ -50,6 +54,9 @@ LINT_CASES = [
     ("cf_scalemac", {"SIMD": 2, "N": 8, "CI": 16, "RELU": 0, "OB": 64}),
     ("cf_scalemac", {"SIMD": 1, "N": 1, "CI": 4, "PE": 2, "CO": 2, "ISIGNED": 1}),
     ("cf_globalsum", {}), ("cf_globalsum", {"N": 1, "IB": 20, "OB": 10}),
+    ("cf_widen", {}), ("cf_widen", {"IW": 24, "R": 25, "SF": 1, "NF": 48}),
+    ("cf_widen", {"IW": 24, "R": 5, "SF": 5, "NF": 1}), ("cf_widen", {"R": 1, "SF": 1, "NF": 1}),
+    ("cf_widen", {"IW": 3, "R": 1, "SF": 3, "NF": 4}),
     ("cf_axis_in", {}), ("cf_axis_in", {"W": 16}),
     ("cf_axis_out", {}), ("cf_axis_out", {"W": 16, "BEATS": 4}),
     ("cf_check", {}),
@@ -126,7 +133,22 @@ def graph_scalemac(rng):
     return g, True
 
 
-UNIT_GRAPHS = {"windows": graph_windows, "arith": graph_arith, "scalemac": graph_scalemac}
+def graph_taps(rng):
+    """Tap-parallel convolutions (cf_swg pixels -> cf_widen -> cf_mvu): int8 k5 SIMD 15
+    (R 5, SF 5, NF 1: input-bound), xnor k3 SIMD 24 (R 3, SF 3, NF 16: replay-bound, the
+    slowest node), xnor k2 s2 SIMD 64 (R = NF = 4: the collect/replay tie), xnor k3 s2 p1
+    SIMD 72 = K with pad value 1 (R 9, SF = NF = 1)."""
+    inp = Stream(7, 7, 3, "uint", 8)
+    n1 = G.conv("c_i8_k5_taps", inp, 8, 5, rng, pad=2, pe=8, simd=15)
+    n2 = G.conv("c_k3_taps_sf3", n1.out, 16, 3, rng, pad=1, pe=1, simd=24)
+    n3 = G.conv("c_k2s2_taps_tie", n2.out, 8, 2, rng, stride=2, pe=2, simd=64)
+    n4 = G.conv("c_k3s2_taps_full", n3.out, 8, 3, rng, stride=2, pad=1, pe=8, simd=72,
+                pad_value=1)
+    return G.chain([n1, n2, n3, n4], "taps"), False
+
+
+UNIT_GRAPHS = {"windows": graph_windows, "arith": graph_arith, "scalemac": graph_scalemac,
+               "taps": graph_taps}
 
 
 def run_graph(graph, out: Path, frames: int, full_range=False, simulator="verilator",
@@ -155,6 +177,8 @@ def test_units_bit_exact(name, tmp_path):
     pred = res["predicted_interval_cycles"]
     assert res["interval_cycles"] <= 1.05 * pred + 16, (res["interval_cycles"], pred)
     assert res["latency_cycles"] > 0
+    if name == "taps":      # a tap-parallel conv is the slowest node: the model is exact
+        assert abs(res["interval_cycles"] - pred) <= 0.01 * pred, (res["interval_cycles"], pred)
 
 
 @pytest.mark.parametrize("name", list(UNIT_GRAPHS))
@@ -167,3 +191,129 @@ def test_units_bit_exact_icarus(name, tmp_path):
                     seed=1)
     assert_exact(res)
     assert res["interval_cycles"] <= 1.05 * res["predicted_interval_cycles"] + 16
+
+
+def test_one_slot_output_registers(tmp_path, monkeypatch):
+    """Every matrix unit with 8 or more beats per pixel on a one-slot output register
+    (cf_fifo DEPTH 1, used for wide outputs): still bit exact, and the interval is still the
+    slowest unit's cycle count."""
+    monkeypatch.setattr(rtl, "OUT_SLOT_BITS", 1)
+    rng = np.random.default_rng(7)
+    graph, full = graph_arith(rng)
+    out = tmp_path / "slot"
+    res = run_graph(graph, out, frames=3, full_range=full)
+    assert_exact(res)
+    assert ".FD(1)" in (out / "rtl" / "cfgen_top.v").read_text()
+    assert res["interval_cycles"] <= 1.05 * res["predicted_interval_cycles"] + 16
+
+
+# ----------------------------------------------------------------------------- dsp2
+
+def _extreme_weights(node):
+    """Lane pairs (0,1), (2,3), ...: every sign combination of +-127 (the hi lane's ROM
+    value w_hi - (w_lo < 0) reaches -128), then random weights."""
+    w = node.weights.astype(np.int64)
+    pats = [(127, -127), (-127, -127), (-127, 127), (127, 127)]
+    for j, (a, b) in enumerate(pats):
+        if 2 * j + 1 < w.shape[0]:
+            w[2 * j], w[2 * j + 1] = a, b
+    if w.shape[0] % 2:                     # odd last lane: alternate +-127
+        w[-1] = np.where(np.arange(w.shape[1]) % 2, 127, -127)
+    node.weights = w.astype(np.int8)
+
+
+def _extreme_pixels(stream, rng, frames=4):
+    """All 255, all 0 (x - 128 = -128: the largest lane sums), random 0/255, random."""
+    shape = (stream.h, stream.w, stream.c)
+    return np.stack([np.full(shape, 255), np.zeros(shape), rng.choice([0, 255], size=shape),
+                     rng.integers(0, 256, shape)][:frames]).astype(np.uint8)
+
+
+def _tight_thresholds(node, x):
+    """Thresholds at accumulator values the input really produces (an off-by-one in the
+    x - 128 folding flips bits)."""
+    from generator import golden
+    flat = golden.conv_acc(node, x).reshape(-1, node.out.c)
+    rng = np.random.default_rng(7)
+    node.thresholds = flat[rng.integers(0, len(flat), node.out.c),
+                           np.arange(node.out.c)].astype(np.int64)
+    node.thresholds[0] = flat[:, 0].max()
+
+
+def graph_dsp2_thr(rng):
+    """dsp2, odd PE (the last lane single), SIMD 9 (groups 4+4+1), k3 p1 (pad taps carry
+    the x - 128 offset too), threshold; then an xnor conv."""
+    inp = Stream(5, 5, 9, "uint", 8)
+    n1 = G.conv("c_dsp2_thr", inp, 6, 3, rng, pad=1, pe=3, simd=9)
+    _extreme_weights(n1)
+    n2 = G.conv("c_after", n1.out, 4, 1, rng, pe=2, simd=3)
+    return G.chain([n1, n2], "dsp2_thr")
+
+
+def graph_dsp2_relu(rng):
+    """dsp2, PE 4 x SIMD 3 (one group of 3), SF 9, NF 2, relu_offset FRAC 3 with both signs,
+    then the global sum of the signed outputs."""
+    inp = Stream(5, 5, 3, "uint", 8)
+    n1 = G.conv("c_dsp2_relu", inp, 8, 3, rng, pad=1, act="relu_offset", frac_bits=3, pe=4,
+                simd=3)
+    _extreme_weights(n1)
+    n2 = G.globalsum("gs", n1.out)
+    return G.chain([n1, n2], "dsp2_relu")
+
+
+def graph_dsp2_par(rng):
+    """dsp2 fully parallel (SF*NF = 1, one pixel per cycle through the extra stage),
+    PE 4 x SIMD 5 (groups 4+1), relu_offset FRAC 0."""
+    inp = Stream(4, 4, 5, "uint", 8)
+    n1 = G.conv("c_dsp2_par", inp, 4, 1, rng, act="relu_offset", frac_bits=0, pe=4, simd=5)
+    _extreme_weights(n1)
+    return G.chain([n1], "dsp2_par")
+
+
+DSP2_GRAPHS = {"thr": graph_dsp2_thr, "relu": graph_dsp2_relu, "par": graph_dsp2_par}
+
+
+def _fix_relu_width(node):
+    """Re-derive the relu_offset output width after the weights changed."""
+    w = node.weights.astype(np.int64)
+    lo = int((np.where(w < 0, w, 0).sum(axis=1) * 255).min())
+    hi = int((np.where(w > 0, w, 0).sum(axis=1) * 255).max())
+    node.acc_bits = G.signed_bits(lo, hi)
+    if node.act == "relu_offset":
+        s64 = node.sign.astype(np.int64)
+        top = int(np.max(np.maximum(s64 * hi, s64 * lo) * (1 << node.frac_bits) + node.offset))
+        node.out = Stream(node.out.h, node.out.w, node.out.c, "int", G.signed_bits(0, max(top, 1)))
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("name", list(DSP2_GRAPHS))
+def test_dsp2_bit_exact(name, simulator, tmp_path):
+    """cf_mvu MULT 1 (two products per DSP48) against the golden model: extreme pixels
+    (0 and 255) and weights (+-127), both activation kinds, odd SIMD and PE, G = 4 not
+    dividing SIMD, full-rate and folded."""
+    rng = np.random.default_rng(zlib.crc32(b"dsp2" + name.encode()))
+    graph = DSP2_GRAPHS[name](rng)
+    conv = graph.nodes[0]
+    conv.mult = "dsp2"
+    _fix_relu_width(conv)
+    for a, b in zip(graph.nodes, graph.nodes[1:]):
+        b.inp = a.out
+    if name == "relu":
+        g = graph.nodes[1]
+        lo, hi = -(1 << (conv.out.bits - 1)), (1 << (conv.out.bits - 1)) - 1
+        n = g.inp.h * g.inp.w
+        g.out = Stream(1, 1, g.inp.c, "int", G.signed_bits(min(0, lo * n), hi * n))
+    x = _extreme_pixels(graph.input, rng)
+    if conv.act == "threshold":
+        _tight_thresholds(conv, x)
+        conv.thr_bits = G.signed_bits(int(conv.thresholds.min()), int(conv.thresholds.max()))
+    out = tmp_path / name
+    G.write_vectors(graph, out, frames=len(x), x=x)
+    man = rtl.render(graph, out, {"name": "test", "clock_mhz": 100})
+    mvu = [u for u in man["nodes"][0]["units"] if u["module"] == "cf_mvu"][0]
+    assert mvu["params"]["MULT"] == 1
+    res = rtlsim.run(out, frames=len(x), simulator=simulator, tests=["perf", "stalls"],
+                     perf_frames=3, pattern_frames=1, seed=0)
+    assert_exact(res)
+    pred = res["predicted_interval_cycles"]
+    assert res["interval_cycles"] <= 1.05 * pred + 16, (res["interval_cycles"], pred)

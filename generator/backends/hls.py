@@ -275,8 +275,10 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     i, o = node.inp, node.out
     k, st, pad = node.k, node.stride, node.pad
     simd, pe = node.simd, node.pe
-    if i.c % simd or o.c % pe:
-        raise BuildError(f"{node.name}: SIMD {simd} must divide C_in {i.c} and PE {pe} must divide C_out {o.c}")
+    taps = simd // i.c if simd > i.c else 1     # whole window taps per beat (widen_taps)
+    if (i.c % simd and (simd % i.c or (k * k) % taps)) or o.c % pe:
+        raise BuildError(f"{node.name}: SIMD {simd} must divide C_in {i.c} (or be m*C_in with m dividing "
+                         f"k*k = {k * k}) and PE {pe} must divide C_out {o.c}")
     oh, ow = _out_dim(i.h, k, st, pad), _out_dim(i.w, k, st, pad)
     if (o.h, o.w) != (oh, ow):
         raise BuildError(f"{node.name}: output {o.h}x{o.w} but k{k} s{st} p{pad} on {i.h}x{i.w} gives {oh}x{ow}")
@@ -297,7 +299,11 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     elif node.matrix == "int8":
         if w.min() < -128 or w.max() > 127:
             raise BuildError(f"{node.name}: int8 weights out of range")
-        dot = f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, {node.acc_bits}>"
+        # the folding's multiplier choice (dsp2: two products per DSP48 in the RTL) is a
+        # hint to the HLS dot product; the integers are the same
+        hint = ", 1" if getattr(node, "mult", "dsp") == "dsp2" else ""
+        dot = (f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, "
+               f"{node.acc_bits}{hint}>")
         words = pack_matrix(w, 8, simd, pe)
         ww = 8 * simd
     else:
@@ -333,13 +339,20 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
     pad_word = pack_values([node.pad_value] * i.c, i.bits)
-    win = _window(p, node, "in", simd, pad_word, k, st, pad)
+    if taps > 1:
+        # tap-parallel: whole pixels from the window generator, `taps` of them per beat
+        # (mvau buffers the window for its output folds: no replay needed here)
+        px = _window(p, node, "in", i.c, pad_word, k, st, pad)
+        win = p.stream("wide", simd * i.bits)
+        p.calls.append(f"cf::widen_taps<{i.beat_bits}, {taps}, {mw // simd}, 1, {oh * ow}>({px}, {win}, reps);")
+    else:
+        win = _window(p, node, "in", simd, pad_word, k, st, pad)
     y = _lanes(p, pe * obits, o.beat_bits)
     p.calls.append(f"cf::mvau<{mw}, {mh}, {simd}, {pe}, {oh * ow}, {dot}, {aname}_t>"
                    f"({win}, {y}, {wname}, {aname}, reps);")
     _join(p, y, pe * obits, o.beat_bits, oh * ow)
     p.summary = {"matrix": node.matrix, "act": node.act, "MW": mw, "MH": mh, "SIMD": simd, "PE": pe,
-                 "cycles_per_frame": oh * ow * (mw // simd) * nf}
+                 "cycles_per_frame": oh * ow * max((mw // simd) * nf, k * k if taps > 1 else 1)}
     return p
 
 

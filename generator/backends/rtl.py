@@ -14,6 +14,7 @@ from a sibling folder of rtl/ (sim/, synth/), as generator.rtlsim and generator.
 
 Every node maps to a few library units (docs/RTL.md):
     conv      cf_swg (window, replayed C_out/PE times) -> cf_mvu -> cf_fifo
+              tap-parallel (SIMD = m*C_in): cf_swg (pixels) -> cf_widen (m taps, replay) -> cf_mvu
     maxpool   cf_swg (pads with invert[]) -> cf_maxpool -> cf_fifo
     avgpool   cf_swg (pads with 0) -> cf_avgpool -> cf_fifo
     scalemac  cf_swg (k=1, replay) -> cf_scalemac -> cf_fifo
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import perf
 from ..errors import BuildError
 from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream,
                   signed_bits, unsigned_bits)
@@ -48,9 +50,16 @@ MAXF = 64                    # per-frame cycle stamps kept by the test bench
 # Extra FIFO behind every node (0: none). Every unit already ends in a small output FIFO
 # fed by credits (registered valid/ready), so none is needed for correctness or rate.
 NODE_FIFO_DEPTH = 0
+# Multiplier styles of the int8 first layer that cf_mvu implements (fold --mult auto picks
+# among these): 'dsp' one product per DSP48 (MULT 0), 'dsp2' two per DSP48 (MULT 1).
+MULT_STYLES = ("dsp", "dsp2")
+# matrix-unit outputs at least this wide get a one-slot output register (out_fifo_depth)
+OUT_SLOT_BITS = 256
+# window-generator buffers of at least this many bits (and 32 pixels) go to block RAM
+SWG_BLOCK_BITS = 65536
 
 # library files, in dependency order
-LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_swg.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
+LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_swg.v", "cf_widen.v", "cf_add.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
            "cf_globalsum.v", "cf_axis_in.v", "cf_axis_out.v"]
 SIM_LIBRARY = ["cf_check.v"]
 
@@ -165,8 +174,26 @@ def _swg(i: int, inp_prefix: str, s: Stream, k: int, stride: int, pad: int, simd
     pw = s.c * s.bits
     params = [("H", s.h), ("W", s.w), ("C", s.c), ("B", s.bits), ("K", k), ("S", stride),
               ("P", pad), ("SIMD", simd), ("NF", nf), ("PAD", vhex(pw, pad_pixel)),
-              ("DEPTH", depth)]
+              ("DEPTH", depth), ("RSTYLE", swg_ram_style(depth, pw))]
     return Unit("cf_swg", f"u{i}_swg", params, inp_prefix, f"n{i}_win", simd * s.bits)
+
+
+def out_fifo_depth(width: int, beats: int) -> int:
+    """Depth of a matrix unit's output FIFO (cf_mvu / cf_scalemac FD) for `width`-bit pixels
+    completed every `beats` input beats. Few beats per pixel need slack (8); a wide pixel
+    completed every 8 or more beats gets a single register slot (cf_fifo DEPTH 1), since
+    a 2-deep LUT-RAM FIFO would cost 2/3 LUT per bit; otherwise 2."""
+    if beats < 4:
+        return 8
+    if width >= OUT_SLOT_BITS and beats >= 8:
+        return 1
+    return 2
+
+
+def swg_ram_style(depth: int, width: int) -> int:
+    """cf_swg RSTYLE: block RAM (1) for a deep line buffer of wide pixels (64 pixels of
+    192 x 17 bits would take 4,352 LUTs as LUT RAM), else the tool's choice (0)."""
+    return 1 if depth >= 32 and depth * width >= SWG_BLOCK_BITS else 0
 
 
 def rom_style(depth: int, width: int) -> int:
@@ -196,7 +223,10 @@ def _finish(i: int, units: list, width: int, depth: int = NODE_FIFO_DEPTH) -> li
 def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
     s, o = node.inp, node.out
     _check(o.c % node.pe == 0, f"{node.name}: PE={node.pe} must divide C_out={o.c}")
-    _check(s.c % node.simd == 0, f"{node.name}: SIMD={node.simd} must divide C_in={s.c}")
+    taps = node.simd // s.c if node.simd > s.c else 1     # whole taps per beat (cf_widen)
+    _check(s.c % node.simd == 0 or (node.simd % s.c == 0 and (node.k * node.k) % taps == 0),
+           f"{node.name}: SIMD={node.simd} must divide C_in={s.c} or be m*C_in with m "
+           f"dividing k*k={node.k * node.k}")
     xnor = node.matrix == "xnor"
     _check(node.matrix in ("xnor", "int8"), f"{node.name}: unknown matrix '{node.matrix}'")
     _check(node.act in ("threshold", "relu_offset"), f"{node.name}: unknown act '{node.act}'")
@@ -208,6 +238,17 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
     w = np.asarray(node.weights).astype(np.int64).reshape(o.c, K)
     # weights: word nf*SF + sf, lane p, element i = w[nf*PE + p, sf*SIMD + i]
     wq = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    mult = getattr(node, "mult", "dsp") or "dsp"
+    dsp2 = not xnor and mult == "dsp2"
+    if dsp2:
+        # two products per DSP48 (cf_mvu MULT 1): lane 2j+1 holds w_hi - (w_lo < 0), so the
+        # A port is the plain concatenation {h, sign-extended w_lo} (docs/RTL.md)
+        _check(int(w.min()) >= -127 and int(w.max()) <= 127,
+               f"{node.name}: dsp2 multipliers need int8 weights in [-127, 127]")
+        wp = wq.reshape(nf * sf, pe, simd).copy()
+        npr = pe // 2
+        wp[:, 1:2 * npr:2, :] -= (wp[:, 0:2 * npr:2, :] < 0)
+        wq = wp.reshape(nf * sf, pe * simd)
     wwords = pack_words(wq, 1 if xnor else 8)
     if xnor:
         acc_lo, acc_hi = -K, K
@@ -216,6 +257,13 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
         neg = np.where(w < 0, w, 0).sum(axis=1) * 255
         acc_lo, acc_hi = int(neg.min()), int(pos.max())
     aw = max(signed_bits(acc_lo, acc_hi), int(node.acc_bits or 0))
+    if dsp2:
+        # the lanes accumulate acc' = sum (x - 128) * w = acc - 128 * sum(w)
+        wsum = w.sum(axis=1)
+        pos = np.where(w > 0, w, 0).sum(axis=1)
+        neg = np.where(w < 0, w, 0).sum(axis=1)
+        aw = max(aw, signed_bits(int((127 * neg - 128 * pos).min()),
+                                 int((127 * pos - 128 * neg).max())))
     frac = 0
     if node.act == "threshold":
         _check(o.bits == 1 and o.kind == "bit", f"{node.name}: threshold output must be 'bit'")
@@ -246,23 +294,39 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
         room = (1 << (ob - (1 if o.kind == "int" else 0))) - 1
         _check(top <= room, f"{node.name}: relu_offset output reaches {top}, "
                f"more than the {o.kind}{ob} stream holds")
+    if dsp2:
+        # acc = acc' + 128 * sum(w) (pad taps included): fold the constant into the parameter
+        shift = 128 * wsum
+        if node.act == "threshold":
+            val = val - shift
+        else:
+            val = val + sgn * shift * (1 << frac)
+        tw = signed_bits(int(min(val.min(), 0)), int(max(val.max(), 0)))
     lanes = (val & ((1 << tw) - 1)) | (flag << tw)      # {flag, value}
     pwords = pack_words(lanes.reshape(nf, pe), tw + 1)
-    fd = 8 if sf * nf < 4 else 2
+    fd = out_fifo_depth(o.c * ob, sf * nf)
     nm = tag
-    swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, nf, _pad_pixel(node.pad_value, s))
+    if taps > 1:
+        # tap-parallel: whole pixels (K*K beats per window, no replay), gathered by cf_widen
+        # into SIMD-wide beats and replayed NF times
+        swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, _pad_pixel(node.pad_value, s))
+        wid = Unit("cf_widen", f"u{i}_widen", [("IW", s.beat_bits), ("R", taps), ("SF", sf),
+                                                ("NF", nf)], swg.out, f"n{i}_wide", simd * s.bits)
+    else:
+        swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, nf, _pad_pixel(node.pad_value, s))
+        wid = None
     mvu = Unit("cf_mvu", f"u{i}_mvu", [
         ("MATRIX", 0 if xnor else 1), ("SIMD", simd), ("PE", pe), ("KD", K), ("CO", o.c),
         ("ACT", 0 if node.act == "threshold" else 1), ("OB", ob), ("AW", aw), ("TW", tw),
         ("FRAC", frac), ("FD", fd),
         ("WFILE", vstr(MEM_DIR + f"{nm}_w.hex")),
         ("WSTYLE", rom_style(nf * sf, pe * simd * (1 if xnor else 8))),
-        ("PFILE", vstr(MEM_DIR + f"{nm}_p.hex"))],
-        swg.out, f"n{i}_core", o.beat_bits)
+        ("PFILE", vstr(MEM_DIR + f"{nm}_p.hex")), ("MULT", 1 if dsp2 else 0)],
+        (wid or swg).out, f"n{i}_core", o.beat_bits)
     plan = NodePlan(i, node.name, "conv", f"{node.matrix} k{node.k} s{node.stride} p{node.pad} "
-                    f"{s.c}->{o.c} {node.act} PE={pe} SIMD={simd}", f"n{i}", o.beat_bits,
-                    o.h * o.w, o.h * o.w * sf * nf)
-    plan.units = _finish(i, [swg, mvu], o.beat_bits)
+                    f"{s.c}->{o.c} {node.act} PE={pe} SIMD={simd}{' dsp2' if dsp2 else ''}", f"n{i}", o.beat_bits,
+                    o.h * o.w, perf.node_cycles(node))
+    plan.units = _finish(i, [swg] + ([wid] if wid else []) + [mvu], o.beat_bits)
     plan.mems = {f"{nm}_w.hex": wwords, f"{nm}_p.hex": pwords}
     return plan
 
@@ -351,7 +415,7 @@ def plan_scalemac(i: int, node: ScaleMacNode, inp: str, tag: str) -> NodePlan:
         ("IB", s.bits), ("ISIGNED", int(s.kind == "int")), ("SIMD", simd), ("PE", pe),
         ("CI", ci), ("CO", co), ("N", n), ("SCW", scw), ("GW", int(node.group_bits or 1)),
         ("ZW", int(node.acc_bits or 1)), ("BW", bw), ("OB", o.bits), ("RELU", int(bool(node.relu))),
-        ("FD", 8 if sf * nf < 4 else 2),
+        ("FD", out_fifo_depth(o.beat_bits, sf * nf)),
         ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", rom_style(nf * sf, pe * simd * 8)),
         ("SFILE", vstr(MEM_DIR + f"{tag}_s.hex")),
         ("BFILE", vstr(MEM_DIR + f"{tag}_b.hex"))],
@@ -385,7 +449,7 @@ def core_cycles(node) -> int:
     per output pixel at full channel width)."""
     o = node.out
     if isinstance(node, ConvNode):
-        return o.h * o.w * (node.K // node.simd) * (o.c // node.pe)
+        return perf.node_cycles(node)
     if isinstance(node, ScaleMacNode):
         return o.h * o.w * (node.inp.c // node.simd) * (o.c // node.pe)
     if isinstance(node, (MaxPoolNode, AvgPoolNode)):

@@ -154,14 +154,17 @@ def random_input(stream: Stream, frames: int, rng, full_range: bool = False) -> 
 
 
 def write_vectors(graph: Graph, out: Path, frames: int, seed: int = 0,
-                  full_range: bool = False) -> list[np.ndarray]:
-    """OUT/graph.*, OUT/vectors/input.hex and <node>.hex from the golden model."""
+                  full_range: bool = False, x: np.ndarray | None = None) -> list[np.ndarray]:
+    """OUT/graph.*, OUT/vectors/input.hex and <node>.hex from the golden model
+    (input: `x` when given, else `frames` random frames)."""
     rng = np.random.default_rng(seed)
     out = Path(out)
     vec = out / "vectors"
     vec.mkdir(parents=True, exist_ok=True)
     graph.save(out)
-    x = random_input(graph.input, frames, rng, full_range)
+    if x is None:
+        x = random_input(graph.input, frames, rng, full_range)
+    frames = len(x)
     write_hex(vec / "input.hex", x, graph.input)
     outs = []
     for node in graph.nodes:
