@@ -15,11 +15,17 @@
 //   IntDot<SIMD, IN_BITS, IN_SIGNED, W_BITS, ACC_BITS[, MULT]>  integer MACs (first layer:
 //                                uint8 pixels x int8 weights) in ACC_BITS two's complement.
 //                                MULT (default 0) is the folding's multiplier choice for
-//                                the int8 layer (IR ConvNode.mult): 0 = 'dsp', 1 = 'dsp2'
-//                                (two products per DSP48, implemented by rtl/cf_mvu.v).
-//                                Here it is a hint only: the same integers are computed
-//                                and the HLS tool decides the DSP mapping (products are
-//                                bound to DSPs either way).
+//                                the int8 layer (IR ConvNode.mult): 0 = 'dsp', one
+//                                multiply per product; 1 = 'dsp2', lanes 2j and 2j+1 share
+//                                the pixel and one 25 x 9 multiply per pair of products,
+//                                x * (w_lo + w_hi * 2^17) (the DSP48 pre-adder forms the
+//                                packed weight), is summed over two columns and split into
+//                                the two lanes: |sum x*w_lo| <= 2*255*128 < 2^16 keeps them
+//                                separable. Weights must lie in [-127, 127] (the packed
+//                                weight fills the 25-bit pre-adder; the backend checks).
+//                                Same integers as MULT 0 (rtl/cf_mvu.v packs differently:
+//                                x - 128 and groups of four).
+// Every policy has lanes<PE>(acc, first, x, w): one beat for all PE lanes.
 #ifndef CF_MVAU_H
 #define CF_MVAU_H
 
@@ -41,6 +47,14 @@ template <unsigned SIMD, unsigned MW, unsigned ACC_BITS> struct XnorDot {
   static acc_t step(const acc_t a, const ap_uint<IN_W>& x, const ap_uint<W_W>& w) {
 #pragma HLS INLINE
     return acc_t(a + popcount<SIMD>(x ^ w));
+  }
+  template <unsigned PE> static void lanes(acc_t acc[PE], const bool first, const ap_uint<IN_W>& x,
+                                           const ap_uint<W_W> w[PE]) {
+#pragma HLS INLINE
+    for (unsigned pe = 0; pe < PE; pe++) {
+#pragma HLS UNROLL
+      acc[pe] = step(first ? zero() : acc[pe], x, w[pe]);
+    }
   }
   static ap_int<ACC_BITS> finish(const acc_t a) {
 #pragma HLS INLINE
@@ -80,6 +94,74 @@ struct IntDot {
       a += channel<W_BITS, true>(w, s) * channel<IN_BITS, IN_SIGNED>(x, s);
     }
     return a;
+  }
+  template <unsigned PE> static void lanes(acc_t acc[PE], const bool first, const ap_uint<IN_W>& x,
+                                           const ap_uint<W_W> w[PE]) {
+#pragma HLS INLINE
+    constexpr unsigned NPAIR = MULT ? PE / 2 : 0;
+  pairs:
+    for (unsigned j = 0; j < NPAIR; j++) {
+#pragma HLS UNROLL
+      acc_t lo = first ? zero() : acc[2 * j], hi = first ? zero() : acc[2 * j + 1];
+      step_pair(lo, hi, x, w[2 * j], w[2 * j + 1]);
+      acc[2 * j] = lo;
+      acc[2 * j + 1] = hi;
+    }
+  single:
+    for (unsigned pe = 2 * NPAIR; pe < PE; pe++) {
+#pragma HLS UNROLL
+      acc[pe] = step(first ? zero() : acc[pe], x, w[pe]);
+    }
+  }
+  // Two lanes sharing x: per pair of columns one sum of two packed products
+  // P = x0*(wl0 + wh0*2^17) + x1*(wl1 + wh1*2^17) = L + H*2^17 with |L| < 2^16, so
+  // L = P's low 17 bits read as signed and H = (P - L) / 2^17.
+  static void step_pair(acc_t& lo, acc_t& hi, const ap_uint<IN_W>& x, const ap_uint<W_W>& wl,
+                        const ap_uint<W_W>& wh) {
+#pragma HLS INLINE
+    static_assert(IN_BITS <= 8 && W_BITS <= 8, "dsp2 packs 8-bit pixels and 8-bit weights");
+#ifdef CF_SIM_FAST
+    // Host integers, the same packing and split (exact in 64 bits).
+    if (IN_W <= 64 && W_W <= 64) {
+      const unsigned long long xv = (unsigned long long)x.to_uint64();
+      const unsigned long long lv = (unsigned long long)wl.to_uint64(), hv = (unsigned long long)wh.to_uint64();
+      long long sl = 0, sh = 0;
+      for (unsigned s = 0; s < SIMD; s += 2) {
+        long long p = 0;
+        for (unsigned t = s; t < s + 2 && t < SIMD; t++) {
+          const long long a = sext(hv >> (t * W_BITS), W_BITS) * (1ll << 17) + sext(lv >> (t * W_BITS), W_BITS);
+          const long long xi = IN_SIGNED ? sext(xv >> (t * IN_BITS), IN_BITS)
+                                         : (long long)((xv >> (t * IN_BITS)) & ((1ull << IN_BITS) - 1));
+          p += a * xi;
+        }
+        const long long l = sext((unsigned long long)p, 17);
+        sl += l;
+        sh += (p - l) >> 17;
+      }
+      lo = acc_t(lo + acc_t(sl));
+      hi = acc_t(hi + acc_t(sh));
+      return;
+    }
+#endif
+    typedef ap_int<25> packed_t;   // DSP48E1 A/D port width
+    typedef ap_int<35> prod_t;     // two 34-bit products
+  columns:
+    for (unsigned s = 0; s < SIMD; s += 2) {
+#pragma HLS UNROLL
+      prod_t p = 0;
+      for (unsigned t = s; t < s + 2 && t < SIMD; t++) {
+#pragma HLS UNROLL
+        const packed_t a = (packed_t(channel<W_BITS, true>(wh, t)) << 17) + packed_t(channel<W_BITS, true>(wl, t));
+        const ap_int<IN_BITS + 1> xi = channel<IN_BITS, IN_SIGNED>(x, t);
+        const ap_int<34> m = a * xi;
+#pragma HLS BIND_OP variable=m op=mul impl=dsp
+        p += m;
+      }
+      const ap_int<17> l = ap_int<17>(p.range(16, 0));
+      const prod_t h = (p - prod_t(l)) >> 17;
+      lo += acc_t(l);
+      hi += acc_t(h);
+    }
   }
   static ap_int<ACC_BITS> finish(const acc_t a) { return a; }
 #ifdef CF_SIM_FAST
@@ -124,12 +206,14 @@ frames:
       } else {
         x = inbuf[sf];
       }
-    lanes:
+      ap_uint<Dot::W_W> w[PE];
+#pragma HLS ARRAY_PARTITION variable=w complete dim=1
+    read_w:
       for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
-        const typename Dot::acc_t a0 = (sf == 0) ? Dot::zero() : acc[pe];
-        acc[pe] = Dot::step(a0, x, rom_reader<Dot::W_W>::get(weights[pe][tile]));
+        w[pe] = rom_reader<Dot::W_W>::get(weights[pe][tile]);
       }
+      Dot::template lanes<PE>(acc, sf == 0, x, w);
       if (sf == SF - 1) {
         ap_uint<PE * OB> y = 0;
       activate:

@@ -140,7 +140,8 @@ class SwgCase(Case):
 class MvauCase(Case):
     """mvau with the identity activation: raw accumulators against golden's dot products."""
 
-    def __init__(self, cid, matrix, mw, mh, simd, pe, opix, seed, in_bits=8, in_signed=False):
+    def __init__(self, cid, matrix, mw, mh, simd, pe, opix, seed, in_bits=8, in_signed=False,
+                 mult=0):
         super().__init__(cid, f"mvau {matrix} {mh}x{mw} simd{simd} pe{pe}")
         rng = np.random.default_rng(seed)
         self.matrix, self.mw, self.mh, self.simd, self.pe, self.opix = matrix, mw, mh, simd, pe, opix
@@ -154,9 +155,18 @@ class MvauCase(Case):
             self.in_bits, kind = in_bits, ("int" if in_signed else "uint")
             m = 1 << in_bits
             self.acc_bits = hls.signed_bits(-128 * m * mw, 128 * m * mw)
-            dot, wb = f"cf::IntDot<{simd}, {in_bits}, {'true' if in_signed else 'false'}, 8, {self.acc_bits}>", 8
+            dot, wb = (f"cf::IntDot<{simd}, {in_bits}, {'true' if in_signed else 'false'}, 8, "
+                       f"{self.acc_bits}, {mult}>"), 8
         self.s = Stream(1, opix, mw, kind, self.in_bits)
         self.x = random_values(rng, self.s, FRAMES)
+        if mult:
+            # the packed lanes' extremes: every sign pairing of +-127 weights (dsp2 needs
+            # [-127, 127]: the packed weight must fit the 25-bit pre-adder) against the
+            # largest and smallest inputs
+            lo, hi = (-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1) if in_signed else (0, (1 << in_bits) - 1)
+            self.w = rng.choice(np.array([127, -127, 0, 1, -1, 64]), (mh, mw))
+            self.x = np.where(rng.random(self.x.shape) < 0.7,
+                              rng.choice(np.array([lo, hi]), self.x.shape), self.x)
         words = hls.pack_matrix(self.w, wb, simd, pe)
         ww = simd * wb
         tiles = (mw // simd) * (mh // pe)
@@ -361,6 +371,8 @@ def _cases() -> list[Case]:
     cs.append(MvauCase("mv_xnor_wide", "xnor", 200, 6, 100, 3, 2, next(seed)))
     cs.append(MvauCase("mv_int", "int8", 12, 6, 4, 3, 5, next(seed)))
     cs.append(MvauCase("mv_int_signed", "int8", 10, 4, 5, 1, 3, next(seed), in_bits=5, in_signed=True))
+    cs.append(MvauCase("mv_int_dsp2", "int8", 30, 10, 15, 5, 4, next(seed), mult=1))
+    cs.append(MvauCase("mv_int_dsp2_signed", "int8", 12, 4, 4, 2, 3, next(seed), in_signed=True, mult=1))
     cs.append(DwcCase("dwc_split", 48, 12, 5, "split", next(seed)))
     cs.append(DwcCase("dwc_join", 8, 24, 6, "join", next(seed)))
     cs.append(DwcCase("dwc_round", 130, 10, 4, "roundtrip", next(seed)))
@@ -432,7 +444,7 @@ def build_group(src: str, cxx: str, ap: Path, extra: tuple = ()) -> Path:
 # Cases also compiled with -DCF_SYNTH_PATHS: the synthesis code paths (adder-tree popcount,
 # ap_int bit extraction and MACs) instead of the C-simulation shortcuts (CF_SIM_FAST).
 SYNTH_PATH_IDS = ["c_i8_k3", "c_i8_k1", "c_i8_taps5", "c_x_taps3", "c_x_k3", "c_x_wide", "mp_wide", "ap_int", "sm_simd_lt_n", "sm_simd_gt_n",
-                  "sm_int", "gs_int", "mv_xnor_wide", "mv_int_signed", "pc_7", "pc_65", "pc_200"]
+                  "sm_int", "gs_int", "mv_xnor_wide", "mv_int_signed", "mv_int_dsp2", "mv_int_dsp2_signed", "pc_7", "pc_65", "pc_200"]
 SYNTH_CASES = [c for c in CASES if c.id in SYNTH_PATH_IDS]
 
 

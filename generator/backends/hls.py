@@ -299,9 +299,12 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     elif node.matrix == "int8":
         if w.min() < -128 or w.max() > 127:
             raise BuildError(f"{node.name}: int8 weights out of range")
-        # the folding's multiplier choice (dsp2: two products per DSP48 in the RTL) is a
-        # hint to the HLS dot product; the integers are the same
-        hint = ", 1" if getattr(node, "mult", "dsp") == "dsp2" else ""
+        # the folding's multiplier choice: dsp2 = two products per DSP48 (IntDot MULT 1,
+        # packed weights in the 25-bit pre-adder); the integers are the same
+        dsp2 = getattr(node, "mult", "dsp") == "dsp2"
+        if dsp2 and w.min() < -127:
+            raise BuildError(f"{node.name}: dsp2 multipliers need int8 weights in [-127, 127]")
+        hint = ", 1" if dsp2 else ""
         dot = (f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, "
                f"{node.acc_bits}{hint}>")
         words = pack_matrix(w, 8, simd, pe)
