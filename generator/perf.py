@@ -322,15 +322,16 @@ def mux_luts(n: int) -> float:
     return n / 4.0 + n / 64.0
 
 
-def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
-    """cf_swg: line buffer of DEPTH whole pixels, window counters, chunk mux, 4-deep FIFO."""
+def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int, taps: int = 1) -> Res:
+    """cf_swg: line buffer of DEPTH whole pixels (one copy per row tap), window counters,
+    chunk mux, 2-deep FIFO."""
     r = Res()
     pw = s.c * s.bits
     depth = swg_depth(s.w, k, stride)
     m = map_memory(depth, pw, rom=False, sync_read=True, style=swg_ram_style(depth, pw))
-    r.add("swg_buffer", m["LUT"], m["FF"], m["BRAM36"])
+    r.add("swg_buffer", taps * m["LUT"], taps * m["FF"], taps * m["BRAM36"])
     cf = s.c // simd
-    ow = simd * s.bits
+    ow = taps * simd * s.bits
     # chunk select: a CF:1 multiplexer per output bit; the read register's pad set/reset
     # costs about a LUT per pixel bit when Yosys emulates it around LUT RAM (measured: bit
     # streams and multi-bit pixels read whole or in few chunks yes; multi-bit pixels cut
@@ -339,8 +340,8 @@ def swg_res(s, k: int, stride: int, pad: int, simd: int, nf: int) -> Res:
     if m["style"].startswith("RAMB"):
         sel *= C["swg_mux_scale_bram"]
     if m["style"] != "logic" and not m["style"].startswith("RAMB"):
-        sel += pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or cf <= 8)
-                     else C["swg_pad_lut_per_bit_wide_mux"])
+        sel += taps * pw * (C["swg_pad_lut_per_bit"] if (s.bits == 1 or cf <= 8)
+                            else C["swg_pad_lut_per_bit_wide_mux"])
     r.add("swg_select", sel, 0)
     qw = clog2(s.h * s.w + depth + s.w * k + 2) + 2
     xw = clog2(s.h + s.w + 2 * pad + k + 2) + 2
@@ -373,6 +374,17 @@ def tap_parallel(node) -> bool:
     """A convolution taking SIMD = m*C_in (m > 1 whole taps) per beat: cf_swg (SIMD = C_in,
     NF = 1) -> cf_widen -> cf_mvu."""
     return isinstance(node, ConvNode) and node.simd > node.inp.c
+
+
+def swg_taps(node) -> int:
+    """Window-row taps per cf_swg beat of a tap-parallel convolution: K when its m = SIMD /
+    C_in whole taps per beat are whole window rows (m a multiple of K) and whole pixels
+    (k*k beats per window) would be slower than the replay (NF*SF beats), else 1: the row
+    taps cost K copies of the line buffer."""
+    if not tap_parallel(node) or node.k < 2:
+        return 1
+    k, sf, nf = node.k, node.K // node.simd, node.out.c // node.pe
+    return k if (node.simd // node.inp.c) % k == 0 and k * k > nf * sf else 1
 
 
 def widen_mux_luts(sf: int) -> float:
@@ -410,7 +422,7 @@ def conv_pixel_cycles(node: ConvNode) -> float:
     sf, nf = node.K // node.simd, node.out.c // node.pe
     if not tap_parallel(node):
         return float(sf * nf)
-    return widen_window_cycles((node.simd // node.inp.c) * sf, nf * sf)
+    return widen_window_cycles((node.simd // node.inp.c) // swg_taps(node) * sf, nf * sf)
 
 
 def weight_rom_style(depth: int, width: int) -> str:
@@ -618,9 +630,10 @@ def node_resources(node, mult: str = "dsp", dsp_cap: int | None = None,
     r, info = Res(), {}
     if isinstance(node, ConvNode) and tap_parallel(node):
         # whole pixels out of the window generator, gathered into SIMD-wide beats
-        r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.inp.c, 1), "swg.")
-        r.merge(widen_res(node.inp.beat_bits, node.simd // node.inp.c, node.K // node.simd,
-                          node.out.c // node.pe), "widen.")
+        t = swg_taps(node)
+        r.merge(swg_res(node.inp, node.k, node.stride, node.pad, node.inp.c, 1, t), "swg.")
+        r.merge(widen_res(t * node.inp.beat_bits, node.simd // node.inp.c // t,
+                          node.K // node.simd, node.out.c // node.pe), "widen.")
         m, info = mvu_res(node, mult, dsp_cap)
         r.merge(m, "mvu.")
     elif isinstance(node, ConvNode):
@@ -739,7 +752,7 @@ def latency_cycles(graph: Graph, lanes: dict | None = None) -> int:
                 # the window is collected (k*k beats) before it is replayed: that overlaps
                 # the previous window's replay, except on the last (idle-pipeline) window
                 sf, nf = node.K // node.simd, o.c // node.pe
-                d += PIPE["widen"] + min((node.simd // i.c) * sf, nf * sf)
+                d += PIPE["widen"] + min((node.simd // i.c) // swg_taps(node) * sf, nf * sf)
         elif isinstance(node, ScaleMacNode):
             k, st, p = 1, 1, 0
             work = (i.c // node.simd) * (o.c // node.pe)

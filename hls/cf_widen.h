@@ -6,7 +6,9 @@
 // the first in the lowest bits, out: R*IN_W-bit chunks of SIMD = R*C_in elements in the
 // (ky, kx, c) column order mvau expects. mvau buffers a window's chunks on its first output
 // fold and replays them itself, so the backend instantiates NF = 1 (a plain gather); NF > 1
-// (replay, as cf_widen does for cf_mvu) holds the window in an SF-word buffer.
+// (replay, as cf_widen does for cf_mvu) holds the window in an SF-word buffer. R = 1 (row
+// taps: sliding_window<..., TAPS = K> already emits m = K taps per beat) passes the beats
+// through (NF = 1) or only replays them.
 #ifndef CF_WIDEN_H
 #define CF_WIDEN_H
 
@@ -33,7 +35,7 @@ void widen_taps(hls::stream<ap_uint<IN_W> >& in, hls::stream<ap_uint<R * IN_W> >
       for (unsigned i = 0; i < WINDOWS * SF * R; i++) {
 #pragma HLS PIPELINE II=1
         const ap_uint<IN_W> x = in.read();
-        word = word >> IN_W;
+        if (R > 1) word = word >> IN_W;  // R = 1: the beat is the whole word
         word.range(OUT_W - 1, OUT_W - IN_W) = x;
         if (++j == R) {
           out.write(word);
@@ -54,7 +56,7 @@ replay_frames:
       for (unsigned i = 0; i < SF * R; i++) {
 #pragma HLS PIPELINE II=1
         const ap_uint<IN_W> x = in.read();
-        word = word >> IN_W;
+        if (R > 1) word = word >> IN_W;  // R = 1: the beat is the whole word
         word.range(OUT_W - 1, OUT_W - IN_W) = x;
         if (++j == R) {
           buf[sf++] = word;

@@ -9,6 +9,10 @@
 //         beats: exactly the order a PE/SIMD-folded matrix-vector unit
 //         consumes (weight column j = (ky*K + kx)*C + c), and K*K beats of
 //         whole pixels (SIMD = C, NF = 1) for the pooling units.
+//         TAPS = K (SIMD = C only): a whole window row per beat, K beats per
+//         window; tap kx at [kx*C*B +: C*B] (same column order, K times fewer
+//         beats: the tap-parallel convolutions' row taps). The buffer is then
+//         replicated K times, one read port per tap.
 //
 // Buffer: DEPTH pixels (power of two) in a simple dual-port RAM with a
 // registered read (BRAM). Pixels are stored at consecutive addresses
@@ -47,7 +51,8 @@ module cf_swg #(
     parameter NF    = 1,
     parameter [C*B-1:0] PAD = {C*B{1'b0}},
     parameter DEPTH = 16,
-    parameter RSTYLE = 0
+    parameter RSTYLE = 0,
+    parameter TAPS  = 1
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -56,10 +61,11 @@ module cf_swg #(
     input  wire [C*B-1:0]    s_data,
     output wire              m_valid,
     input  wire              m_ready,
-    output wire [SIMD*B-1:0] m_data
+    output wire [TAPS*SIMD*B-1:0] m_data
 );
     localparam PW  = C * B;
-    localparam OWD = SIMD * B;
+    localparam OWD = TAPS * SIMD * B;
+    localparam KXN = K / TAPS;                // kx steps per window row
     localparam CF  = C / SIMD;
     localparam OH  = (H + 2 * P - K) / S + 1;
     localparam OW  = (W + 2 * P - K) / S + 1;
@@ -82,6 +88,7 @@ module cf_swg #(
     /* verilator lint_off WIDTHTRUNC */
     localparam [CFW-1:0] CF_LAST = CF - 1;
     localparam [KW-1:0]  K_LAST  = K - 1;
+    localparam [KW-1:0]  KX_LAST = KXN - 1;
     localparam [NFW-1:0] NF_LAST = NF - 1;
     localparam [OHW-1:0] OH_LAST = OH - 1;
     localparam [OWW-1:0] OW_LAST = OW - 1;
@@ -110,7 +117,6 @@ module cf_swg #(
 
     wire signed [XW-1:0] iy = wy0 + $signed({{(XW-KW){1'b0}}, ky});
     wire signed [XW-1:0] ix = wx0 + $signed({{(XW-KW){1'b0}}, kx});
-    wire in_img = (iy >= 0) && (iy < SH) && (ix >= 0) && (ix < SWD);
 
     // last pixel this window needs, and the oldest pixel still needed
     wire signed [XW-1:0] ry = (wy0 + SK1 > SH - 1)  ? SH - 1  : wy0 + SK1;
@@ -132,7 +138,7 @@ module cf_swg #(
     wire issue  = win_ok && credit;
 
     wire last_cf = (cf == CF_LAST);
-    wire last_kx = (kx == K_LAST);
+    wire last_kx = (kx == KX_LAST);
     wire last_ky = (ky == K_LAST);
     wire last_nf = (nf == NF_LAST);
     wire last_ox = (ox == OW_LAST);
@@ -197,30 +203,41 @@ module cf_swg #(
     end
 
     // ------------------------------------------------- registered read, mux
-    reg [PW-1:0]  rd_q;
+    reg [TAPS*PW-1:0] rd_q;            // tap t (ix + t) at [t*PW +: PW]
     reg [CFW-1:0] cf_q;
-    // explicitly sized: the address wraps at DEPTH (some simulators evaluate an
-    // index expression wider than its operands)
-    wire [AW-1:0] raddr = base + lin[AW-1:0];
+    wire row_in = (iy >= 0) && (iy < SH);
+    genvar gt;
     generate
-        if (RSTYLE == 1) begin : g_block
-            (* ram_style = "block" *) reg [PW-1:0] mem [0:DEPTH-1];
-            always @(posedge clk) begin
-                if (wr) mem[waddr] <= s_data;
-            end
-            always @(posedge clk) begin
-                rd_q <= in_img ? mem[raddr] : PAD;
-            end
-        end else begin : g_auto
-            reg [PW-1:0] mem [0:DEPTH-1];
-            always @(posedge clk) begin
-                if (wr) mem[waddr] <= s_data;
-            end
-            always @(posedge clk) begin
-                rd_q <= in_img ? mem[raddr] : PAD;
+        for (gt = 0; gt < TAPS; gt = gt + 1) begin : g_tap
+            /* verilator lint_off WIDTHTRUNC */
+            localparam signed [XW-1:0] ST = gt;
+            localparam [AW-1:0] AT = gt;
+            /* verilator lint_on WIDTHTRUNC */
+            wire signed [XW-1:0] ixt = ix + ST;
+            wire tap_in = row_in && (ixt >= 0) && (ixt < SWD);
+            // explicitly sized: the address wraps at DEPTH (some simulators evaluate an
+            // index expression wider than its operands)
+            wire [AW-1:0] raddr = base + lin[AW-1:0] + AT;
+            if (RSTYLE == 1) begin : g_block
+                (* ram_style = "block" *) reg [PW-1:0] mem [0:DEPTH-1];
+                always @(posedge clk) begin
+                    if (wr) mem[waddr] <= s_data;
+                end
+                always @(posedge clk) begin
+                    rd_q[gt*PW +: PW] <= tap_in ? mem[raddr] : PAD;
+                end
+            end else begin : g_auto
+                reg [PW-1:0] mem [0:DEPTH-1];
+                always @(posedge clk) begin
+                    if (wr) mem[waddr] <= s_data;
+                end
+                always @(posedge clk) begin
+                    rd_q[gt*PW +: PW] <= tap_in ? mem[raddr] : PAD;
+                end
             end
         end
     endgenerate
+
     always @(posedge clk) begin
         cf_q <= cf;
     end
@@ -229,7 +246,7 @@ module cf_swg #(
         else     inflight <= issue;
     end
 
-    wire [PW-1:0] pix = rd_q;
+    wire [TAPS*PW-1:0] pix = rd_q;
     wire [OWD-1:0] chunk;
     wire fifo_s_ready;   // always 1 when inflight: guaranteed by the credit check
     generate

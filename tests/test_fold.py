@@ -75,23 +75,26 @@ def test_tap_parallel_simd_error_and_cycles():
                   pad=2, pe=4, simd=75)
     assert fold.legal_simd(nin1) == [1, 3, 15, 75]
     assert perf.node_cycles(nin1) == 49_152
-    # cycles per window: max(NF*SF, R*SF), alternately R*SF and R*SF + 1 on a tie
-    nin1.pe, nin1.simd = 192, 15            # R 5, SF 5, NF 1: the 25 taps come in one a cycle
-    assert perf.node_cycles(nin1) == 1024 * 25
-    nin1.pe = 48                            # NF 4, SF 5: 20 < 25
-    assert perf.node_cycles(nin1) == 1024 * 25
-    nin1.pe = 32                            # NF 6, SF 5: 30 > 25
-    assert perf.node_cycles(nin1) == 1024 * 30
-    nin1.pe, nin1.simd = 8, 75              # R 25, SF 1, NF 24 < 25
-    assert perf.node_cycles(nin1) == 1024 * 25
+    # cycles per window: max(NF*SF, R*SF), alternately R*SF and R*SF + 1 on a tie; m = SIMD/C_in
+    # a multiple of k and NF*SF < k*k: the window generator emits whole window rows (T = k
+    # taps per beat), so R = m/T row beats per wide beat and k*k/T = 5 beats per window
+    assert perf.swg_taps(nin1) == 1         # NF 48 x SF 1 >= 25 taps: whole pixels suffice
+    nin1.pe, nin1.simd = 192, 15            # R 1, SF 5, NF 1: a tie, 5 and 6 cycles
+    assert perf.swg_taps(nin1) == 5
+    assert perf.node_cycles(nin1) == 1024 * 5.5
+    nin1.pe = 48                            # NF 4, SF 5: 20 > 5
+    assert perf.node_cycles(nin1) == 1024 * 20
+    nin1.pe, nin1.simd = 8, 75              # R 5, SF 1, NF 24 > 5
+    assert perf.node_cycles(nin1) == 1024 * 24
     r, info = perf.node_resources(nin1)
     parts = r.as_dict(detail=True)["parts"]
     assert parts["widen.widen_regs"]["FF"] == 2 * 25 * 24      # collect + hold: two windows
     assert any(p.startswith("swg.") for p in parts) and any(p.startswith("mvu.") for p in parts)
-    g = chain({"conv2": (8, 24)})           # R 3, SF 3, NF 2: 6 < 9; NF 3 would tie
-    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 9
-    g = chain({"conv2": (16, 72)})          # R 9, SF 1, NF 1: the window generator's 9 taps
-    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 9
+    g = chain({"conv2": (8, 24)})           # k3, m 3 = k: rows; R 1, SF 3, NF 2: 6 > 3
+    assert perf.swg_taps(g.node("conv2")) == 3
+    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 6
+    g = chain({"conv2": (16, 72)})          # m 9: R 3, SF 1, NF 1: the generator's 3 row beats
+    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 3
     assert perf.widen_window_cycles(9, 9) == 9.5
 
 

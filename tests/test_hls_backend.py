@@ -192,20 +192,53 @@ def test_demo_chain_bit_exact_and_mismatch_localised(tmp_path):
     assert "conv2" in csim.summary(res) and "NOT BIT EXACT" in csim.summary(res)
 
 
-def test_tap_parallel_chain_bit_exact(tmp_path):
-    """SIMD = m*C_in (sliding_window pixels -> widen_taps -> mvau): the int8 first layer
-    with 3 taps x 3 channels per beat (SF 3), the xnor conv2 with all 9 taps x 16 channels
-    (SF 1); the folding changes no value, so the golden vectors still apply."""
+@pytest.mark.parametrize("simd1, simd2", [(9, 144), (27, 48)])
+def test_tap_parallel_chain_bit_exact(tmp_path, simd1, simd2):
+    """SIMD = m*C_in with m a multiple of k = 3 and NF*SF < k*k: row taps (sliding_window<..., TAPS = 3>
+    emits one window row of 3 pixels per beat -> widen_taps R = m/3 -> mvau). The int8 first
+    layer (C_in 3) with m = 3 (R 1, SF 3) or m = 9 (R 3, SF 1), the xnor conv2 (C_in 16)
+    with m = 9 (SF 1) or m = 3 (SF 3); the folding changes no value, so the golden vectors
+    still apply. (The pixel path, m not a multiple of k, is unit-tested: c_x_k4px.)"""
     g = demo(tmp_path, seed=3, frames=3)
-    g.nodes[0].simd = 9
-    g.nodes[1].pe, g.nodes[1].simd = 4, 144
+    # NF = 1 (PE = C_out): the replay (SF beats) is shorter than k*k whole pixels, so the
+    # window generator emits rows (perf.swg_taps)
+    g.nodes[0].pe, g.nodes[0].simd = g.nodes[0].out.c, simd1
+    g.nodes[1].pe, g.nodes[1].simd = g.nodes[1].out.c, simd2
     hls.render(g, tmp_path, board("pynq-z2"))
-    for node, taps in (("conv1", 3), ("conv2", 9)):
+    manifest = {n["name"]: n for n in json.loads((tmp_path / "hls" / "manifest.json").read_text())["nodes"]}
+    for node, c in (("conv1", 3), ("conv2", 16)):
+        n = g.nodes[0 if node == "conv1" else 1]
+        m, bits = n.simd // c, n.inp.bits
         text = (tmp_path / "hls" / "src" / "nodes" / f"{node}.h").read_text()
-        assert "cf::widen_taps<" in text and f", {taps}, " in text, node
+        assert f"cf::sliding_window<3, 1, 1, {c}, {n.inp.h}, {n.inp.w}, {bits}, {c}, 3>" in text, node
+        assert f"cf::widen_taps<{3 * c * bits}, {m // 3}, {9 // m}, 1, " in text, node
+        assert hls._row_taps(n) == 3 and manifest[node]["swg_taps"] == 3
+        sf, nf = 9 // m, n.out.c // n.pe
+        assert manifest[node]["cycles_per_frame"] == n.out.h * n.out.w * max(sf * nf, 3)
     res = csim.run_csim(tmp_path, werror=True, quiet=True)
     assert res["bit_exact"], csim.summary(res)
     assert res["mismatches"]["conv1"] == 0 and res["mismatches"]["conv2"] == 0
+
+
+def test_row_taps_rule():
+    """perf.swg_taps (the HLS backend's TAPS): k for a tap-parallel conv (SIMD = m*C_in, m > 1)
+    with m % k == 0, k > 1 and NF*SF < k*k, else 1."""
+    from generator import perf
+    from generator.ir import ConvNode
+
+    def node(c, k, simd, pe=4):
+        return ConvNode(name="c", inp=Stream(8, 8, c, "bit", 1), out=Stream(8, 8, 4, "bit", 1), pe=pe, simd=simd,
+                        k=k, stride=1, pad=k // 2, pad_value=0, matrix="xnor", weights=None, acc_bits=8,
+                        act="threshold")
+    cases = [((3, 3, 9), 3), ((3, 3, 27), 3), ((3, 3, 3), 1), ((6, 3, 3), 1), ((4, 4, 8), 1), ((4, 4, 16), 4),
+             ((4, 4, 32), 4), ((2, 5, 10), 5), ((2, 5, 50), 5), ((4, 1, 4), 1), ((4, 2, 8), 2)]
+    for (c, k, simd), want in cases:
+        n = node(c, k, simd)
+        assert hls._row_taps(n) == want == perf.swg_taps(n), (c, k, simd)
+    # rows only when whole pixels (k*k beats per window) would be slower than the replay
+    assert perf.swg_taps(node(3, 3, 9, pe=1)) == 1        # NF 4 x SF 3 = 12 >= 9
+    assert perf.swg_taps(node(3, 3, 9, pe=2)) == 3        # NF 2 x SF 3 = 6 < 9
+    assert hls._row_taps(object()) == 1
 
 
 def test_unfolded_chain_with_odd_names(tmp_path):

@@ -102,20 +102,25 @@ class NodeCase(Case):
 
 
 class SwgCase(Case):
-    """sliding_window taps (per-channel pad values) against golden.sliding_window."""
+    """sliding_window taps (per-channel pad values) against golden.sliding_window; taps = k:
+    row taps (one window row of k pixels per beat, kx = 0 lowest)."""
 
-    def __init__(self, cid, k, stride, pad, c, h, w, bits, simd, seed):
-        super().__init__(cid, f"swg k{k} s{stride} p{pad} {h}x{w}x{c} b{bits} simd{simd}")
+    def __init__(self, cid, k, stride, pad, c, h, w, bits, simd, seed, taps=1):
+        super().__init__(cid, f"swg k{k} s{stride} p{pad} {h}x{w}x{c} b{bits} simd{simd} taps{taps}")
         rng = np.random.default_rng(seed)
         self.p = (k, stride, pad, c, h, w, bits, simd)
+        self.taps = taps
         self.s = Stream(h, w, c, "uint", bits)
         self.x = random_values(rng, self.s, FRAMES)
         self.padv = rng.integers(0, 1 << bits, c)
-        pb, ob = c * bits, simd * bits
+        if taps > 1:    # a nonzero pad value in every channel
+            self.padv = rng.integers(1, 1 << bits, c) if bits > 1 else np.ones(c, np.int64)
+        pb, ob = c * bits, taps * simd * bits
+        targs = f", {taps}" if taps > 1 else ""
         self.source = (
             f"static const cf::rom<{pb}>::type swg_{cid}_pad = {hls.rom_literal(hls.pack_values(self.padv, bits), pb)};\n"
             f"static void unit_{cid}(hls::stream<ap_uint<{pb}> >& in, hls::stream<ap_uint<{ob}> >& out, "
-            f"unsigned reps) {{\n  cf::sliding_window<{k}, {stride}, {pad}, {c}, {h}, {w}, {bits}, {simd}>"
+            f"unsigned reps) {{\n  cf::sliding_window<{k}, {stride}, {pad}, {c}, {h}, {w}, {bits}, {simd}{targs}>"
             f"(in, out, swg_{cid}_pad, reps);\n}}\n"
             f"static int case_{cid}(unsigned frames) {{ return cf_bench::run<{pb}, {ob}>(unit_{cid}, frames, "
             f"{h * w}); }}\n")
@@ -130,7 +135,7 @@ class SwgCase(Case):
         xp[:] = self.padv
         xp[:, pad:pad + h, pad:pad + w, :] = x
         cols = golden.sliding_window(xp, k, stride, 0, 0)
-        want = pack_rows(cols.reshape(-1, simd), bits)
+        want = pack_rows(cols.reshape(-1, self.taps * simd), bits)   # taps = k: (oy, ox, ky) row beats
         got = [int(t, 16) for t in stdout.split()]
         assert len(got) == len(want), f"{len(got)} beats, expected {len(want)}"
         bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
@@ -315,6 +320,10 @@ def _cases() -> list[Case]:
     S = Stream
     cs: list[Case] = []
     seed = iter(range(1000, 2000))
+    seed2 = iter(range(3000, 4000))     # new cases: the seeds of the ones above stay put
+
+    def node2(cid, builder, inp, **kw):
+        cs.append(NodeCase(cid, builder, inp, next(seed2), **kw))
 
     def node(cid, builder, inp, **kw):
         cs.append(NodeCase(cid, builder, inp, next(seed), **kw))
@@ -344,6 +353,17 @@ def _cases() -> list[Case]:
          pe=2, simd=75, frac_bits=3)
     node("c_x_taps3", graphs.conv, S(6, 5, 8, "bit", 1), c_out=16, k=3, pad=1, pe=4, simd=24, pad_value=1)
     node("c_x_taps9s2", graphs.conv, S(7, 7, 16, "bit", 1), c_out=8, k=3, stride=2, pad=1, pe=8, simd=144)
+    # row taps (m a multiple of k: sliding_window<..., TAPS = k> -> widen_taps R = m/k) and the
+    # pixel path that remains (k4 with m = 2)
+    node2("c_i8_rows3", graphs.conv, S(7, 6, 3, "uint", 8), c_out=8, k=3, pad=1, matrix="int8", pe=4, simd=9,
+          pad_value=5)
+    node2("c_i8_rows9s2", graphs.conv, S(6, 7, 3, "uint", 8), c_out=6, k=3, stride=2, pad=1, matrix="int8",
+          act="relu_offset", pe=3, simd=27, frac_bits=2)
+    node2("c_x_rows3", graphs.conv, S(7, 6, 16, "bit", 1), c_out=16, k=3, pad=1, pe=8, simd=48, pad_value=1)
+    node2("c_x_k2rows", graphs.conv, S(5, 5, 2, "bit", 1), c_out=4, k=2, stride=2, pad=0, pe=2, simd=4)
+    node2("c_x_k4rows", graphs.conv, S(8, 7, 4, "bit", 1), c_out=8, k=4, stride=2, pad=2, pe=4, simd=32,
+          pad_value=1)
+    node2("c_x_k4px", graphs.conv, S(7, 6, 4, "bit", 1), c_out=8, k=4, pad=1, pe=2, simd=8)
     # pools
     node("mp_k2", graphs.maxpool, S(8, 8, 16, "bit", 1), k=2, stride=2)
     node("mp_k3s2p1", graphs.maxpool, S(9, 9, 8, "bit", 1), k=3, stride=2, pad=1)
@@ -367,6 +387,13 @@ def _cases() -> list[Case]:
                    ("swg_k3s3", (3, 3, 0, 2, 10, 9, 3, 1)), ("swg_k1", (1, 1, 0, 6, 3, 4, 4, 2)),
                    ("swg_k3p2", (3, 1, 2, 2, 3, 3, 5, 2))]:
         cs.append(SwgCase(cid, *p, seed=next(seed)))
+    # row taps (TAPS = K, SIMD = C): one window row per beat, nonzero pad values
+    for cid, p in [("swgr_k3", (3, 1, 1, 3, 5, 6, 8, 3)), ("swgr_k5s2", (5, 2, 2, 3, 9, 8, 8, 3)),
+                   ("swgr_k2", (2, 2, 0, 1, 5, 5, 1, 1)), ("swgr_k3s3", (3, 3, 0, 2, 10, 7, 3, 2)),
+                   ("swgr_k3p2", (3, 1, 2, 2, 3, 3, 5, 2)), ("swgr_k4s3p3", (4, 3, 3, 2, 7, 11, 4, 2)),
+                   ("swgr_k2s1p1", (2, 1, 1, 5, 4, 7, 2, 5)), ("swgr_k3s2wide", (3, 2, 1, 40, 7, 9, 2, 40)),
+                   ("swgr_k5s1p1", (5, 1, 1, 1, 6, 13, 1, 1))]:
+        cs.append(SwgCase(cid, *p, seed=next(seed2), taps=p[0]))
     cs.append(MvauCase("mv_xnor", "xnor", 96, 8, 32, 4, 5, next(seed)))
     cs.append(MvauCase("mv_xnor_wide", "xnor", 200, 6, 100, 3, 2, next(seed)))
     cs.append(MvauCase("mv_int", "int8", 12, 6, 4, 3, 5, next(seed)))
@@ -379,6 +406,8 @@ def _cases() -> list[Case]:
     cs.append(WidenCase("widen_r3sf3", 24, 3, 3, 1, 5, next(seed)))
     cs.append(WidenCase("widen_replay", 7, 4, 2, 3, 4, next(seed)))
     cs.append(WidenCase("widen_wide", 96, 9, 1, 2, 3, next(seed)))
+    cs.append(WidenCase("widen_r1", 72, 1, 3, 1, 5, next(seed2)))      # row taps, m = k: pass-through
+    cs.append(WidenCase("widen_r1_replay", 40, 1, 5, 2, 3, next(seed2)))
     cs.append(AxisCase("axis_13", 13, 5, next(seed)))
     cs.append(AxisCase("axis_24", 24, 4, next(seed)))
     cs.append(AxisCase("axis_70", 70, 3, next(seed)))
@@ -443,7 +472,8 @@ def build_group(src: str, cxx: str, ap: Path, extra: tuple = ()) -> Path:
 
 # Cases also compiled with -DCF_SYNTH_PATHS: the synthesis code paths (adder-tree popcount,
 # ap_int bit extraction and MACs) instead of the C-simulation shortcuts (CF_SIM_FAST).
-SYNTH_PATH_IDS = ["c_i8_k3", "c_i8_k1", "c_i8_taps5", "c_x_taps3", "c_x_k3", "c_x_wide", "mp_wide", "ap_int", "sm_simd_lt_n", "sm_simd_gt_n",
+SYNTH_PATH_IDS = ["c_i8_k3", "c_i8_k1", "c_i8_taps5", "c_x_taps3", "swgr_k3", "swgr_k5s2", "swgr_k2",
+                  "swgr_k3s3", "swgr_k4s3p3", "swgr_k3s2wide", "c_i8_rows3", "c_x_rows3", "widen_r1", "c_x_k3", "c_x_wide", "mp_wide", "ap_int", "sm_simd_lt_n", "sm_simd_gt_n",
                   "sm_int", "gs_int", "mv_xnor_wide", "mv_int_signed", "mv_int_dsp2", "mv_int_dsp2_signed", "pc_7", "pc_65", "pc_200"]
 SYNTH_CASES = [c for c in CASES if c.id in SYNTH_PATH_IDS]
 

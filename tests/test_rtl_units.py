@@ -36,6 +36,9 @@ LINT_CASES = [
     ("cf_swg", {}), ("cf_swg", {"K": 1, "P": 0, "C": 4, "SIMD": 4, "DEPTH": 4}),
     ("cf_swg", {"K": 5, "P": 2, "C": 8, "SIMD": 2, "NF": 3, "W": 8, "H": 6, "B": 8, "DEPTH": 64}),
     ("cf_swg", {"K": 3, "S": 2, "P": 1, "C": 4, "SIMD": 4, "H": 7, "W": 7, "DEPTH": 32}),
+    ("cf_swg", {"K": 3, "P": 1, "C": 2, "SIMD": 2, "TAPS": 3, "H": 5, "W": 5, "DEPTH": 32}),
+    ("cf_swg", {"K": 5, "S": 2, "P": 2, "C": 3, "B": 8, "SIMD": 3, "TAPS": 5, "H": 9, "W": 9,
+                "DEPTH": 64, "RSTYLE": 1}),
     ("cf_mvu", {}), ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20}),
     ("cf_mvu", {"ACT": 1, "OB": 6, "TW": 10, "FRAC": 2}),
     ("cf_mvu", {"MATRIX": 1, "ACT": 1, "OB": 6, "TW": 10, "FRAC": 2, "AW": 20, "PE": 1}),
@@ -134,17 +137,20 @@ def graph_scalemac(rng):
 
 
 def graph_taps(rng):
-    """Tap-parallel convolutions (cf_swg pixels -> cf_widen -> cf_mvu): int8 k5 SIMD 15
-    (R 5, SF 5, NF 1: input-bound), xnor k3 SIMD 24 (R 3, SF 3, NF 16: replay-bound, the
-    slowest node), xnor k2 s2 SIMD 64 (R = NF = 4: the collect/replay tie), xnor k3 s2 p1
-    SIMD 72 = K with pad value 1 (R 9, SF = NF = 1)."""
+    """Tap-parallel convolutions (cf_swg -> cf_widen -> cf_mvu). Window rows per cf_swg beat
+    (TAPS = k: m a multiple of k, NF*SF < k*k): int8 k5 SIMD 15 (R 1, SF 5, NF 1:
+    input-bound), xnor k2 s2 SIMD 64 (R = NF * SF = 2: the collect/replay tie), xnor k3 s2
+    p1 SIMD 72 = K with pad value 1 (R 3, SF = NF = 1). Whole pixels per beat: xnor k3 SIMD
+    24 (R 3, SF 3, NF 16: replay-bound, the slowest node) and xnor k4 p2 SIMD 32 (m = 2 not
+    a multiple of k = 4; R 2, SF 8, NF 2)."""
     inp = Stream(7, 7, 3, "uint", 8)
     n1 = G.conv("c_i8_k5_taps", inp, 8, 5, rng, pad=2, pe=8, simd=15)
     n2 = G.conv("c_k3_taps_sf3", n1.out, 16, 3, rng, pad=1, pe=1, simd=24)
-    n3 = G.conv("c_k2s2_taps_tie", n2.out, 8, 2, rng, stride=2, pe=2, simd=64)
+    n2b = G.conv("c_k4_taps_px", n2.out, 16, 4, rng, pad=2, pe=8, simd=32)
+    n3 = G.conv("c_k2s2_taps_tie", n2b.out, 8, 2, rng, stride=2, pe=4, simd=64)
     n4 = G.conv("c_k3s2_taps_full", n3.out, 8, 3, rng, stride=2, pad=1, pe=8, simd=72,
                 pad_value=1)
-    return G.chain([n1, n2, n3, n4], "taps"), False
+    return G.chain([n1, n2, n2b, n3, n4], "taps"), False
 
 
 UNIT_GRAPHS = {"windows": graph_windows, "arith": graph_arith, "scalemac": graph_scalemac,

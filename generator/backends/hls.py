@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import perf
 from ..errors import BuildError
 from ..ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, signed_bits
 
@@ -241,8 +242,15 @@ def _out_dim(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
-def _window(p: NodePlan, node, src: str, simd: int, pad_word: int, k: int, stride: int, pad: int) -> str:
-    """sliding_window (or a plain split for 1x1/s1/p0) from `src`; returns the window stream."""
+def _row_taps(node) -> int:
+    """Window-row taps per sliding_window beat (its TAPS), the rule the RTL uses too."""
+    return perf.swg_taps(node)
+
+
+def _window(p: NodePlan, node, src: str, simd: int, pad_word: int, k: int, stride: int, pad: int,
+            taps: int = 1) -> str:
+    """sliding_window (or a plain split for 1x1/s1/p0) from `src`; returns the window stream
+    (`taps` = k: one window row of k pixels per beat, SIMD = C)."""
     s = node.inp
     if k == 1 and stride == 1 and pad == 0:
         if simd == s.c:
@@ -254,8 +262,11 @@ def _window(p: NodePlan, node, src: str, simd: int, pad_word: int, k: int, strid
         raise BuildError(f"{node.name}: kernel {k} larger than the padded {s.h}x{s.w} image")
     pad_name = f"{p.ident}_pad"
     p.table(f"static const {rom_ctype(s.beat_bits)} {pad_name} = {rom_literal(pad_word, s.beat_bits)};")
-    dst = p.stream("win", simd * s.bits)
-    p.calls.append(f"cf::sliding_window<{k}, {stride}, {pad}, {s.c}, {s.h}, {s.w}, {s.bits}, {simd}>"
+    if taps not in (1, k) or (taps > 1 and simd != s.c):
+        raise BuildError(f"{node.name}: row taps {taps} need k = {k} taps and SIMD = C_in {s.c}")
+    dst = p.stream("win", taps * simd * s.bits)
+    targs = f", {taps}" if taps > 1 else ""
+    p.calls.append(f"cf::sliding_window<{k}, {stride}, {pad}, {s.c}, {s.h}, {s.w}, {s.bits}, {simd}{targs}>"
                    f"({src}, {dst}, {pad_name}, reps);")
     return dst
 
@@ -342,12 +353,15 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
     pad_word = pack_values([node.pad_value] * i.c, i.bits)
+    rows = _row_taps(node)
     if taps > 1:
-        # tap-parallel: whole pixels from the window generator, `taps` of them per beat
-        # (mvau buffers the window for its output folds: no replay needed here)
-        px = _window(p, node, "in", i.c, pad_word, k, st, pad)
+        # tap-parallel: whole pixels (rows = 1) or whole window rows of k pixels (rows = k,
+        # m a multiple of k) from the window generator, gathered `taps // rows` beats per
+        # wide beat (mvau buffers the window for its output folds: no replay needed here)
+        px = _window(p, node, "in", i.c, pad_word, k, st, pad, rows)
         win = p.stream("wide", simd * i.bits)
-        p.calls.append(f"cf::widen_taps<{i.beat_bits}, {taps}, {mw // simd}, 1, {oh * ow}>({px}, {win}, reps);")
+        p.calls.append(f"cf::widen_taps<{rows * i.beat_bits}, {taps // rows}, {mw // simd}, 1, {oh * ow}>"
+                       f"({px}, {win}, reps);")
     else:
         win = _window(p, node, "in", simd, pad_word, k, st, pad)
     y = _lanes(p, pe * obits, o.beat_bits)
@@ -355,7 +369,9 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
                    f"({win}, {y}, {wname}, {aname}, reps);")
     _join(p, y, pe * obits, o.beat_bits, oh * ow)
     p.summary = {"matrix": node.matrix, "act": node.act, "MW": mw, "MH": mh, "SIMD": simd, "PE": pe,
-                 "cycles_per_frame": oh * ow * max((mw // simd) * nf, k * k if taps > 1 else 1)}
+                 "cycles_per_frame": oh * ow * max((mw // simd) * nf, k * k // rows if taps > 1 else 1)}
+    if taps > 1:
+        p.summary["swg_taps"] = rows
     return p
 
 

@@ -168,14 +168,14 @@ def _check(cond: bool, msg: str) -> None:
 
 
 def _swg(i: int, inp_prefix: str, s: Stream, k: int, stride: int, pad: int, simd: int, nf: int,
-         pad_pixel: int) -> Unit:
+         pad_pixel: int, taps: int = 1) -> Unit:
     need = (k - 1) * s.w + k + (stride - 1) * s.w + k + 2
     depth = next_pow2(max(need, 4))
     pw = s.c * s.bits
     params = [("H", s.h), ("W", s.w), ("C", s.c), ("B", s.bits), ("K", k), ("S", stride),
               ("P", pad), ("SIMD", simd), ("NF", nf), ("PAD", vhex(pw, pad_pixel)),
-              ("DEPTH", depth), ("RSTYLE", swg_ram_style(depth, pw))]
-    return Unit("cf_swg", f"u{i}_swg", params, inp_prefix, f"n{i}_win", simd * s.bits)
+              ("DEPTH", depth), ("RSTYLE", swg_ram_style(depth, pw)), ("TAPS", taps)]
+    return Unit("cf_swg", f"u{i}_swg", params, inp_prefix, f"n{i}_win", taps * simd * s.bits)
 
 
 def out_fifo_depth(width: int, beats: int) -> int:
@@ -307,11 +307,15 @@ def plan_conv(i: int, node: ConvNode, inp: str, tag: str) -> NodePlan:
     fd = out_fifo_depth(o.c * ob, sf * nf)
     nm = tag
     if taps > 1:
-        # tap-parallel: whole pixels (K*K beats per window, no replay), gathered by cf_widen
-        # into SIMD-wide beats and replayed NF times
-        swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, _pad_pixel(node.pad_value, s))
-        wid = Unit("cf_widen", f"u{i}_widen", [("IW", s.beat_bits), ("R", taps), ("SF", sf),
-                                                ("NF", nf)], swg.out, f"n{i}_wide", simd * s.bits)
+        # tap-parallel: whole pixels (K*K beats per window, no replay), or whole window
+        # rows (K beats, perf.swg_taps), gathered by cf_widen into SIMD-wide beats and
+        # replayed NF times
+        rt = perf.swg_taps(node)
+        swg = _swg(i, inp, s, node.k, node.stride, node.pad, s.c, 1, _pad_pixel(node.pad_value, s),
+                   rt)
+        wid = Unit("cf_widen", f"u{i}_widen", [("IW", rt * s.beat_bits), ("R", taps // rt),
+                                                ("SF", sf), ("NF", nf)], swg.out, f"n{i}_wide",
+                   simd * s.bits)
     else:
         swg = _swg(i, inp, s, node.k, node.stride, node.pad, simd, nf, _pad_pixel(node.pad_value, s))
         wid = None
