@@ -33,6 +33,17 @@ constexpr int swg_rows_needed(int oy, int K, int S, int P, int H) {
   return (oy * S - P + K) < 0 ? 0 : ((oy * S - P + K) > H ? H : (oy * S - P + K));
 }
 
+// Write the next input pixel into the ring of line buffers (slot wslot, column wx).
+template <unsigned NROWS, unsigned IFM_W, class pix_t, class stream_t>
+inline void swg_push(pix_t (&buf)[NROWS][IFM_W], stream_t& in, unsigned& wslot, unsigned& wx) {
+#pragma HLS INLINE
+  buf[wslot][wx] = in.read();
+  if (++wx == IFM_W) {
+    wx = 0;
+    if (++wslot == NROWS) wslot = 0;
+  }
+}
+
 // TAPS = 1: one beat = SIMD channels of one tap.
 template <unsigned K, unsigned STRIDE, unsigned PAD, unsigned IFM_CH, unsigned IFM_H, unsigned IFM_W,
           unsigned IN_BITS, unsigned SIMD>
@@ -63,11 +74,7 @@ frames:
   prefill_rows:
     for (; pix_read < prefill; pix_read++) {
 #pragma HLS PIPELINE II=1
-      buf[wslot][wx] = in.read();
-      if (++wx == IFM_W) {
-        wx = 0;
-        if (++wslot == NROWS) wslot = 0;
-      }
+      swg_push(buf, in, wslot, wx);
     }
     int top = -(int)PAD;                                  // input row of window row ky = 0
     unsigned top_slot = (NROWS - PAD % NROWS) % NROWS;    // its line-buffer slot
@@ -81,12 +88,8 @@ frames:
       for (unsigned e = 0; e < EMIT; e++) {
 #pragma HLS PIPELINE II=1
         if (pix_read < target) {  // read ahead the rows of the next output row
-          buf[wslot][wx] = in.read();
+          swg_push(buf, in, wslot, wx);
           pix_read++;
-          if (++wx == IFM_W) {
-            wx = 0;
-            if (++wslot == NROWS) wslot = 0;
-          }
         }
         const int iy = top + (int)ky;
         const int ix = left + (int)kx;
@@ -112,11 +115,7 @@ frames:
     drain:
       for (; pix_read < target; pix_read++) {
 #pragma HLS PIPELINE II=1
-        buf[wslot][wx] = in.read();
-        if (++wx == IFM_W) {
-          wx = 0;
-          if (++wslot == NROWS) wslot = 0;
-        }
+        swg_push(buf, in, wslot, wx);
       }
       top += (int)STRIDE;
       top_slot += STRIDE;
@@ -160,11 +159,7 @@ rows_frames:
   rows_prefill:
     for (; pix_read < prefill; pix_read++) {
 #pragma HLS PIPELINE II=1
-      buf[wslot][wx] = in.read();
-      if (++wx == IFM_W) {
-        wx = 0;
-        if (++wslot == NROWS) wslot = 0;
-      }
+      swg_push(buf, in, wslot, wx);
     }
     int top = -(int)PAD;                                  // input row of window row ky = 0
     unsigned top_slot = (NROWS - PAD % NROWS) % NROWS;    // its line-buffer slot
@@ -179,12 +174,8 @@ rows_frames:
       for (unsigned e = 0; e < EMIT; e++) {
 #pragma HLS PIPELINE II=1
         if (pix_read < target) {  // read ahead the rows of the next output row
-          buf[wslot][wx] = in.read();
+          swg_push(buf, in, wslot, wx);
           pix_read++;
-          if (++wx == IFM_W) {
-            wx = 0;
-            if (++wslot == NROWS) wslot = 0;
-          }
         }
         const int iy = top + (int)ky;
         const bool row_in = iy >= 0 && iy < (int)IFM_H;
@@ -220,11 +211,7 @@ rows_frames:
     rows_drain:
       for (; pix_read < target; pix_read++) {
 #pragma HLS PIPELINE II=1
-        buf[wslot][wx] = in.read();
-        if (++wx == IFM_W) {
-          wx = 0;
-          if (++wslot == NROWS) wslot = 0;
-        }
+        swg_push(buf, in, wslot, wx);
       }
       top += (int)STRIDE;
       top_slot += STRIDE;
