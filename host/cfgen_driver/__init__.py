@@ -8,8 +8,9 @@ HLS C simulation or the golden model. numpy only (pynq on the board, imported la
 """
 
 from .accelerator import BACKENDS, Accelerator, Prediction
-from .errors import (AcceleratorTimeout, BackendUnavailable, BoardUnavailable, ClosedError, DMAError,
-                     DriverError, InputError, MetadataError, OverlayError, SimulationError)
+from .errors import (AcceleratorTimeout, BackendUnavailable, BoardUnavailable, BuildFolderError, ClosedError,
+                     DataFileError, DMAError, DriverError, InputError, MetadataError, OverlayError,
+                     SimulationError)
 from .meta import load as load_meta
 from .packing import pack_frames, unpack_frames
 
@@ -17,4 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Accelerator", "Prediction", "BACKENDS", "load_meta", "pack_frames", "unpack_frames",
            "DriverError", "InputError", "MetadataError", "OverlayError", "BoardUnavailable",
-           "BackendUnavailable", "AcceleratorTimeout", "DMAError", "ClosedError", "SimulationError"]
+           "BackendUnavailable", "AcceleratorTimeout", "DMAError", "ClosedError", "SimulationError",
+           "BuildFolderError", "DataFileError"]

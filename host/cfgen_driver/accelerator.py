@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from . import meta as meta_mod
 from .backends import Backend, CSimBackend, GoldenBackend
 from .errors import BackendUnavailable, BoardUnavailable, ClosedError, DriverError, InputError
@@ -45,6 +46,8 @@ class Accelerator:
 
     def __init__(self, meta: dict, backend: Backend):
         self.meta = meta_mod.validate(meta)
+        if not isinstance(backend, Backend):
+            raise DriverError(f"backend must be a cfgen_driver Backend, got {type(backend).__name__}")
         self.backend = backend
         self.batch = backend.max_batch
         self.last_timing = dict.fromkeys(STAGES, 0.0)
@@ -64,14 +67,18 @@ class Accelerator:
         """
         from .board import PynqBackend, find_bitfile
 
-        path = Path(path)
-        meta = meta_mod.load(path)
-        if batch < 1:
-            raise InputError("batch must be at least 1")
+        batch = checks.count(batch, "batch")
+        timeout = checks.seconds(timeout, "timeout")
+        if log is not None and not callable(log):
+            raise InputError(f"log must be a function (e.g. print) or None, got {type(log).__name__}")
         if backend == "auto":
             backend = os.environ.get("CFGEN_BACKEND") or "auto"
-        if backend not in BACKENDS:
-            raise DriverError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise DriverError(f"unknown backend {checks.one_line(repr(backend), 60)} (one of {', '.join(BACKENDS)})")
+        meta = meta_mod.load(path)
+        path = Path(path)
+        if build_dir is not None and not isinstance(build_dir, (str, os.PathLike)):
+            raise InputError(f"build_dir must be a folder name, got {type(build_dir).__name__}")
         folder = path if path.is_dir() else path.parent
         if build_dir is None:
             cands = [folder] if _is_build_dir(folder) else []
@@ -91,7 +98,7 @@ class Accelerator:
                     errors.append(f"{name}: {e}")
                     if log:
                         log(f"backend {name} unavailable: {e}")
-            raise BackendUnavailable("no backend can run here:\n  " + "\n  ".join(errors))
+            raise BackendUnavailable("no backend can run here: " + "; ".join(errors))
         if backend == "board":
             be = PynqBackend(meta, bitfile, batch, timeout=timeout, pynq=pynq, dma_name=dma_name, ip_name=ip_name)
         elif backend == "csim":
@@ -128,10 +135,16 @@ class Accelerator:
         """uint8 (N, H, W, C) (or one (H, W, C) image; (N, H, W) when C = 1) -> contiguous uint8."""
         h, w, c = self.input_shape
         if not isinstance(images, np.ndarray):
-            if isinstance(images, (list, tuple)):
-                images = np.asarray(images)
-            else:
+            if not isinstance(images, (list, tuple)):
                 raise InputError(f"images must be a numpy array, got {type(images).__name__}")
+            try:
+                images = np.asarray(images)
+            except (ValueError, TypeError, OverflowError) as e:  # ragged nesting (numpy >= 1.24)
+                raise InputError(f"images: a ragged or non-numeric list cannot be an (N, {h}, {w}, {c}) array "
+                                 f"({checks.one_line(e, 120)})") from None
+            if images.dtype == object:  # ragged nesting (numpy < 1.24) or Python objects
+                raise InputError(f"images: a ragged list or a list of Python objects cannot be an "
+                                 f"(N, {h}, {w}, {c}) uint8 array")
         x = images
         if x.ndim == 3 and x.shape == (h, w, c):
             x = x[None]
@@ -201,23 +214,33 @@ class Accelerator:
         latency_ms: one frame alone, end to end (median of latency_runs).
         warmup: one untimed batch first (default: on the board only).
         """
+        if frames is not None:
+            frames = checks.count(frames, "frames")
+        repeats = checks.count(repeats, "repeats", hi=checks.MAX_REPEATS)
+        latency_runs = checks.count(latency_runs, "latency_runs", hi=checks.MAX_REPEATS)
+        if warmup is not None and not isinstance(warmup, (bool, np.bool_)):
+            raise InputError(f"warmup must be True, False or None, got {type(warmup).__name__}")
         if images is None:
-            n = int(frames or 4 * self.batch)
+            n = frames or 4 * self.batch
+            checks.buffer_bytes(n, self.meta["input"]["frame_bytes"], "random-image", limit=1 << 30,
+                                name="frames")
             images = np.random.default_rng(0).integers(0, 256, (n,) + self.input_shape, dtype=np.uint8)
         x = self.check_images(images)
+        if frames is not None:
+            x = x[:frames]
         if warmup if warmup is not None else self.backend_name == "board":
             self.run_ints(x[:min(len(x), self.batch)])
         total = dict.fromkeys(STAGES, 0.0)
         wall = 0.0
-        for _ in range(max(1, repeats)):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             self.run_ints(x)
             wall += time.perf_counter() - t0
             for k in STAGES:
                 total[k] += self.last_timing[k]
-        nframes = len(x) * max(1, repeats)
+        nframes = len(x) * repeats
         lat, lat_compute = [], []
-        for _ in range(max(1, latency_runs)):
+        for _ in range(latency_runs):
             t0 = time.perf_counter()
             self.run_ints(x[:1])
             lat.append(time.perf_counter() - t0)

@@ -20,13 +20,19 @@ import json
 import os
 import subprocess
 import sys
+import re
 import tempfile
 import time
-from pathlib import Path
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import BackendUnavailable, ClosedError, MetadataError, SimulationError
+from . import checks
+from .errors import (BackendUnavailable, BuildFolderError, ClosedError, InputError, MetadataError,
+                     SimulationError)
+from .meta import validate as validate_meta
 from .packing import pack_frames, unpack_frames
 
 #: the cfgen repository when the driver runs from it (host/cfgen_driver -> repo root).
@@ -37,8 +43,11 @@ class Backend:
     name = "backend"
 
     def __init__(self, meta: dict, max_batch: int):
-        self.meta = meta
-        self.max_batch = int(max_batch)
+        self.meta = validate_meta(meta)
+        self.max_batch = checks.count(max_batch, "batch")
+        # refused with numbers before anything is allocated
+        checks.buffer_bytes(self.max_batch, meta["input"]["frame_bytes"], "input")
+        checks.buffer_bytes(self.max_batch, meta["output"]["frame_bytes"], "output")
         self.timing = {"copy_in": 0.0, "compute": 0.0, "copy_out": 0.0}
         self._closed = False
 
@@ -47,9 +56,9 @@ class Backend:
             raise ClosedError(f"the {self.name} backend is closed")
         n = frames.shape[0]
         if not 1 <= n <= self.max_batch:
-            raise ValueError(f"batch of {n} frames; this backend takes 1..{self.max_batch}")
+            raise InputError(f"batch of {n} frames; this backend takes 1..{self.max_batch}")
         if frames.dtype != np.uint8 or frames.shape[1:] != (self.meta["input"]["frame_bytes"],):
-            raise ValueError(f"packed frames must be uint8 (n, {self.meta['input']['frame_bytes']})")
+            raise InputError(f"packed frames must be uint8 (n, {self.meta['input']['frame_bytes']})")
         return self._execute(frames)
 
     def _execute(self, frames):  # pragma: no cover - abstract
@@ -86,19 +95,45 @@ def import_generator():
 def _check_build(build_dir, what: str) -> Path:
     if build_dir is None:
         raise BackendUnavailable(f"the {what} backend needs the build folder (build_dir=OUT)")
+    if not isinstance(build_dir, (str, os.PathLike)):
+        raise BackendUnavailable(f"build_dir must be a folder name, got {type(build_dir).__name__}")
     b = Path(build_dir)
     if not (b / "graph.json").is_file():
-        raise BackendUnavailable(f"{b} is not a cfgen build folder (no graph.json): the {what} backend "
-                                 "needs the build folder written by `python -m generator build`")
+        raise BackendUnavailable(f"{checks.one_line(b)} is not a cfgen build folder (no graph.json): the {what} "
+                                 "backend needs the build folder written by `python -m generator build`")
     return b
 
 
+#: what reading a damaged build-folder file (JSON, .npz) raises
+_DAMAGED = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, RecursionError,
+            MemoryError, zipfile.BadZipFile, zlib.error)
+
+
+def _damaged(path, e: BaseException) -> BuildFolderError:
+    return BuildFolderError(f"{checks.one_line(path)}: missing or damaged ({type(e).__name__}: "
+                            f"{checks.one_line(e, 160)}); rebuild with `python -m generator build`")
+
+
+def read_json(path: Path, what: str = "object") -> dict:
+    """A build-folder JSON file that must hold an object; BuildFolderError otherwise."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except _DAMAGED as e:
+        raise _damaged(path, e) from None
+    if not isinstance(d, dict):
+        raise BuildFolderError(f"{checks.one_line(path)}: damaged (holds a {type(d).__name__}, not an {what})")
+    return d
+
+
 def _check_meta_matches(meta: dict, graph: dict, where) -> None:
-    s, o = graph["input"], graph["nodes"][-1]["out"]
+    try:
+        s, o = graph["input"], graph["nodes"][-1]["out"]
+        got = ((s["h"], s["w"], s["c"]), (o["h"], o["w"], o["c"], o["kind"], o["bits"]))
+    except (KeyError, TypeError, IndexError) as e:
+        raise _damaged(Path(where) / "graph.json", e) from None
     mi, mo = meta["input"], meta["output"]
-    if (s["h"], s["w"], s["c"]) != (mi["h"], mi["w"], mi["c"]) or \
-            (o["h"], o["w"], o["c"], o["kind"], o["bits"]) != (mo["h"], mo["w"], mo["c"], mo["kind"], mo["bits"]):
-        raise MetadataError(f"cfgen_meta.json does not describe the graph in {where} "
+    if got != ((mi["h"], mi["w"], mi["c"]), (mo["h"], mo["w"], mo["c"], mo["kind"], mo["bits"])):
+        raise MetadataError(f"cfgen_meta.json does not describe the graph in {checks.one_line(where)} "
                             "(different shapes or output format): re-run `make package`")
 
 
@@ -113,14 +148,24 @@ class GoldenBackend(Backend):
         from generator import golden
         from generator.ir import Graph
         self._golden = golden
-        self.graph = Graph.load(b)
-        _check_meta_matches(meta, self.graph.to_dict(), b)
+        _check_meta_matches(meta, read_json(b / "graph.json"), b)
+        try:
+            self.graph = Graph.load(b)
+        except _DAMAGED as e:
+            which = "graph.npz" if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError)) or \
+                not (b / "graph.npz").is_file() or "npz" in str(e) else "graph.json / graph.npz"
+            raise _damaged(b / which, e) from None
 
     def _execute(self, frames):
         t0 = time.perf_counter()
         pixels = unpack_frames(frames, self.meta["input"]).astype(np.uint8)
         t1 = time.perf_counter()
-        out = self._golden.run(self.graph, pixels, batch=max(16, len(pixels)))[-1]
+        try:
+            out = self._golden.run(self.graph, pixels, batch=max(16, len(pixels)))[-1]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            # graph.npz loaded but its arrays do not fit the graph (a damaged or edited build)
+            raise SimulationError(f"the golden model failed on this build folder ({type(e).__name__}: "
+                                  f"{checks.one_line(e, 160)}): is graph.npz the one written with graph.json?") from None
         t2 = time.perf_counter()
         raw = pack_frames(out, self.meta["output"])
         t3 = time.perf_counter()
@@ -137,12 +182,39 @@ def shim_source(build_dir: Path) -> Path:
     raise BackendUnavailable("csim_shim.cpp not found (neither in OUT/host/ nor in the cfgen repository)")
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _relative_paths(man: dict, key: str, default, p: Path) -> list[str]:
+    v = man.get(key, default)
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise BuildFolderError(f"{checks.one_line(p)}: damaged ({key} must be a list of file names)")
+    for x in v:
+        q = PurePosixPath(x)
+        if q.is_absolute() or ".." in q.parts or "\0" in x or "\n" in x:
+            raise BuildFolderError(f"{checks.one_line(p)}: {key} entry {checks.one_line(repr(x), 60)} is not a "
+                                   "path inside hls/")
+    return v
+
+
 def hls_manifest(build_dir: Path) -> dict:
+    """OUT/hls/manifest.json, checked: the top is a C identifier (it becomes a -D define), sources
+    and include folders are relative paths inside hls/."""
     p = build_dir / "hls" / "manifest.json"
     if not p.is_file():
-        raise BackendUnavailable(f"{build_dir}/hls/manifest.json not found: this build has no HLS backend "
-                                 "(the C-simulation backend compiles the generated HLS code)")
-    return json.loads(p.read_text())
+        raise BackendUnavailable(f"{checks.one_line(build_dir)}/hls/manifest.json not found: this build has no "
+                                 "HLS backend (the C-simulation backend compiles the generated HLS code)")
+    man = read_json(p)
+    if not isinstance(man.get("top"), str) or not _IDENT.fullmatch(man["top"]):
+        raise BuildFolderError(f"{checks.one_line(p)}: damaged (top must be a C identifier, got "
+                               f"{checks.one_line(repr(man.get('top')), 60)})")
+    _relative_paths(man, "sources", None, p)
+    for key, default in (("sim_include_dirs", ["sim"]), ("include_dirs", ["include", "src"])):
+        _relative_paths(man, key, default, p)
+    w = man.get("ap_int_max_w")
+    if w is not None and (isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 1 << 16):
+        raise BuildFolderError(f"{checks.one_line(p)}: damaged (ap_int_max_w must be an integer in 1..65536)")
+    return man
 
 
 def csim_command(build_dir, output: Path) -> list[str]:
@@ -183,9 +255,14 @@ def build_csim_library(build_dir, log=None, timeout: float = 1800) -> Path:
     """Compile (once; cached by a digest of sources and flags) OUT/host/csim/libcfgen_csim_<digest>.so."""
     build_dir = Path(build_dir)
     cache = build_dir / "host" / "csim"
-    cache.mkdir(parents=True, exist_ok=True)
     probe = cache / "probe.so"
-    key = _digest(build_dir, csim_command(build_dir, probe))
+    cmd = csim_command(build_dir, probe)
+    try:
+        key = _digest(build_dir, cmd)
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BuildFolderError(f"{checks.one_line(cache)}: cannot read the HLS sources or write the library "
+                               f"({checks.one_line(e, 160)})") from None
     lib = cache / f"libcfgen_csim_{key}.so"
     if lib.is_file():
         return lib
@@ -207,8 +284,12 @@ def build_csim_library(build_dir, log=None, timeout: float = 1800) -> Path:
             raise SimulationError(f"compiling the C-simulation library took over {timeout:.0f} s") from None
         if proc.returncode != 0:
             os.unlink(tmp)
-            raise SimulationError("compiling the C-simulation library failed:\n" + " ".join(cmd) + "\n"
-                                  + proc.stderr[-4000:])
+            log_file = cache / "compile.log"
+            log_file.write_text(" ".join(cmd) + "\n" + proc.stderr)
+            lines = proc.stderr.strip().splitlines()
+            first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no message")
+            raise SimulationError(f"compiling the C-simulation library failed (g++ exit {proc.returncode}): "
+                                  f"{checks.one_line(first, 200)}; full log in {log_file}")
         os.replace(tmp, lib)
         for old in cache.glob("libcfgen_csim_*.so"):
             if old != lib:
@@ -229,9 +310,14 @@ class CSimBackend(Backend):
     def __init__(self, meta: dict, build_dir, max_batch: int = 64, log=None):
         super().__init__(meta, max_batch)
         b = _check_build(build_dir, "csim")
-        _check_meta_matches(meta, json.loads((b / "graph.json").read_text()), b)
+        _check_meta_matches(meta, read_json(b / "graph.json"), b)
         self.library = build_csim_library(b, log=log)
-        lib = ctypes.CDLL(str(self.library))
+        try:
+            lib = ctypes.CDLL(str(self.library))
+            lib.cfgen_run, lib.cfgen_in_beat_bytes, lib.cfgen_out_beat_bytes  # noqa: B018 - the shim's symbols
+        except (OSError, AttributeError) as e:
+            raise SimulationError(f"cannot load the C-simulation library {self.library.name}: "
+                                  f"{checks.one_line(e, 200)}") from None
         lib.cfgen_run.restype = ctypes.c_int
         lib.cfgen_run.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
                                   ctypes.c_size_t, ctypes.c_size_t, ctypes.c_uint]

@@ -18,11 +18,13 @@ soft-reset and the backend refuses to run until reset() re-downloads the overlay
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .backends import Backend
 from .errors import (AcceleratorTimeout, BoardUnavailable, ClosedError, DMAError, OverlayError)
 
@@ -66,6 +68,8 @@ def check_overlay_files(bitfile) -> Path:
     if bitfile is None:
         raise OverlayError("no overlay: pass bitfile=<name>.bit (with <name>.hwh next to it); in the build "
                            "folder `make bitstream` then `make package` puts both into package/")
+    if not isinstance(bitfile, (str, os.PathLike)):
+        raise OverlayError(f"bitfile must be a file name, got {type(bitfile).__name__}")
     bit = Path(bitfile)
     if not bit.is_file():
         raise OverlayError(f"bitstream {bit} not found: run `make bitstream` and `make package` in the build "
@@ -93,8 +97,10 @@ class PynqBackend(Backend):
     def __init__(self, meta: dict, bitfile, max_batch: int = 64, *, timeout: float = 5.0, pynq=None,
                  dma_name: str | None = None, ip_name: str | None = None):
         super().__init__(meta, max_batch)
+        self.timeout = checks.seconds(timeout, "timeout")
+        checks.optional_str(dma_name, "dma_name")
+        checks.optional_str(ip_name, "ip_name")
         self.bitfile = check_overlay_files(bitfile)
-        self.timeout = float(timeout)
         self._pynq = pynq if pynq is not None else import_pynq()
         self._dma_name, self._ip_name = dma_name, ip_name
         self._in_buf = self._out_buf = None
@@ -130,7 +136,10 @@ class PynqBackend(Backend):
             if getattr(self.dma, ch, None) is None:
                 raise OverlayError(f"{self.bitfile.name}: DMA {name} has no {ch} (needs MM2S and S2MM)")
         params = ip_dict[name].get("parameters", {}) or {}
-        widths = [int(params[k]) for k in ("c_m_axi_mm2s_data_width", "c_m_axi_s2mm_data_width") if k in params]
+        try:
+            widths = [int(params[k]) for k in ("c_m_axi_mm2s_data_width", "c_m_axi_s2mm_data_width") if k in params]
+        except (TypeError, ValueError):
+            raise OverlayError(f"{self.bitfile.name}: DMA {name} has a non-numeric data width in the .hwh") from None
         self.align = max(widths + [int(self.meta["dma"]["data_width_bits"])]) // 8
         self.max_transfer = int(getattr(self.dma, "buffer_max_size", (1 << 14) - 1))
 
@@ -163,6 +172,7 @@ class PynqBackend(Backend):
             raise OverlayError(f"an output frame of {mo['frame_bytes']} bytes exceeds the DMA's maximum "
                                f"transfer of {self.max_transfer} bytes")
         self.chunk = max(self.align, (self.max_transfer // self.align) * self.align)
+        checks.buffer_bytes(self.max_batch, self.out_slot, "output (DMA-aligned)")
         try:
             self._in_buf = self._pynq.allocate(shape=(self.max_batch * mi["frame_bytes"],), dtype=np.uint8)
             self._out_buf = self._pynq.allocate(shape=(self.max_batch * self.out_slot,), dtype=np.uint8)

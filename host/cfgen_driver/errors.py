@@ -39,3 +39,13 @@ class ClosedError(DriverError):
 
 class SimulationError(DriverError):
     """The C simulation broke the stream contract (beat count, TLAST) or failed to compile."""
+
+
+class BuildFolderError(BackendUnavailable):
+    """The build folder lacks a file an off-board backend needs (graph.json, graph.npz,
+    hls/manifest.json), or the file is damaged."""
+
+
+class DataFileError(DriverError, ValueError):
+    """A data file (a CIFAR-10 python batch) is missing or malformed, or holds types that the
+    restricted unpickler refuses (a pickle that would run code)."""

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
 from pathlib import Path
 
+from .checks import one_line
 from .errors import MetadataError
 
 FORMAT = "cfgen-host-meta"
@@ -60,6 +64,15 @@ def make_meta(graph: dict, board: dict | None = None, *, dataset: str | None = N
               class_names=None, hls_manifest: dict | None = None, predicted: dict | None = None,
               graph_digest: str | None = None) -> dict:
     """Metadata dict from a graph dict (ir.Graph.to_dict() / graph.json) and a board dict."""
+    try:
+        return _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        if isinstance(e, MetadataError):
+            raise
+        raise MetadataError(f"graph.json: missing or malformed field ({type(e).__name__}: {one_line(e, 120)})") from None
+
+
+def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest) -> dict:
     board = board or {}
     if not graph.get("nodes"):
         raise MetadataError("the graph has no nodes")
@@ -85,7 +98,7 @@ def make_meta(graph: dict, board: dict | None = None, *, dataset: str | None = N
         "class_names": [str(x) for x in names],
         # The HLS top: AXI-lite control (ap_ctrl_hs) with a `reps` register. The driver finds
         # the IP in the overlay by this name; without one it runs the stream free (RTL top).
-        "ip": {"top": hm.get("top") or f"cf_{graph['name']}", "control": ports.get("control", "s_axi_control"),
+        "ip": {"top": hm.get("top") or "cf_" + (re.sub(r"[^A-Za-z0-9_]", "_", str(graph["name"])) or "model"), "control": ports.get("control", "s_axi_control"),
                "reps_register": ports.get("reps", "reps")},
         "dma": {"data_width_bits": int(board.get("dma_data_width") or 64)},
         "graph_digest": graph_digest,
@@ -104,40 +117,123 @@ def digest_files(*paths) -> str:
     return h.hexdigest()[:16]
 
 
+#: largest stream frame the driver accepts (a 1024x1024x16 uint32 frame is 64 MiB).
+MAX_FRAME_BYTES = 64 << 20
+MAX_FILE_BYTES = 16 << 20
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STREAM_INTS = ("h", "w", "c", "bits", "beat_bytes", "frame_beats", "frame_bytes")
+
+
+class _Fields:
+    """Typed access to one metadata object: each getter refuses a missing key or a wrong type."""
+
+    def __init__(self, d, where: str, source: str):
+        self.source, self.where = source, where
+        if not isinstance(d, dict):
+            self.fail(f"{where or 'metadata'} must be an object, got {type(d).__name__}")
+        self.d = d
+
+    def fail(self, msg: str):
+        raise MetadataError(f"{self.source}: {msg}")
+
+    def get(self, key: str, types, what: str, optional: bool = False):
+        if key not in self.d:
+            if optional:
+                return None
+            self.fail(f"missing field {self.where}{key}")
+        v = self.d[key]
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) and bool not in types or not isinstance(v, types):
+            self.fail(f"{self.where}{key} must be {what}, got {type(v).__name__} {one_line(repr(v), 60)}")
+        return v
+
+    def integer(self, key: str, lo: int = 1, hi: int = MAX_FRAME_BYTES) -> int:
+        v = self.get(key, (int,), "an integer")
+        if not lo <= v <= hi:
+            self.fail(f"{self.where}{key} must lie in {lo}..{hi}, got {v}")
+        return v
+
+    def text(self, key: str, optional: bool = False):
+        return self.get(key, (str,), "a string", optional)
+
+    def number(self, key: str, optional: bool = False):
+        v = self.get(key, (int, float), "a number", optional)
+        if v is not None and not math.isfinite(v):
+            self.fail(f"{self.where}{key} must be finite, got {v}")
+        return v
+
+    def sub(self, key: str, optional: bool = False):
+        v = self.get(key, (dict,), "an object", optional)
+        return None if v is None else _Fields(v, f"{self.where}{key}.", self.source)
+
+
+def _check_stream(f: _Fields, out: bool) -> None:
+    v = {k: f.integer(k) for k in _STREAM_INTS}
+    kind = f.text("kind")
+    if kind not in ("uint", "int", "bit"):
+        f.fail(f"{f.where}kind must be uint, int or bit, got {one_line(repr(kind), 40)}")
+    if kind == "bit" and v["bits"] != 1:
+        f.fail(f"{f.where}bits must be 1 for a bit stream, got {v['bits']}")
+    if v["beat_bytes"] != beat_bytes(v["c"] * v["bits"]):
+        f.fail(f"{f.where}beat_bytes is {v['beat_bytes']}, {v['c']} x {v['bits']} bits need "
+               f"{beat_bytes(v['c'] * v['bits'])}")
+    if v["frame_beats"] != v["h"] * v["w"]:
+        f.fail(f"{f.where}frame_beats != h * w")
+    if v["frame_bytes"] != v["frame_beats"] * v["beat_bytes"]:
+        f.fail(f"{f.where}frame_bytes != frame_beats * beat_bytes")
+    if out and v["bits"] > 64:
+        f.fail(f"output values of {v['bits']} bits exceed int64")
+    if not out and (kind, v["bits"]) != ("uint", 8):
+        f.fail(f"the driver feeds uint8 pixels; input is {kind}{v['bits']}")
+
+
 def validate(meta: dict, source: str = "metadata") -> dict:
+    """`meta` if every field the driver and the templates use has the right type and agrees
+    with the others; else MetadataError (one line naming the field)."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise MetadataError(f"{source}: not a cfgen metadata file (format != {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise MetadataError(f"{source}: metadata version {meta.get('version')} is not supported "
-                            f"(this driver reads version {VERSION}); re-run `make package`")
-    try:
-        for key in ("input", "output"):
-            s = meta[key]
-            for f in ("h", "w", "c", "bits", "beat_bytes", "frame_beats", "frame_bytes"):
-                if int(s[f]) < 1:
-                    raise MetadataError(f"{source}: {key}.{f} must be positive")
-            if s["kind"] not in ("uint", "int", "bit"):
-                raise MetadataError(f"{source}: {key}.kind {s['kind']!r}")
-            if s["beat_bytes"] * 8 < s["c"] * s["bits"]:
-                raise MetadataError(f"{source}: {key}.beat_bytes cannot hold {s['c']}x{s['bits']} bits")
-            if s["frame_bytes"] != s["frame_beats"] * s["beat_bytes"]:
-                raise MetadataError(f"{source}: {key}.frame_bytes != frame_beats * beat_bytes")
-        if meta["input"]["kind"] != "uint" or meta["input"]["bits"] != 8:
-            raise MetadataError(f"{source}: the driver feeds uint8 pixels; input is "
-                                f"{meta['input']['kind']}{meta['input']['bits']}")
-        if meta["output"]["bits"] > 64:
-            raise MetadataError(f"{source}: output values of {meta['output']['bits']} bits exceed int64")
-        if len(meta["class_names"]) != meta["num_classes"]:
-            raise MetadataError(f"{source}: class_names has {len(meta['class_names'])} entries, "
-                                f"num_classes is {meta['num_classes']}")
-        float(meta["logit_scale"])
-    except (KeyError, TypeError) as e:
-        raise MetadataError(f"{source}: missing or malformed field {e}") from None
+    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
+        raise MetadataError(f"{source}: metadata version {one_line(repr(meta.get('version')), 40)} is not "
+                            f"supported (this driver reads version {VERSION}); re-run `make package`")
+    f = _Fields(meta, "", source)
+    f.text("name")
+    for key in ("board", "part", "dataset", "graph_digest", "build_dir"):
+        f.text(key, optional=True)
+    f.number("clock_mhz", optional=True)
+    _check_stream(f.sub("input"), out=False)
+    _check_stream(f.sub("output"), out=True)
+    n = f.integer("num_classes", 1, 1 << 20)
+    o = meta["output"]
+    if o["h"] * o["w"] * o["c"] != n:
+        f.fail(f"the output stream {o['h']}x{o['w']}x{o['c']} does not hold num_classes = {n} scores")
+    names = f.get("class_names", (list,), "a list of strings")
+    if len(names) != n:
+        f.fail(f"class_names has {len(names)} entries, num_classes is {n}")
+    bad = next((x for x in names if not isinstance(x, str)), None)
+    if bad is not None:
+        f.fail(f"class_names must be strings, got {type(bad).__name__} {one_line(repr(bad), 40)}")
+    scale = f.number("logit_scale")
+    if scale <= 0:
+        f.fail(f"logit_scale must be positive (classes are the argmax of the output ints), got {scale}")
+    ip = f.sub("ip")
+    for key in ("top", "control", "reps_register"):
+        if not _IDENT.fullmatch(ip.text(key)):
+            f.fail(f"ip.{key} must be an identifier, got {one_line(repr(ip.d[key]), 60)}")
+    width = f.sub("dma").integer("data_width_bits", 8, 1024)
+    if width % 8 or width & (width - 1):
+        f.fail(f"dma.data_width_bits must be a power of two >= 8, got {width}")
+    pred = f.sub("predicted", optional=True)
+    if pred is not None:
+        for key in list(pred.d):
+            pred.number(key)
     return meta
 
 
 def load(path) -> dict:
     """Read cfgen_meta.json: a file, a package folder, or a build folder (OUT/host/)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise MetadataError(f"path must be a folder or a file name, got {type(path).__name__}")
     p = Path(path)
     if p.is_dir():
         for cand in (p / FILENAME, p / "host" / FILENAME):
@@ -145,15 +241,17 @@ def load(path) -> dict:
                 p = cand
                 break
         else:
-            raise MetadataError(f"no {FILENAME} in {path} (nor in {path}/host): run `make package` "
+            raise MetadataError(f"no {FILENAME} in {one_line(path)} (nor in its host/): run `make package` "
                                 "in the build folder, or pass the package folder")
     if not p.is_file():
-        raise MetadataError(f"metadata file {p} does not exist")
+        raise MetadataError(f"metadata file {one_line(p)} does not exist")
     try:
-        meta = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise MetadataError(f"{p}: cannot read metadata: {e}") from None
-    return validate(meta, str(p))
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise MetadataError(f"{one_line(p)}: {p.stat().st_size} bytes is too large for a metadata file")
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise MetadataError(f"{one_line(p)}: cannot read metadata: {one_line(e, 200)}") from None
+    return validate(meta, one_line(p))
 
 
 def save(meta: dict, path) -> Path:
