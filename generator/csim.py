@@ -24,10 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+from . import vectorcheck
+from .errors import CfgenError
+
 CXXFLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas"]
+# option ranges (python -m generator.csim, run_csim)
+MAX_FRAMES = 1_000_000
+MAX_BATCH = 1_000_000
 
 
-class CsimError(Exception):
+class CsimError(CfgenError):
     """Usage or tool error (exit 2)."""
 
 
@@ -160,26 +166,51 @@ def count_frames(vectors: Path, beats_per_frame: int) -> int:
     return lines // beats_per_frame
 
 
+def vector_streams(manifest: dict, trace: bool = True) -> list[tuple[str, int, int]]:
+    """(name, bits, beats per frame) of every vector file the C simulation reads."""
+    try:
+        nodes = manifest["nodes"]
+        streams = [("input", int(manifest["input"]["bits"]), int(manifest["input"]["beats_per_frame"]))]
+        picked = nodes if trace else nodes[-1:]
+        streams += [(str(nd["name"]), int(nd["out_bits"]), int(nd["out_beats_per_frame"])) for nd in picked]
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise CsimError("hls/manifest.json lacks the stream widths and beats: re-run the build") from None
+    return streams
+
+
+def check_inputs(out_dir, frames: int | None = None, batch: int | None = None, trace: bool = True):
+    """Everything the run reads, checked before anything is compiled or written:
+    returns (manifest, frames available in vectors/)."""
+    out_dir = Path(out_dir)
+    hls_dir = out_dir / "hls"
+    if frames is not None:
+        vectorcheck.check_int("--frames", frames, 1, MAX_FRAMES)
+    if batch is not None:
+        vectorcheck.check_int("--batch", batch, 1, MAX_BATCH)
+    if not (hls_dir / "manifest.json").is_file():
+        raise CsimError(f"{hls_dir}/manifest.json not found: render the HLS project first "
+                        f"(python -m generator build ...)")
+    manifest = vectorcheck.load_json(hls_dir / "manifest.json", "the HLS project's manifest")
+    available = vectorcheck.check_vectors(out_dir / "vectors", vector_streams(manifest, trace), frames,
+                                          "a C simulation")
+    return manifest, available
+
+
 def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace: bool = True,
              werror: bool = False, quiet: bool = False, timeout: float | None = None) -> dict:
     """Build and run the C simulation of out_dir/hls on out_dir/vectors; returns the results
-    dict (also written to out_dir/csim/results.json)."""
+    dict (also written to out_dir/csim/results.json). Vector files and options are checked
+    first (generator/vectorcheck.py): asking for more frames than vectors/ holds, or a
+    vector file that is not whole frames, is a CsimError, never a shorter run."""
     t_start = time.monotonic()
     out_dir = Path(out_dir)
     hls_dir = out_dir / "hls"
     vectors = out_dir / "vectors"
-    if not (hls_dir / "manifest.json").is_file():
-        raise CsimError(f"{hls_dir}/manifest.json not found: render the HLS project first "
-                        f"(python -m generator build ...)")
-    if not (vectors / "input.hex").is_file():
-        raise CsimError(f"{vectors}/input.hex not found: the build folder has no test vectors")
-    manifest = json.loads((hls_dir / "manifest.json").read_text())
-    available = count_frames(vectors, manifest["input"]["beats_per_frame"])
-    if available == 0:
-        raise CsimError(f"{vectors}/input.hex holds no complete frame")
-    n = available if not frames else min(frames, available)
+    manifest, available = check_inputs(out_dir, frames, batch, trace)
+    n = available if frames is None else frames
     if batch is None:  # reps per call: > 1 (exercises multi-frame runs), progress every ~5 %
         batch = min(n, 32, max(4, -(-n // 20)))
+    batch = min(batch, n)
     work = out_dir / "csim"
     info = build(hls_dir, work, trace=trace, werror=werror, quiet=quiet)
     tb_json = work / "tb_results.json"
@@ -273,11 +304,13 @@ def check_vitis() -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m generator.csim",
-                                 description="Bit-exact C simulation of a generated HLS project (g++ + ap_types).")
+    ap = vectorcheck.OneLineParser(prog="python -m generator.csim",
+                                   description="Bit-exact C simulation of a generated HLS project (g++ + ap_types).")
     ap.add_argument("out", nargs="?", help="build folder (holding hls/ and vectors/)")
-    ap.add_argument("--frames", type=int, default=None, help="frames to simulate (default: all vectors)")
-    ap.add_argument("--batch", type=int, default=None, help="frames per call of the top (reps)")
+    ap.add_argument("--frames", type=vectorcheck.int_range("--frames", 1, MAX_FRAMES), default=None,
+                    help="frames to simulate (default: all vectors; more than vectors/ holds is an error)")
+    ap.add_argument("--batch", type=vectorcheck.int_range("--batch", 1, MAX_BATCH), default=None,
+                    help="frames per call of the top (reps)")
     ap.add_argument("--notrace", action="store_true", help="check only the accelerator output, not every node")
     ap.add_argument("--werror", action="store_true", help="fail on compiler warnings")
     ap.add_argument("--check-vitis", action="store_true", help="report whether vitis_hls and vivado are on PATH")
@@ -288,8 +321,11 @@ def main(argv=None) -> int:
         ap.error("OUT is required")
     try:
         res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
-    except CsimError as exc:
-        print(f"csim: error: {exc}", file=sys.stderr)
+    except CfgenError as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        print(f"error: {lines[0]}", file=sys.stderr)
+        if len(lines) > 1:  # a compiler's log: the one-line error first, details on stdout
+            print("\n".join(lines[1:]))
         return 2
     print(summary(res))
     return 0 if res["bit_exact"] else 1

@@ -25,7 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import tools
+from . import tools, vectorcheck
 from .backends import rtl as rtlgen
 from .errors import CfgenError
 
@@ -36,6 +36,11 @@ TESTS = {
     "backpressure": "test_backpressure_patterns",
 }
 TEST_ORDER = ["perf", "stalls", "reset", "backpressure"]
+# option ranges; the bench stamps frames modulo rtlgen.MAXF, so the interval measurement
+# (frames 0 .. perf_frames) must fit in them
+MAX_FRAMES = 100_000
+MAX_PATTERN_FRAMES = 10_000
+MAX_SEED = 2**32 - 1
 
 
 def simulator_version(sim: str) -> str:
@@ -129,21 +134,50 @@ def build(out: Path, simulator: str, rebuild: bool = False, log=print) -> Path:
     return build_dir
 
 
+def vector_streams(man: dict) -> list[tuple[str, int, int]]:
+    """(name, bits, beats per frame) of every vector file the test bench's checkers read."""
+    try:
+        streams = [("input", int(man["input"]["width"]), int(man["input"]["beats"]))]
+        streams += [(str(n["name"]), int(n["width"]), int(n["beats"])) for n in man["nodes"]]
+    except (KeyError, TypeError, ValueError):
+        raise CfgenError("rtl/manifest.json lacks the stream widths and beats: re-run the build") from None
+    if len(streams) < 2:
+        raise CfgenError("rtl/manifest.json lists no node")
+    return streams
+
+
+def check_inputs(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
+                 tests=None, perf_frames: int = 4, pattern_frames: int = 2) -> tuple[dict, int]:
+    """Options and every file the simulation reads, checked before anything is built or
+    written: returns (manifest, frames in vectors/)."""
+    out = Path(out_dir)
+    vectorcheck.check_int("--frames", frames, 1, MAX_FRAMES)
+    vectorcheck.check_int("--seed", seed, 0, MAX_SEED)
+    vectorcheck.check_int("--perf-frames", perf_frames, 3, rtlgen.MAXF - 1)
+    vectorcheck.check_int("--pattern-frames", pattern_frames, 1, MAX_PATTERN_FRAMES)
+    if simulator not in ("verilator", "icarus"):
+        raise CfgenError(f"unknown simulator '{simulator}' (verilator or icarus)")
+    unknown = [t for t in (tests or TEST_ORDER) if t not in TESTS]
+    if unknown:
+        raise CfgenError(f"unknown test(s) {unknown}; choose from {TEST_ORDER}")
+    if not (out / "rtl" / "manifest.json").is_file():
+        raise CfgenError(f"{out}/rtl/manifest.json not found: build with the RTL backend first")
+    man = vectorcheck.load_json(out / "rtl" / "manifest.json", "the RTL build's manifest")
+    need = frames if "stalls" in (tests or TEST_ORDER) else None
+    have = vectorcheck.check_vectors(out / "vectors", vector_streams(man), need,
+                                     "a random-stall simulation (--frames)")
+    return man, have
+
+
 def run(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
         tests=None, perf_frames: int = 4, pattern_frames: int = 2, rebuild: bool = False,
         log=print) -> dict:
+    """Vectors and options are checked first (check_inputs): a missing, garbage or truncated
+    vector file, or more --frames than vectors/ holds, is a CfgenError before anything runs.
+    The latency/interval, reset and back-pressure tests re-use the vector frames cyclically."""
     out = Path(out_dir).resolve()
-    if not (out / "rtl" / "manifest.json").is_file():
-        raise CfgenError(f"{out}/rtl/manifest.json not found: build with the RTL backend first")
-    if not (out / "vectors" / "input.hex").is_file():
-        raise CfgenError(f"{out}/vectors/input.hex not found")
-    if simulator not in ("verilator", "icarus"):
-        raise CfgenError(f"unknown simulator '{simulator}' (verilator or icarus)")
     tests = tests or TEST_ORDER
-    unknown = [t for t in tests if t not in TESTS]
-    if unknown:
-        raise CfgenError(f"unknown test(s) {unknown}; choose from {TEST_ORDER}")
-    man = json.loads((out / "rtl" / "manifest.json").read_text())
+    man, _ = check_inputs(out, frames, simulator, seed, tests, perf_frames, pattern_frames)
     # the test module travels with the build folder; refresh it from this install
     src_mod = rtlgen.SIM_SRC_DIR / f"{rtlgen.SIM_MODULE}.py"
     if src_mod.is_file():
@@ -276,17 +310,19 @@ def print_summary(res: dict, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m generator.rtlsim",
-                                 description="cocotb RTL simulation of a cfgen build folder")
+    rng = vectorcheck.int_range
+    ap = vectorcheck.OneLineParser(prog="python -m generator.rtlsim",
+                                   description="cocotb RTL simulation of a cfgen build folder")
     ap.add_argument("out", help="build folder (with rtl/, sim/, vectors/)")
-    ap.add_argument("--frames", type=int, default=10, help="frames for the random-stall test")
+    ap.add_argument("--frames", type=rng("--frames", 1, MAX_FRAMES), default=10,
+                    help="frames for the random-stall test (at most the frames in vectors/)")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=rng("--seed", 0, MAX_SEED), default=1)
     ap.add_argument("--tests", default=",".join(TEST_ORDER),
                     help=f"comma-separated subset of {','.join(TEST_ORDER)}")
-    ap.add_argument("--perf-frames", type=int, default=4,
+    ap.add_argument("--perf-frames", type=rng("--perf-frames", 3, rtlgen.MAXF - 1), default=4,
                     help="back-to-back frames for the interval measurement (>= 3)")
-    ap.add_argument("--pattern-frames", type=int, default=2,
+    ap.add_argument("--pattern-frames", type=rng("--pattern-frames", 1, MAX_PATTERN_FRAMES), default=2,
                     help="frames per back-pressure pattern")
     ap.add_argument("--rebuild", action="store_true", help="recompile the simulation model")
     args = ap.parse_args(argv)
@@ -295,7 +331,7 @@ def main(argv=None) -> int:
                   tests=[t for t in args.tests.split(",") if t], perf_frames=args.perf_frames,
                   pattern_frames=args.pattern_frames, rebuild=args.rebuild)
     except (CfgenError, tools.ToolMissing) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print_summary(res, Path(args.out))
     return 0 if res["bit_exact"] else 1
