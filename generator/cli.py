@@ -1,7 +1,8 @@
 """Command-line entry: `python -m generator SUBCOMMAND ...`.
 
 Each subcommand lives in generator/commands/<name>.py with add_parser(sub) and run(args).
-User errors (CfgenError) print one line and exit 2; Ctrl-C exits 130.
+User errors (CfgenError) print one line and exit 2; SIGINT / SIGTERM / SIGHUP exit 128 + the
+signal number after every staged output is removed (generator/signals.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,21 @@ from .errors import CfgenError
 COMMANDS = ("init", "train", "eval", "convert", "build")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is the single line `error: ...` (exit 2), no usage dump.
+
+    Subparsers inherit the class (add_subparsers uses type(parent) by default).
+    """
+
+    def error(self, message):
+        from .escape import one_line
+
+        where = self.prog.split(" ", 3)[3] + ": " if self.prog.count(" ") >= 3 else ""
+        self.exit(2, f"error: {where}{one_line(' '.join(str(message).split()), 300)}\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m generator",
         description="cfgen: FPGA accelerators for cross-filter compressed binarized CNNs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -33,13 +47,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    from . import signals
+    from .escape import one_line
+
     try:
+        parser = make_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except CfgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(' '.join(str(exc).split()), 400)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, signals.Terminated) as exc:
+        print(f"error: {signals.describe(exc)}", file=sys.stderr)
+        return signals.exit_code(exc)

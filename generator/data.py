@@ -56,57 +56,79 @@ def _cifar_folder(data_dir: str | None) -> Path:
         raise DataError("CIFAR-10 is not downloaded here: pass --data-dir DIR, where DIR holds the "
                         "python batches (data_batch_1..5, test_batch) or a cifar-10-batches-py folder")
     base = Path(data_dir)
-    for cand in (base, base / "cifar-10-batches-py"):
-        if (cand / "test_batch").is_file():
-            return cand
-    raise DataError(f"{base}: no CIFAR-10 python batches found; put data_batch_1..5 and test_batch "
-                    f"(from cifar-10-python.tar.gz) in {base}/cifar-10-batches-py/")
-
-
-def _np_core(name: str):
-    import importlib
-
     try:
-        return importlib.import_module(f"numpy._core.{name}")  # numpy >= 2
-    except ImportError:
-        return importlib.import_module(f"numpy.core.{name}")
+        if base.exists() and not base.is_dir():
+            raise DataError(f"{_show(base)}: is not a folder; --data-dir names the folder with "
+                            "the CIFAR-10 python batches (data_batch_1..5, test_batch)")
+        for cand in (base, base / "cifar-10-batches-py"):
+            if (cand / "test_batch").is_file():
+                return cand
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{_show(base)}: cannot read the folder ({_first_line(exc)})") from None
+    raise DataError(f"{_show(base)}: no CIFAR-10 python batches found; put data_batch_1..5 and "
+                    f"test_batch (from cifar-10-python.tar.gz) in {_show(base)}/cifar-10-batches-py/")
 
 
 def _read_cifar_batch(path: Path) -> Split:
-    # The official batches are pickles of plain dicts of numpy arrays and lists; a restricted
-    # unpickler admits only those types so a hostile file cannot run code.
-    # Official files (Python 2 pickles) name numpy.core.multiarray; batches re-pickled with
-    # numpy 2 name numpy._core.multiarray (protocol <= 4) or numpy._core.numeric (protocol 5).
-    class _Safe(pickle.Unpickler):
-        def find_class(self, module, name):
-            if module in ("numpy.core.multiarray", "numpy._core.multiarray") and \
-                    name in ("_reconstruct", "scalar"):
-                return getattr(_np_core("multiarray"), name)
-            if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
-                return getattr(_np_core("numeric"), name)
-            if module == "numpy" and name in ("ndarray", "dtype"):
-                return getattr(np, name)
-            if (module, name) == ("_codecs", "encode"):  # bytes in a Python 3 protocol-2 pickle
-                import _codecs
+    # One restricted unpickler for the generator and the board: host/cfgen_driver/cifar.py
+    # admits only the numpy globals a CIFAR-10 batch needs, so a hostile file cannot run code.
+    from .backends.host import driver
 
-                return _codecs.encode
-            raise pickle.UnpicklingError(f"{path}: forbidden type {module}.{name}")
-
+    drv = driver()
     try:
-        with open(path, "rb") as fh:
-            d = _Safe(fh, encoding="bytes").load()
-        if not isinstance(d, dict):
-            raise TypeError("not a dict")
-        d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-        data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(d["labels"], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({str(exc).splitlines()[0][:120]})") from None
-    if len(data) != len(labels):
-        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
-        raise DataError(f"{path}: labels outside 0..{len(CIFAR10_CLASSES) - 1}")
-    return Split(data, labels)
+        d = drv.cifar.unpickle(path)
+    except drv.DataFileError as exc:
+        raise DataError(str(exc)) from None
+    return split_from_batch(d, path)
+
+
+def _show(path) -> str:
+    from .escape import one_line
+
+    return one_line(path, 200)
+
+
+def _first_line(exc: BaseException) -> str:
+    from .escape import one_line
+
+    lines = str(exc).splitlines()
+    return one_line(lines[0] if lines else type(exc).__name__, 120)
+
+
+CIFAR_PIXELS = 3 * 32 * 32
+
+
+def split_from_batch(d, path) -> Split:
+    """A CIFAR-10 batch dict -> Split, refusing anything but the official layout: 'data' a
+    uint8 array (N, 3072) with N >= 1, 'labels' N integers in 0..9."""
+    where = _show(path)
+    if not isinstance(d, dict):
+        raise DataError(f"{where}: not a CIFAR-10 python batch (a {type(d).__name__}, not a dict)")
+    d = {k.decode("latin-1") if isinstance(k, bytes) else k: v for k, v in d.items()}
+    for key in ("data", "labels"):
+        if key not in d:
+            raise DataError(f"{where}: not a CIFAR-10 python batch (no '{key}')")
+    data = d["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        what = f"{data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{where}: 'data' is a {what}, not a uint8 array")
+    if data.ndim != 2 or data.shape[1] != CIFAR_PIXELS or data.shape[0] < 1:
+        raise DataError(f"{where}: 'data' has shape {tuple(data.shape)}, expected "
+                        f"(N, {CIFAR_PIXELS}) with N >= 1")
+    raw = d["labels"]
+    if isinstance(raw, np.ndarray):
+        ok = raw.ndim == 1 and raw.dtype.kind in "iu"
+    else:
+        ok = isinstance(raw, (list, tuple)) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in raw)
+    if not ok:
+        raise DataError(f"{where}: 'labels' is not a flat list of integers")
+    if len(raw) != len(data):
+        raise DataError(f"{where}: {len(data)} images but {len(raw)} labels")
+    if any(not 0 <= int(v) < len(CIFAR10_CLASSES) for v in raw):
+        raise DataError(f"{where}: labels outside 0..{len(CIFAR10_CLASSES) - 1}")
+    labels = np.asarray([int(v) for v in raw], dtype=np.int64)
+    return Split(np.ascontiguousarray(data.reshape(-1, 3, 32, 32)), labels)
 
 
 def load_cifar10(data_dir: str | None, train: bool = True) -> Dataset:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from . import spec as specmod
-from .checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
-from .data import load_dataset
+from .checkpoint import (atomic_torch_save, check_archive, check_output_path, check_plain,
+                         check_resolved_spec, check_state_dict, load_checkpoint, save_checkpoint,
+                         show, torch_load)
+from .data import DATASETS, load_dataset
 from .errors import CfgenError, CheckpointError, DataError, SpecError
 from .evaluate import check_compatible, float_accuracy, predict_float, accuracy_of
 from .model import CFNet, pixels_to_input
+from .escape import one_line
 from .quant import _CFMixin, check_cf, convert_to_cf
 
 PAPER_EPOCHS = 320
@@ -45,6 +48,10 @@ DIGITS_THREADS = 1  # the digits net is tiny: one thread is faster (and core-cou
 
 STATE_FORMAT = "cfgen-train-state"
 STATE_VERSION = 1
+
+# Ranges of the numeric options (the CLI checks them as it parses; finalize() again).
+LIMITS = {"cf": 1 << 16, "epochs": 100_000, "batch_size": 1 << 16, "lr": 10.0,
+          "weight_decay": 1.0, "milestones": 64, "threads": 1024, "seed": 2**32 - 1}
 
 # Options that define a run: on --resume, a value given again must equal the saved one.
 RUN_OPTIONS = ("arch", "cf", "mode", "data", "batch_size", "lr", "weight_decay", "milestones",
@@ -75,7 +82,35 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None  # CPU threads (default: DIGITS_THREADS for digits, else torch's)
 
-    def finalize(self) -> "TrainConfig":
+    def finalize(self, check_milestones: bool = True) -> "TrainConfig":
+        """Defaults filled and every value range-checked (CfgenError, one line).
+
+        check_milestones: refuse a milestone at or beyond --epochs (it would never act);
+        off on --resume, where a run may be cut shorter than its saved schedule.
+        """
+        _check_int("--cf", self.cf, 1, LIMITS["cf"])
+        for name, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("stop_after", 1),
+                         ("threads", 1)):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int("--" + name.replace("_", "-"), value, lo,
+                           LIMITS.get(name, LIMITS["epochs"]))
+        if self.lr is not None:
+            _check_float("--lr", self.lr, 0.0, LIMITS["lr"], lo_open=True)
+        if self.weight_decay is not None:
+            _check_float("--weight-decay", self.weight_decay, 0.0, LIMITS["weight_decay"])
+        if self.milestones is not None:
+            if not isinstance(self.milestones, (list, tuple)) or \
+                    len(self.milestones) > LIMITS["milestones"]:
+                raise CfgenError(f"--milestones must be a list of at most {LIMITS['milestones']} "
+                                 "epochs")
+            for m in self.milestones:
+                _check_int("--milestones", m, 1, LIMITS["epochs"])
+        if self.mode is not None and self.mode not in specmod.BINARY:
+            raise CfgenError(f"--mode must be one of {', '.join(specmod.BINARY)}")
+        if self.data not in DATASETS:
+            raise DataError(f"unknown dataset {one_line(repr(self.data), 40)} "
+                            f"(known: {', '.join(DATASETS)})")
         c = dataclasses.replace(self)
         if c.epochs is None:
             c.epochs = DIGITS_EPOCHS if c.data == "digits" else PAPER_EPOCHS
@@ -94,7 +129,26 @@ class TrainConfig:
             raise CfgenError("--lr must be > 0 and --weight-decay >= 0")
         if c.stop_after is not None and c.stop_after < 1:
             raise CfgenError("--stop-after must be >= 1")
+        late = [m for m in c.milestones if m >= c.epochs]
+        if check_milestones and late:
+            raise CfgenError(f"--milestones {late[0]} is not before --epochs {c.epochs}: "
+                             f"a decay at epoch {late[0]} would never take effect")
         return c
+
+
+def _check_int(option: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise CfgenError(f"{option} must be an integer in [{lo}, {hi}], "
+                         f"got {one_line(repr(value), 40)}")
+    return value
+
+
+def _check_float(option: str, value, lo: float, hi: float, lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or not lo <= value <= hi or (lo_open and value == lo):
+        raise CfgenError(f"{option} must be a finite number in {'(' if lo_open else '['}{lo:g}, "
+                         f"{hi:g}], got {one_line(repr(value), 40)}")
+    return float(value)
 
 
 def scaled_milestones(epochs: int) -> list[int]:
@@ -156,11 +210,48 @@ def build_model(cfg: TrainConfig) -> tuple[CFNet, dict]:
                                   f"not '{base.get('name')}'")
         src = ckpt.model()
         cfs = sorted({l["cf"] for l in ckpt.layers() if l["precision"] != "float"})
-        model = convert_model(src, cfg.cf, cfg.mode, cfg.center_clamp)
+        try:
+            model = convert_model(src, cfg.cf, cfg.mode, cfg.center_clamp)
+        except SpecError as exc:
+            raise CheckpointError(f"{show(cfg.from_ckpt)}: cannot fine-tune at CF-{cfg.cf}: "
+                                  f"{exc}") from None
+        _check_same_architecture(base, model.spec, cfg.from_ckpt)
         return model, {"from": str(cfg.from_ckpt), "from_cf": cfs, "from_accuracy": ckpt.accuracy}
     spec = specmod.resolve(base, cfg.cf, cfg.mode)
     torch.manual_seed(cfg.seed)
     return CFNet(spec, center_clamp=cfg.center_clamp), {}
+
+
+# Fields that --from may change: CF n and the binary precision (with its pad value).
+_RETUNABLE = ("cf", "precision", "pad_value")
+
+
+def _check_same_architecture(base: dict, got: dict, source) -> None:
+    """--from: the checkpoint's layers must be the spec's layers (up to CF n / binary mode)."""
+    if base["input"] != got["input"]:
+        raise CheckpointError(f"{show(source)}: its model takes input "
+                              f"{_dims(got['input'])}, the spec {_dims(base['input'])}")
+    if len(base["layers"]) != len(got["layers"]):
+        raise CheckpointError(f"{show(source)}: its model has {len(got['layers'])} layers, "
+                              f"the spec {len(base['layers'])}")
+    for want, have in zip(base["layers"], got["layers"]):
+        binary = want["type"] in ("conv", "linear") and want["precision"] != "float"
+        if binary != (have["type"] in ("conv", "linear") and have["precision"] != "float"):
+            raise CheckpointError(f"{show(source)}: layer {have['name']} is "
+                                  f"{have.get('precision')}, the spec's {want['name']} is "
+                                  f"{want.get('precision')}")
+        for key in sorted(set(want) | set(have)):
+            if binary and key in _RETUNABLE:
+                continue
+            if want.get(key) != have.get(key):
+                raise CheckpointError(
+                    f"{show(source)}: layer {have['name']} differs from the spec's "
+                    f"{want['name']} in {key} ({one_line(repr(have.get(key)), 30)} vs "
+                    f"{one_line(repr(want.get(key)), 30)})")
+
+
+def _dims(inp: dict) -> str:
+    return f"{inp['channels']}x{inp['height']}x{inp['width']}"
 
 
 def center_clamp_all(model: torch.nn.Module) -> None:
@@ -176,21 +267,93 @@ def state_path(output) -> Path:
 
 
 def load_state(path: Path) -> dict:
-    """Load OUT.state (weights_only=True); one-line CheckpointError when unusable."""
+    """Load OUT.state (weights_only=True) and check every part that resume uses; one-line
+    CheckpointError when unusable."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            if zf.testzip() is not None:
-                raise ValueError("CRC mismatch")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable training state ({type(exc).__name__}); "
-                              "delete it to start afresh") from None
+        check_archive(path, "training state")
+        state = torch_load(path, "training state")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; delete it to start afresh") from None
+    where = show(path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a cfgen training state")
-    if state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: training state version {state.get('version')!r} "
+        raise CheckpointError(f"{where}: not a cfgen training state")
+    version = state.get("version")
+    if isinstance(version, bool) or version != STATE_VERSION:
+        raise CheckpointError(f"{where}: training state version {one_line(repr(version), 40)} "
                               f"is not supported (this cfgen reads {STATE_VERSION})")
+    for key, kind in (("config", dict), ("epoch", int), ("spec", dict), ("model", dict),
+                      ("optimizer", dict), ("rng", dict)):
+        if key not in state:
+            raise CheckpointError(f"{where}: missing '{key}'")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CheckpointError(f"{where}: '{key}' is a {type(state[key]).__name__}, "
+                                  f"not a{'n' if kind is int else ''} {kind.__name__}")
+    for key in ("config", "spec", "history", "origin", "seconds"):
+        check_plain(state.get(key), f"{where}: {key}")
+    _check_saved_config(state["config"], where)
+    epochs = state["config"]["epochs"]
+    if not 0 <= state["epoch"] <= epochs:
+        raise CheckpointError(f"{where}: epoch {state['epoch']} is outside 0..{epochs}")
+    seconds = state.get("seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise CheckpointError(f"{where}: 'seconds' is not a non-negative number")
+    if not isinstance(state.get("history") or [], list) or \
+            not all(isinstance(h, dict) for h in state.get("history") or []):
+        raise CheckpointError(f"{where}: 'history' is not a list of dicts")
+    if not isinstance(state.get("origin") or {}, dict):
+        raise CheckpointError(f"{where}: 'origin' is not a dict")
+    try:
+        state["spec"] = check_resolved_spec(state["spec"], where)
+    except SpecError as exc:
+        raise CheckpointError(f"{where}: bad spec: {exc}") from None
+    check_state_dict(state["spec"], state["model"], f"{where}: model")
+    rng = state["rng"]
+    want = torch.get_rng_state()
+    for key in ("torch", "cuda"):
+        t = rng.get(key)
+        if key == "cuda" and t is None:
+            continue
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.dim() != 1 or \
+                (key == "torch" and t.shape != want.shape):
+            raise CheckpointError(f"{where}: rng.{key} is not a random generator state")
     return state
+
+
+def _check_saved_config(config: dict, where: str) -> None:
+    """The saved run options: every key present and of the type the run wrote."""
+    for name in RUN_OPTIONS + ("epochs",):
+        if name not in config:
+            raise CheckpointError(f"{where}: config lacks '{name}'")
+    problems = []
+    ints = {"cf": (1, LIMITS["cf"]), "batch_size": (1, LIMITS["batch_size"]),
+            "seed": (0, LIMITS["seed"]), "epochs": (1, LIMITS["epochs"])}
+    for name, (lo, hi) in ints.items():
+        v = config[name]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            problems.append(name)
+    for name, hi in (("lr", LIMITS["lr"]), ("weight_decay", LIMITS["weight_decay"])):
+        v = config[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= hi or \
+                (name == "lr" and v == 0):
+            problems.append(name)
+    m = config["milestones"]
+    if not isinstance(m, list) or len(m) > LIMITS["milestones"] or \
+            not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= LIMITS["epochs"]
+                    for x in m):
+        problems.append("milestones")
+    if not isinstance(config["arch"], str) or not config["arch"]:
+        problems.append("arch")
+    if config["mode"] is not None and config["mode"] not in specmod.BINARY:
+        problems.append("mode")
+    if config["data"] not in DATASETS:
+        problems.append("data")
+    if not isinstance(config["center_clamp"], bool):
+        problems.append("center_clamp")
+    if config["from_ckpt"] is not None and not isinstance(config["from_ckpt"], str):
+        problems.append("from_ckpt")
+    if problems:
+        raise CheckpointError(f"{where}: config.{problems[0]} = "
+                              f"{one_line(repr(config[problems[0]]), 40)} is not a valid value")
 
 
 def _merge_resume(cfg: TrainConfig, saved: dict, path: Path) -> TrainConfig:
@@ -302,13 +465,15 @@ def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
     say = log if d.main else (lambda msg: None)
     spath = state_path(cfg.output)
     state = None
+    check_output_path(cfg.output)
+    check_output_path(spath)
     if cfg.resume:
         if spath.is_file():
             state = load_state(spath)
             cfg = _merge_resume(cfg, state["config"], spath)
         else:
             say(f"note: {spath} not found; starting a new run")
-    cfg = cfg.finalize()
+    cfg = cfg.finalize(check_milestones=state is None)
     if cfg.data not in ("digits", "cifar10"):
         raise DataError(f"unknown dataset '{cfg.data}' (known: digits, cifar10)")
     device = _pick_device(cfg.device, d)
@@ -348,10 +513,14 @@ def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None and d.world == 1:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        _load_optimizer(optimizer, state["optimizer"], model, cfg, spath)
+        try:
+            torch.set_rng_state(state["rng"]["torch"])
+            if device.type == "cuda" and state["rng"].get("cuda") is not None and d.world == 1:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{show(spath)}: bad random generator state "
+                                  f"({one_line(str(exc), 80)})") from None
         if d.world > 1:  # per-rank dropout streams
             torch.manual_seed(cfg.seed * 1000 + start_epoch * 100 + d.rank)
     else:
@@ -461,6 +630,47 @@ def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
         dist.barrier()
     return TrainResult(str(cfg.output), done, cfg.epochs, complete, accuracy, seconds, history,
                        d.main, summary)
+
+
+_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _load_optimizer(optimizer, saved, model, cfg, path) -> None:
+    """Load the saved Adam state; refuse (one line) anything but what this trainer wrote."""
+    where = show(path)
+    params = list(model.parameters())
+    fresh = optimizer.state_dict()
+    groups, per_param = saved.get("param_groups"), saved.get("state")
+    if set(saved) != {"state", "param_groups"} or not isinstance(groups, list) or \
+            len(groups) != 1 or not isinstance(groups[0], dict) or not isinstance(per_param, dict):
+        raise CheckpointError(f"{where}: optimizer is not the Adam state this trainer saves")
+    group, want = groups[0], fresh["param_groups"][0]
+    if set(group) != set(want) or group["params"] != want["params"]:
+        raise CheckpointError(f"{where}: optimizer holds parameter groups of another model")
+    for key, value in want.items():  # lr is set every epoch; the rest must be as created
+        if key not in ("lr", "initial_lr", "params") and group[key] != value:
+            raise CheckpointError(f"{where}: optimizer.{key} = {one_line(repr(group[key]), 40)}, "
+                                  f"this run needs {one_line(repr(value), 40)}")
+    for index, entry in per_param.items():
+        if isinstance(index, bool) or not isinstance(index, int) or \
+                not 0 <= index < len(params) or not isinstance(entry, dict) or \
+                set(entry) != set(_ADAM_STATE):
+            raise CheckpointError(f"{where}: optimizer state has a bad entry")
+        p = params[index]
+        for key in _ADAM_STATE:
+            t = entry[key]
+            shape = () if key == "step" else p.shape
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.float32 or \
+                    t.shape != shape or t.layout != torch.strided:
+                raise CheckpointError(f"{where}: optimizer state {index}.{key} does not match "
+                                      "its parameter")
+            if not bool(torch.isfinite(t).all()) or (key != "exp_avg" and bool((t < 0).any())):
+                raise CheckpointError(f"{where}: optimizer state {index}.{key} holds "
+                                      "non-finite or negative values")
+    try:
+        optimizer.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{where}: bad optimizer state ({one_line(str(exc), 80)})") from None
 
 
 def _modes(spec: dict) -> str:

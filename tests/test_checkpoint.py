@@ -131,8 +131,8 @@ BAD = {
     "pickled-class": r"refused to unpickle: it references .*Gadget",
     "pickled-function": r"refused to unpickle: it references .*system",
     "wrong-version": r"format version 99 is not supported",
-    "missing-tensor": r"tensors do not match its spec .*layers\.4\.weight",
-    "wrong-shape": r"tensors do not match its spec .*size mismatch",
+    "missing-tensor": r"state_dict: missing tensor layers\.4\.weight",
+    "wrong-shape": r"state_dict: layers\.4\.weight has shape \(64, 32, 5, 5\), the spec needs",
     "bad-spec": r"bad spec: .*does not divide",
     "unresolved-spec": r"bad spec: spec is not resolved",
 }

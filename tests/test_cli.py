@@ -61,7 +61,6 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         (["train", "resnet50", "--cf", "2", "--data", "digits"], "unknown architecture 'resnet50'"),
         (["train", "digits", "--cf", "3", "--data", "digits"], "CF n=3 does not divide its 64"),
         (["train", "nin", "--cf", "2", "--data", "digits"], "digits images are 1x8x8"),
-        (["train", "digits", "--cf", "2", "--data", "digits", "--epochs", "0"], "--epochs must be >= 1"),
     ]
     for argv, message in cases:
         capsys.readouterr()
@@ -80,6 +79,11 @@ def test_usage_errors_exit_2(capsys):
         main(["train", "digits", "--cf", "2", "--data", "digits", "--milestones", "a,b", "-o", "x"])
     assert info.value.code == 2
     assert "argument --milestones: expected comma-separated epochs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # numeric ranges: one line, exit 2
+        main(["train", "digits", "--cf", "2", "--data", "digits", "--epochs", "0", "-o", "x"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == \
+        "error: train: argument --epochs: must be an integer in [1, 100000], got 0\n"
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +115,12 @@ def test_convert_to_cf_n(filterwise, tmp_path, capsys):
 
 
 def test_convert_refuses_a_bad_n(filterwise, tmp_path, capsys):
-    for n, message in (("3", "CF n=3 does not divide the 64 output channels"),
-                       ("0", "CF n must be a positive integer")):
+    with pytest.raises(SystemExit) as info:
+        main(["convert", str(filterwise), "--cf", "0", "-o", str(tmp_path / "o.pt")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == \
+        "error: convert: argument --cf: must be an integer in [1, 65536], got 0\n"
+    for n, message in (("3", "CF n=3 does not divide the 64 output channels"),):
         capsys.readouterr()
         assert main(["convert", str(filterwise), "--cf", n, "-o", str(tmp_path / "o.pt")]) == 2
         err = capsys.readouterr().err

@@ -238,5 +238,8 @@ def test_eval_refuses_a_mismatched_data_set(tmp_path, capsys):
     with pytest.raises(DataError, match=r"cifar10 images are 3x32x32 .* model 'digits' takes 1x8x8"):
         check_compatible(load_checkpoint(path).spec, np.zeros((1, 3, 32, 32), np.uint8), "cifar10")
     capsys.readouterr()
-    assert main(["eval", str(path), "--data", "digits", "--limit", "0"]) == 2
-    assert capsys.readouterr().err == "error: --limit must be >= 1\n"
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(path), "--data", "digits", "--limit", "0"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == \
+        "error: eval: argument --limit: must be an integer in [1, 1073741824], got 0\n"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import check_output_path, load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, SpecError
 from ..train import convert_model
+from .options import positive_int
 
 
 def add_parser(sub):
@@ -14,12 +15,13 @@ def add_parser(sub):
                     "alpha_g = mean of their filter-wise alphas; signs are kept. The result "
                     "needs fine-tuning (train --from) or re-evaluation before use.")
     p.add_argument("checkpoint", help="checkpoint file (.pt)")
-    p.add_argument("--cf", type=int, required=True, help="filters per shared scale (CF-n)")
+    p.add_argument("--cf", type=positive_int(1 << 16), required=True, help="filters per shared scale (CF-n)")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    check_output_path(args.output)
     ckpt = load_checkpoint(args.checkpoint)
     try:
         model = convert_model(ckpt.model(), args.cf)

@@ -14,6 +14,7 @@ from ..checkpoint import load_checkpoint
 from ..data import DATASETS, load_cifar10, load_dataset
 from ..errors import CfgenError
 from ..evaluate import check_compatible, float_accuracy
+from .options import positive_int
 
 
 def add_parser(sub):
@@ -23,7 +24,7 @@ def add_parser(sub):
     p.add_argument("checkpoint", help="checkpoint file (.pt)")
     p.add_argument("--data", required=True, choices=DATASETS, help="data set (its test split)")
     p.add_argument("--data-dir", default=None, help="folder with the CIFAR-10 python batches")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
+    p.add_argument("--limit", type=positive_int(1 << 30), default=None, metavar="N",
                    help="evaluate only the first N test frames")
     p.add_argument("--golden", action="store_true",
                    help="also lower to the hardware graph and report golden_acc and the top-1 "

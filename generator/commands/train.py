@@ -5,21 +5,11 @@ Works under `torchrun --nproc_per_node K -m generator train ...` (DistributedDat
 
 from __future__ import annotations
 
-import argparse
-
 from .. import spec as specmod
 from ..data import DATASETS
-from ..train import DIGITS_EPOCHS, PAPER, PAPER_EPOCHS, PAPER_MILESTONES, TrainConfig, train
-
-
-def _milestones(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated epochs, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("epochs must be >= 1")
-    return values
+from ..train import (DIGITS_EPOCHS, LIMITS, PAPER, PAPER_EPOCHS, PAPER_MILESTONES, TrainConfig,
+                     train)
+from .options import finite_float, int_list, positive_int, seed
 
 
 def add_parser(sub):
@@ -31,24 +21,28 @@ def add_parser(sub):
                     "epoch; the final OUT stores the measured test accuracy. Runs on CUDA when "
                     "available; under torchrun it trains with DistributedDataParallel.")
     p.add_argument("arch", help="zoo name (%s) or a spec JSON file" % ", ".join(specmod.zoo_names()))
-    p.add_argument("--cf", type=int, required=True, help="filters per shared scale (CF-n)")
+    p.add_argument("--cf", type=positive_int(LIMITS["cf"]), required=True,
+                   help="filters per shared scale (CF-n)")
     p.add_argument("--data", required=True, choices=DATASETS, help="training data set")
     p.add_argument("--data-dir", default=None,
                    help="folder with the CIFAR-10 python batches (data_batch_1..5, test_batch)")
     p.add_argument("--mode", choices=specmod.BINARY, default=None,
                    help="precision of the binary layers (default: as the spec says)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int(LIMITS["epochs"]), default=None,
                    help=f"epochs (default {PAPER_EPOCHS}; {DIGITS_EPOCHS} for --data digits)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int(LIMITS["batch_size"]), default=None,
                    help=f"global batch size, split across torchrun processes "
                         f"(default {PAPER['batch_size']})")
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {PAPER['lr']})")
-    p.add_argument("--weight-decay", type=float, default=None,
+    p.add_argument("--lr", type=finite_float(0.0, LIMITS["lr"], lo_open=True), default=None,
+                   help=f"Adam learning rate (default {PAPER['lr']})")
+    p.add_argument("--weight-decay", type=finite_float(0.0, LIMITS["weight_decay"]),
+                   default=None,
                    help=f"Adam weight decay (default {PAPER['weight_decay']})")
-    p.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...",
+    p.add_argument("--milestones", type=int_list(1, LIMITS["epochs"], LIMITS["milestones"]),
+                   default=None, metavar="E1,E2,...",
                    help="epochs at which lr is multiplied by 0.1 (default: %s scaled by "
                         "epochs/%d)" % ("/".join(map(str, PAPER_MILESTONES)), PAPER_EPOCHS))
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=None, help="random seed (default 0)")
     p.add_argument("--center-clamp", action="store_true", default=None,
                    help="center latent weights over input channels and clamp them to [-1, 1] "
                         "before binarizing, as the XNOR-Net reference does")
@@ -56,11 +50,11 @@ def add_parser(sub):
                    help="fine-tune from a checkpoint, re-grouped to --cf N if its n differs")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT.state (saved every epoch); --epochs may extend the run")
-    p.add_argument("--stop-after", type=int, default=None, metavar="E",
+    p.add_argument("--stop-after", type=positive_int(LIMITS["epochs"]), default=None, metavar="E",
                    help="stop after epoch E, leaving a resumable run (for time-limited jobs)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when available (default)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int(LIMITS["threads"]), default=None,
                    help="CPU threads (default: 1 for --data digits, else all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
