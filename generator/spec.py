@@ -37,17 +37,52 @@ def zoo_names() -> list[str]:
 
 def load_spec(arch: str) -> dict:
     """Load a zoo name or a spec file path and return the validated (unresolved) spec."""
+    import os
+    import stat
+
+    from .escape import one_line
+
     path = Path(arch)
     if arch in zoo_names():
         path = ZOO_DIR / f"{arch}.json"
-    elif not path.is_file():
-        raise SpecError(f"unknown architecture '{arch}': not a zoo name ({', '.join(zoo_names())}) "
-                        "nor an existing spec file")
+    else:
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except (OSError, ValueError):  # missing, name too long, NUL byte, ...
+            regular = False
+        if not regular:
+            raise SpecError(f"unknown architecture '{one_line(arch, 80)}': not a zoo name "
+                            f"({', '.join(zoo_names())}) nor an existing spec file")
+    shown = one_line(path, 200)
+    try:  # O_NONBLOCK: a /proc file posing as a regular one must not block the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        why = (exc.strerror or "error").lower()
+        raise SpecError(f"{shown}: cannot read the spec ({why})") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{shown}: more than {MAX_SPEC_BYTES:,} bytes, not a spec")
     try:
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not a readable JSON spec ({exc})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{shown}: not a JSON spec (not UTF-8 text)") from None
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        spec = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{shown}: not a readable JSON spec ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{shown}: not a JSON spec (nested too deeply)") from None
+    except ValueError as exc:  # NaN/Infinity literals; integers of more than 4300 digits
+        raise SpecError(f"{shown}: not a JSON spec ({one_line(exc, 80)})") from None
     return validate(spec, source=str(path))
+
+
+MAX_SPEC_BYTES = 1 << 24  # a spec is a few kB; 16 MiB bounds what is read
 
 
 TOP_FIELDS = ("name", "description", "input", "num_classes", "layers", "resolved")
