@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
+import math
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from . import golden
+from . import escape, golden
 from .boards import load_board
 from .checkpoint import load_checkpoint
 from .errors import BuildError
@@ -19,6 +18,7 @@ from .report import group_scale_record
 from .report import render as render_report
 from .ir import Graph
 from .lower import lower
+from .outdir import BuildFolder, check_output_path
 from .streams import write_hex
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -75,6 +75,7 @@ def render_project_files(out: Path, context: dict) -> None:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "project")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(escape.filters())
     for name in ("Makefile", "README.md"):
         (out / name).write_text(env.get_template(f"{name}.j2").render(**context))
 
@@ -91,20 +92,45 @@ def backends():
     return found
 
 
+MAX_FRAMES = 100_000
+MAX_VECTOR_BYTES = 2 << 30       # the golden outputs of every node, in memory at once
+
+
+def check_options(frames: int, fps: float | None, seed: int) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
+        raise BuildError(f"--frames must be an integer in [1, {MAX_FRAMES:,}], got {frames!r:.40}")
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps)
+                                and 0 < fps <= 1e9):
+        raise BuildError(f"--fps must be a number in (0, 1e9] frames/s, got {fps!r:.40}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise BuildError(f"--seed must be an integer in [0, 2**32), got {seed!r:.40}")
+
+
+def check_vector_budget(graph: Graph, frames: int) -> None:
+    """Refuse --frames whose golden outputs would not fit in memory, with the numbers."""
+    per_frame = graph.input.h * graph.input.w * graph.input.c + sum(
+        n.out.h * n.out.w * n.out.c for n in graph.nodes)
+    need = per_frame * 8 * frames
+    if need > MAX_VECTOR_BYTES:
+        most = max(1, MAX_VECTOR_BYTES // (per_frame * 8))
+        raise BuildError(f"--frames {frames:,} needs {need / 2**30:.1f} GiB of test vectors "
+                         f"({per_frame:,} values per frame); at most {most:,} frames fit "
+                         f"{MAX_VECTOR_BYTES >> 30} GiB")
+
+
 def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random",
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
           mult: str = "auto", util: dict | None = None, log=print) -> dict:
     out = Path(out_dir)
-    if out.exists() and not force:
-        raise BuildError(f"{out} exists; pass --force to replace it")
-    if frames < 1:
-        raise BuildError("--frames must be at least 1")
+    check_options(frames, fps, seed)
+    check_output_path(out, force)
     board = load_board(board_name)
     ckpt = load_checkpoint(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)
     graph.meta["board"] = board["name"]
+    check_vector_budget(graph, frames)
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
@@ -113,9 +139,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     log(fold_table(perf, board))
     for warning in fold_warnings(perf):
         log(f"      warning: {warning}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with BuildFolder(out, force) as folder:
+        tmp = folder.tmp
         graph.save(tmp)
         log(f"[3/5] golden model: {frames} test vectors ({data})")
         images, labels = test_images(graph, data, frames, data_dir, seed)
@@ -129,18 +154,17 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
                   "board_info": {k: board.get(k) for k in ("name", "part", "resources", "clock_mhz")},
                   "scales": group_scale_record(ckpt)}
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        (tmp / "board.json").write_text(json.dumps(board, indent=2) + "\n")
         (tmp / "folding.json").write_text(json.dumps(perf["folding"], indent=2) + "\n")
         render_report(tmp, log=lambda *a: None)
-        render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
-                                   "python": sys.executable, "checkpoint": str(checkpoint),
-                                   "frames": vec["frames"], "data": data,
-                                   "backends": [n for n, _ in backends()]})
+        try:
+            render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
+                                       "python": sys.executable, "checkpoint": str(checkpoint),
+                                       "frames": vec["frames"], "data": data,
+                                       "backends": [n for n, _ in backends()]})
+        except ValueError as exc:       # a path that no Makefile can hold
+            raise BuildError(str(exc)) from None
         log("[5/5] writing the build folder")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        folder.commit()
     log(f"wrote {out}/ ({', '.join(['vectors'] + [n for n, _ in backends()])})")
     return report

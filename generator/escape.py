@@ -9,10 +9,10 @@ or, for comments, as inert text on one line.
 
 from __future__ import annotations
 
-import json
+import re
 import shlex
 
-__all__ = ["one_line", "make_comment", "make_value", "shell_word", "tcl_string",
+__all__ = ["one_line", "make_comment", "make_value", "make_recipe", "shell_word", "tcl_string",
            "c_string", "c_comment", "verilog_string", "verilog_comment", "markdown_text",
            "markdown_code", "html_text", "py_literal", "filters"]
 
@@ -40,14 +40,27 @@ def make_value(s) -> str:
     return shell_word(s).replace("$", "$$").replace("#", "\\#")
 
 
+def make_recipe(s) -> str:
+    """One shell word in a Makefile recipe line (Make expands '$' there; '#' is literal)."""
+    s = str(s)
+    if "\n" in s or "\r" in s or "\0" in s:
+        raise ValueError(f"a newline or NUL cannot be written into a Makefile: {s!r}")
+    return shell_word(s).replace("$", "$$")
+
+
 def shell_word(s) -> str:
     """One POSIX shell word."""
     return shlex.quote(str(s))
 
 
+_TCL_BARE = re.compile(r"[A-Za-z0-9_.:/+=@,\-]+")
+
+
 def tcl_string(s) -> str:
     """A Tcl word that is the literal `s`: braces would need balancing, so a quoted word with
-    every substitution character escaped."""
+    every substitution character escaped (a plain token is its own word)."""
+    if _TCL_BARE.fullmatch(str(s)):
+        return str(s)
     out = []
     for c in str(s):
         if c in '\\"[]${}; ':
@@ -118,12 +131,13 @@ def html_text(s) -> str:
 
 def py_literal(s) -> str:
     """A Python string literal (for generated Python code and notebook code cells)."""
-    return json.dumps(str(s), ensure_ascii=True)
+    return ascii(str(s))
 
 
 def filters() -> dict:
     """Jinja filters, registered by every template environment."""
-    return {"make_comment": make_comment, "make_value": make_value, "shell": shell_word,
+    return {"make_comment": make_comment, "hash_comment": make_comment,
+            "make_value": make_value, "make_recipe": make_recipe, "shell": shell_word,
             "tcl": tcl_string, "cstr": c_string, "c_comment": c_comment,
             "vstr": verilog_string, "v_comment": verilog_comment, "md": markdown_text,
             "md_code": markdown_code, "py": py_literal, "line": one_line}

@@ -244,9 +244,9 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     else:
         options = {node.name: node_options(node, styles, caps) for node in graph.nodes}
         floor_T = max(min(o.cycles for o in opts) for opts in options.values())
-        if fps:
-            if fps <= 0:
-                raise BuildError("--fps must be positive")
+        if fps is not None:
+            if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+                raise BuildError(f"--fps must be a positive number, got {fps!r}")
             T = int(clock * 1e6 // fps)
             if T < floor_T:
                 slow = max(options, key=lambda n: min(o.cycles for o in options[n]))
@@ -352,9 +352,14 @@ def apply_folding_file(graph: Graph, folding: dict) -> dict:
 
 def load_folding(path) -> dict:
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BuildError(f"{path}: not a readable folding JSON ({exc})") from None
+        path = Path(path)
+        if path.is_dir() or path.stat().st_size > 16 << 20:
+            raise BuildError(f"{path}: not a folding JSON file (a folder, or over 16 MiB)")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = type(exc).__name__ if isinstance(exc, RecursionError) else \
+            " ".join(str(exc).split())[:120]
+        raise BuildError(f"{path}: not a readable folding JSON ({reason})") from None
     if isinstance(data, dict) and isinstance(data.get("folding"), dict):
         data = data["folding"]          # a report.json 'predicted' block or OUT/folding.json
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -370,6 +375,7 @@ def parse_util(text: str | None) -> dict | None:
     if not text:
         return None
     out = {}
+    shown = text if len(text) <= 60 else text[:57] + "..."
     for part in text.split(","):
         key, sep, val = part.partition("=")
         key = key.strip().upper().replace("BRAM", "BRAM36").replace("BRAM3636", "BRAM36")
@@ -377,9 +383,11 @@ def parse_util(text: str | None) -> dict | None:
             frac = float(val)
         except ValueError:
             frac = -1.0
-        if not sep or key not in perf.RESOURCES or not 0 < frac:
-            raise BuildError(f"--util {text}: expected R=F pairs with R in "
-                             f"{', '.join(perf.RESOURCES)} and F > 0 (e.g. LUT=0.8,DSP=0.9)")
+        if not sep or key not in perf.RESOURCES or not 0 < frac <= 1:
+            raise BuildError(f"--util {shown!r}: expected R=F pairs with R in "
+                             f"{', '.join(perf.RESOURCES)} and 0 < F <= 1 (e.g. LUT=0.8,DSP=0.9)")
+        if key in out:
+            raise BuildError(f"--util {shown!r}: {key} is given twice")
         out[key] = frac
     return out
 

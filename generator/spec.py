@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 
 from .errors import SpecError
+from .names import MAX_NAME, check_name, name_from
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 PRECISIONS = ("float", "bw", "xnor")
@@ -108,16 +108,63 @@ def _bool(value, what: str) -> bool:
     return value
 
 
-def _positive_int(value, what: str, minimum: int = 1) -> int:
+def _positive_int(value, what: str, minimum: int = 1, maximum: int = 1 << 16) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r:.40}")
+    if value > maximum:
+        raise SpecError(f"{what} must be an integer <= {maximum}, got {value!r}")
     return value
+
+
+# Size budget, checked before any tensor is allocated: the largest zoo model (the paper's
+# AlexNet) has about 61 M parameters and 0.3 M activations per layer output.
+MAX_DESCRIPTION = 1000
+MAX_LAYERS = 1000
+MAX_PARAMETERS = 1 << 28          # 268 M weights: 1 GiB of float32
+MAX_ACTIVATIONS = 1 << 25         # 33.5 M values in one layer's output, per image
+
+
+def check_budget(spec: dict, out_shapes: list[tuple]) -> None:
+    """Refuse models whose tensors would not fit a workstation, with the numbers."""
+    params = 0
+    for layer, before in zip(spec["layers"], out_shapes):
+        if layer["type"] == "conv":
+            params += layer["out"] * before[0] * layer["kernel"] ** 2
+        elif layer["type"] == "linear":
+            params += layer["out"] * before[0]
+    if params > MAX_PARAMETERS:
+        raise SpecError(f"the model has {params:,} weights, more than the {MAX_PARAMETERS:,} "
+                        "cfgen accepts")
+    for layer, shape in zip([None] + spec["layers"], out_shapes):
+        size = _prod(shape)
+        if size > MAX_ACTIVATIONS:
+            where = "the input" if layer is None else f"layer {layer['name']}"
+            raise SpecError(f"{where} holds {size:,} values per image "
+                            f"({'x'.join(map(str, shape))}), more than the {MAX_ACTIVATIONS:,} "
+                            "cfgen accepts")
+
+
+MAX_DEPTH = 32
+
+
+def _check_depth(obj, source: str) -> None:
+    """Refuse nesting deeper than any spec needs (iteratively: no RecursionError)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def validate(spec: dict, source: str = "spec") -> dict:
     """Check the schema and shapes; fill defaults and layer names. Returns a new dict."""
     if not isinstance(spec, dict):
         raise SpecError(f"{source}: a spec must be a JSON object")
+    _check_depth(spec, source)
     spec = copy.deepcopy(spec)
     unknown = set(spec) - set(TOP_FIELDS)
     if unknown:
@@ -134,14 +181,19 @@ def validate(spec: dict, source: str = "spec") -> dict:
         raise SpecError(f"{source}: input: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     for key in INPUT_FIELDS:
         _positive_int(inp.get(key), f"{source}: input.{key}")
-    spec.setdefault("name", Path(source).stem)
-    for key in ("name", "description"):
-        if key in spec and not isinstance(spec[key], str):
-            raise SpecError(f"{source}: '{key}' must be a string")
+    spec.setdefault("name", name_from(Path(source).stem))
+    check_name(spec["name"], f"{source}: model name", SpecError)
+    if "description" in spec and (not isinstance(spec["description"], str)
+                                  or len(spec["description"]) > MAX_DESCRIPTION):
+        raise SpecError(f"{source}: 'description' must be a string of at most "
+                        f"{MAX_DESCRIPTION} characters")
     if "num_classes" in spec:
         _positive_int(spec["num_classes"], f"{source}: num_classes")
     if not isinstance(spec["layers"], list) or not spec["layers"]:
         raise SpecError(f"{source}: 'layers' must be a non-empty list")
+    if len(spec["layers"]) > MAX_LAYERS:
+        raise SpecError(f"{source}: {len(spec['layers'])} layers, more than the {MAX_LAYERS} "
+                        "cfgen accepts")
     names = set()
     layers = []
     for i, raw in enumerate(spec["layers"]):
@@ -155,8 +207,7 @@ def validate(spec: dict, source: str = "spec") -> dict:
             raise SpecError(f"{where} ({kind}): unknown field(s) {', '.join(sorted(unknown))}")
         layer = {"type": kind, **fields, **raw}
         name = layer.get("name") or f"{kind}{i}"
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise SpecError(f"{where}: name {name!r} must be letters, digits and underscores")
+        check_name(name, f"{where}: layer name", SpecError, ident=True)
         if name in names:
             raise SpecError(f"{where}: duplicate layer name {name!r}")
         names.add(name)
@@ -202,6 +253,7 @@ def validate(spec: dict, source: str = "spec") -> dict:
     spec["layers"] = layers
     try:
         out_shapes = shapes(spec)  # raises on impossible shapes
+        check_budget(spec, out_shapes)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
     if "num_classes" in spec and out_shapes[-1] != (spec["num_classes"],):

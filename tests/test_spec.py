@@ -100,7 +100,7 @@ def _bad(mutate):
     (lambda s: s["layers"][3].update(kernel=9), r"kernel 9 does not fit the 6x6 input"),
     (lambda s: s["layers"][2].update(cf=3), r"layer 2: cf 3 does not divide its 8 output channels"),
     (lambda s: s["layers"][1].update(name="c1"), r"duplicate layer name 'c1'"),
-    (lambda s: s["layers"][1].update(name="bad-name"), r"must be letters, digits and underscores"),
+    (lambda s: s["layers"][1].update(name="bad-name"), r"layer name 'bad-name' is not a safe name"),
     (lambda s: s.update(num_classes=10), r"output shape \(4,\) does not match num_classes 10"),
     (lambda s: s["input"].update(channels=0), r"input.channels must be an integer >= 1"),
     (lambda s: s.pop("layers"), r"missing 'layers'"),

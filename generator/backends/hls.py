@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import perf
+from .. import escape, perf
 from ..errors import BuildError
 from ..ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, signed_bits
 
@@ -79,9 +79,7 @@ def unique_idents(names, prefix: str = "n") -> list[str]:
     return out
 
 
-def c_string(s: str) -> str:
-    """A C string literal."""
-    return '"' + "".join(c if (c.isprintable() and c not in '"\\?') else f"\\{ord(c):03o}" for c in str(s)) + '"'
+c_string = escape.c_string
 
 
 # --------------------------------------------------------------------------- packing / literals
@@ -499,6 +497,7 @@ def _env():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.globals["c_string"] = c_string
+    env.filters.update(escape.filters())
     return env
 
 
@@ -537,6 +536,10 @@ def _board_info(board) -> dict:
     fpd = {"S_AXI_HPC0_FPD": 0, "S_AXI_HPC1_FPD": 1, "S_AXI_HP0_FPD": 2, "S_AXI_HP1_FPD": 3,
            "S_AXI_HP2_FPD": 4, "S_AXI_HP3_FPD": 5}
     info["hp_gp_index"] = fpd.get(info["hp_port"], 2)
+    # Spliced into Tcl words (CONFIG.PCW_USE_<port>, /ps/<port>): plain tokens only.
+    for key in ("part", "board_part", "preset", "hp_port"):
+        if info[key] and not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,128}", str(info[key])):
+            raise BuildError(f"board {key} {info[key]!r:.60} must be letters, digits and '_.:-'")
     return info
 
 
