@@ -40,19 +40,35 @@ def notebook_from_percent(text: str):
     return nb
 
 
+def jinja_env():
+    """The templates/host/ environment, with generator/escape.py's filters (`py`, `md`,
+    `md_code`, `line`, `shell`, ...): every user string is rendered through one of them."""
+    import jinja2
+
+    from . import escape
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters.update(escape.filters())
+    return env
+
+
+def render_notebook_text(meta: dict, *, package: bool) -> str:
+    """The demo as a percent-format Python script (what the notebook's cells are made from)."""
+    return jinja_env().get_template("cfgen_demo.py.j2").render(
+        meta=meta, meta_dir="." if package else "..", driver_path=str(REPO_ROOT / "host"))
+
+
 def render_notebook(dest, meta: dict, *, package: bool) -> Path:
     """Write the notebook. package=True: it sits next to cfgen_meta.json and cfgen_driver/
     (board package); False: it sits in OUT/notebook/ and imports the driver from the repo."""
-    import jinja2
     import nbformat
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
-    text = env.get_template("cfgen_demo.py.j2").render(
-        meta=meta, meta_dir="." if package else "..", driver_path=str(REPO_ROOT / "host"))
+    nb = notebook_from_percent(render_notebook_text(meta, package=package))
+    nbformat.validate(nb)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook_from_percent(text), str(dest))
+    nbformat.write(nb, str(dest))
     return dest
 
 
@@ -81,19 +97,38 @@ def execute(path, *, cwd=None, env: dict | None = None, timeout: int = 3600):
     return nb
 
 
-def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: int = 3600,
-        log=print) -> dict:
-    from .backends.host import build_meta, driver
+MAX_FRAMES = 1_000_000
+MAX_TIMEOUT = 7 * 86_400
+
+
+def check_count(value, what: str, hi: int):
+    """An int in 1..hi (bool and floats refused): BuildError, one line."""
     from .errors import BuildError
 
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise BuildError(f"{what} must be an integer in 1..{hi}, got {value!r}")
+    return value
+
+
+def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: int = 3600,
+        log=print) -> dict:
+    from .backends.host import build_meta, driver, read_build_json
+    from .errors import BuildError
+    from .escape import one_line
+
+    if frames is not None:
+        check_count(frames, "--frames", MAX_FRAMES)
+    check_count(timeout, "--timeout", MAX_TIMEOUT)
+    if backend not in ("csim", "golden", "auto"):
+        raise BuildError(f"unknown backend {one_line(repr(backend), 40)} (csim, golden or auto)")
     out = Path(out_dir).resolve()
     if not (out / "graph.json").is_file():
-        raise BuildError(f"{out} is not a cfgen build folder (no graph.json)")
+        raise BuildError(f"{one_line(out)} is not a cfgen build folder (no graph.json)")
     meta_file = out / "host" / "cfgen_meta.json"
     if meta_file.is_file():
         meta = driver().meta.load(meta_file)
     else:  # a build made before the host backend was wired into `build`
-        meta = build_meta(json.loads((out / "graph.json").read_text()), out, _board(out))
+        meta = build_meta(read_build_json(out / "graph.json"), out, _board(out))
         driver().meta.save(meta, out / "host")
     if not (out / "host" / "csim_shim.cpp").is_file():
         import shutil
@@ -102,7 +137,7 @@ def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: i
     results = out / "notebook" / "results.json"
     results.unlink(missing_ok=True)
     env = {"CFGEN_BACKEND": backend, "CFGEN_BUILD_DIR": str(out), "CFGEN_RESULTS": str(results)}
-    if frames:
+    if frames is not None:
         env["CFGEN_FRAMES"] = str(frames)
     log(f"executing {nb_path} on the {backend} backend ...")
     t0 = time.perf_counter()
@@ -127,23 +162,44 @@ def _board(out: Path) -> dict | None:
     return None
 
 
+def _count_arg(what: str, hi: int):
+    """argparse type: an integer in 1..hi, else a one-line usage error."""
+    def parse(text: str) -> int:
+        t = text.strip()
+        if not (t.isdigit() and 1 <= int(t) <= hi):
+            raise argparse.ArgumentTypeError(f"{what} must be an integer in 1..{hi}, got {text!r}")
+        return int(t)
+    return parse
+
+
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    from .cli import _Parser  # usage errors: one line `error: ...`, exit 2
+
+    return _Parser(prog=prog, description=doc.splitlines()[0])
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m generator.notebook", description=__doc__.splitlines()[0])
+    p = parser("python -m generator.notebook", __doc__)
     p.add_argument("out", help="build folder")
     p.add_argument("--backend", default="csim", choices=("csim", "golden", "auto"))
-    p.add_argument("--frames", type=int, default=None, help="images to classify (default: the notebook's 100)")
-    p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (C simulation of a large model is slow)")
+    p.add_argument("--frames", type=_count_arg("--frames", MAX_FRAMES), default=None,
+                   help="images to classify (default: the notebook's 100)")
+    p.add_argument("--timeout", type=_count_arg("--timeout", MAX_TIMEOUT), default=3600,
+                   help="seconds per cell (C simulation of a large model is slow)")
     a = p.parse_args(argv)
+    from .backends.host import driver
     from .errors import CfgenError
+    from .escape import one_line
     try:
         res = run(a.out, backend=a.backend, frames=a.frames, timeout=a.timeout)
-    except CfgenError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CfgenError, driver().DriverError) as e:
+        print(f"error: {one_line(e, 400)}", file=sys.stderr)
         return 2
-    except Exception as e:  # a failing cell: nbclient's message names the cell and the traceback
-        name = type(e).__name__
-        msg = str(e).strip().splitlines()
-        print(f"error: the notebook failed ({name}):\n" + "\n".join(msg[-25:]), file=sys.stderr)
+    except Exception as e:  # a failing cell: the executed notebook keeps the traceback
+        name, value = getattr(e, "ename", None), getattr(e, "evalue", None)
+        what = f"{name}: {value}" if name else f"{type(e).__name__}: {str(e).strip()}"
+        print(f"error: the notebook failed ({one_line(what, 300)}); the traceback is in "
+              f"{one_line(Path(a.out) / 'notebook' / NOTEBOOK)}", file=sys.stderr)
         return 1
     ok = res["agreement_with_golden"] in (None, 1.0) and res["outputs_equal_golden"] in (None, True)
     return 0 if ok else 1

@@ -16,19 +16,21 @@ error (exit 2) instead. The folder is written atomically (replaced as a whole).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
-from .backends.host import HOST_DIR, TEMPLATES, build_meta, driver
+from .backends.host import HOST_DIR, build_meta, driver, read_build_json
 from .errors import BuildError, CfgenError
-from .notebook import NOTEBOOK, render_notebook
+from .escape import one_line
+from .names import check_name, name_from
+from .notebook import NOTEBOOK, jinja_env, parser, render_notebook
 
 VECTOR_FILES = ("input.npy", "labels.npy", "meta.json")
 
@@ -60,23 +62,40 @@ def _sha256(p: Path) -> str:
 
 def _report(out: Path) -> dict:
     p = out / "report.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    return read_build_json(p) if p.is_file() else {}
+
+
+def check_class_names(names) -> list[str] | None:
+    """--class-names: each a safe name (generator/names.py), none twice."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise BuildError(f"class names must be a list of names, got {type(names).__name__}")
+    seen = set()
+    for n in names:
+        check_name(n, "class name", BuildError)
+        if n in seen:
+            raise BuildError(f"class name {n!r} is given twice")
+        seen.add(n)
+    return list(names)
 
 
 def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, warn=None) -> dict:
     warn = warn or (lambda m: print(m, file=sys.stderr))
+    class_names = check_class_names(class_names)
     out = Path(out_dir).resolve()
     if not (out / "graph.json").is_file():
-        raise BuildError(f"{out} is not a cfgen build folder (no graph.json): run `python -m generator build` first")
-    graph = json.loads((out / "graph.json").read_text())
+        raise BuildError(f"{one_line(out)} is not a cfgen build folder (no graph.json): run "
+                         "`python -m generator build` first")
+    graph = read_build_json(out / "graph.json")
     report = _report(out)
     board = None
     if report.get("board"):
         from .boards import load_board
         board = load_board(report["board"])
-    meta = build_meta(graph, out, board, data=(report.get("vectors") or {}).get("data"),
-                      class_names=class_names, predicted=report.get("predicted"))
-    driver().meta.save(meta, out / "host")  # keep the build's copy in step
+    vectors = report.get("vectors") if isinstance(report.get("vectors"), dict) else {}
+    predicted = report.get("predicted") if isinstance(report.get("predicted"), dict) else None
+    meta = build_meta(graph, out, board, data=vectors.get("data"), class_names=class_names, predicted=predicted)
 
     bit, hwh = find_overlay(out, meta["ip"]["top"])
     missing = []
@@ -87,34 +106,36 @@ def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, 
     if missing and strict:
         raise BuildError("package refused (--strict): " + "; ".join(missing))
 
-    tmp = Path(tempfile.mkdtemp(prefix=".package.", dir=out))
+    vec = out / "vectors"
+    vmeta = read_build_json(vec / "meta.json") if (vec / "meta.json").is_file() else None
+    # file and folder names on the board: safe whatever the model and board are called
+    safe = name_from(meta["name"])
+    tmp = tar_tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=".package.", dir=out))
         shutil.copytree(HOST_DIR / "cfgen_driver", tmp / "cfgen_driver",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         pkg_meta = dict(meta, build_dir=str(out))  # off-board convenience; ignored when absent
         driver().meta.save(pkg_meta, tmp)
         names = {}
         if bit is not None:
-            names["bit"] = f"{meta['ip']['top']}.bit"
+            names["bit"] = f"{meta['ip']['top']}.bit"  # an identifier (checked by the metadata)
             shutil.copy2(bit, tmp / names["bit"])
         if hwh is not None:
             names["hwh"] = f"{meta['ip']['top']}.hwh"  # pynq finds <name>.hwh next to <name>.bit
             shutil.copy2(hwh, tmp / names["hwh"])
-        vec = out / "vectors"
-        if (vec / "meta.json").is_file():
+        if vmeta is not None:
             (tmp / "vectors").mkdir()
-            vmeta = json.loads((vec / "meta.json").read_text())
-            for f in VECTOR_FILES + (f"{vmeta.get('output')}.npy",):
+            output = vmeta.get("output")
+            extra = (f"{output}.npy",) if isinstance(output, str) and output == name_from(output) else ()
+            for f in VECTOR_FILES + extra:
                 if (vec / f).is_file():
                     shutil.copy2(vec / f, tmp / "vectors" / f)
         render_notebook(tmp / NOTEBOOK, pkg_meta, package=True)
-        import jinja2
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                                 keep_trailing_newline=True)
         created = datetime.datetime.now().isoformat(timespec="seconds")
-        (tmp / "README.md").write_text(env.get_template("README.md.j2").render(
+        (tmp / "README.md").write_text(jinja_env().get_template("README.md.j2").render(
             meta=pkg_meta, complete=not missing, missing=missing, bitfile=names.get("bit"),
-            hwhfile=names.get("hwh"), build_dir=str(out), created=created))
+            hwhfile=names.get("hwh"), build_dir=str(out), created=created, safe_name=safe))
         files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"name": meta["name"], "board": meta["board"], "created": created, "complete": not missing,
                     "missing": missing, "overlay": {"bit": str(bit) if bit else None, "hwh": str(hwh) if hwh else None},
@@ -122,16 +143,29 @@ def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, 
         (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
         for d in [tmp] + [p for p in tmp.rglob("*") if p.is_dir()]:
             d.chmod(0o755)
+        fd, tar_tmp = tempfile.mkstemp(prefix=".package.", suffix=".tar.gz", dir=out)
+        os.close(fd)
+        tar_tmp = Path(tar_tmp)
+        with tarfile.open(tar_tmp, "w:gz") as t:
+            t.add(tmp, arcname=f"{safe}-{name_from(str(meta['board']), 'board')}")
         dest = out / "package"
-        if dest.exists():
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tar = out / "package.tar.gz"
-    with tarfile.open(tar, "w:gz") as t:
-        t.add(dest, arcname=f"{meta['name']}-{meta['board']}")
+        tmp = None
+        tar = out / "package.tar.gz"
+        os.replace(tar_tmp, tar)
+        tar_tmp = None
+        driver().meta.save(meta, out / "host")  # keep the build's copy in step
+    except OSError as e:
+        raise BuildError(f"cannot write the package into {one_line(out)}: {one_line(e, 200)}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if tar_tmp is not None:
+            tar_tmp.unlink(missing_ok=True)
     log(f"wrote {dest}/ ({len(manifest['files']) + 1} files) and {tar}")
     if missing:
         warn("WARNING: package INCOMPLETE: " + "; ".join(missing) + ". The driver, metadata, notebook and "
@@ -140,16 +174,17 @@ def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m generator.package", description=__doc__.splitlines()[0])
+    p = parser("python -m generator.package", __doc__)
     p.add_argument("out", help="build folder")
     p.add_argument("--strict", action="store_true", help="refuse (exit 2) when the bitstream is missing")
-    p.add_argument("--class-names", default=None, help="comma-separated class names (default: from the data set)")
+    p.add_argument("--class-names", default=None,
+                   help="comma-separated class names, one per class (default: from the data set)")
     a = p.parse_args(argv)
     try:
-        names = a.class_names.split(",") if a.class_names else None
+        names = a.class_names.split(",") if a.class_names is not None else None
         make_package(a.out, strict=a.strict, class_names=names)
-    except (CfgenError, driver().MetadataError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CfgenError, driver().DriverError) as e:
+        print(f"error: {one_line(e, 400)}", file=sys.stderr)
         return 2
     return 0
 

@@ -28,15 +28,33 @@ def driver():
     return cfgen_driver
 
 
+def read_build_json(path, what: str = "object") -> dict:
+    """A JSON object from the build folder (graph.json, report.json, hls/manifest.json, ...);
+    BuildError (one line) when it is missing, not JSON, or not an object."""
+    from ..errors import BuildError
+    from ..escape import one_line
+
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise BuildError(f"{one_line(path)}: missing or damaged ({type(e).__name__}: {one_line(e, 160)}); "
+                         "rebuild with `python -m generator build`") from None
+    if not isinstance(d, dict):
+        raise BuildError(f"{one_line(path)}: damaged (holds a {type(d).__name__}, not an {what})")
+    return d
+
+
 def top_name(graph_name: str, out_dir: Path) -> str:
     man = out_dir / "hls" / "manifest.json"
     if man.is_file():
-        return json.loads(man.read_text())["top"]
+        return read_build_json(man).get("top")
     try:
         from .hls import sanitize
         return sanitize(f"cf_{graph_name}", "cf")
     except ImportError:
-        return f"cf_{graph_name}"
+        import re
+        return "cf_" + re.sub(r"[^A-Za-z0-9_]", "_", str(graph_name))
 
 
 def build_meta(graph_dict: dict, out_dir, board: dict | None, *, data: str | None = None,
@@ -45,8 +63,8 @@ def build_meta(graph_dict: dict, out_dir, board: dict | None, *, data: str | Non
     out_dir = Path(out_dir)
     m = driver().meta
     man_path = out_dir / "hls" / "manifest.json"
-    manifest = json.loads(man_path.read_text()) if man_path.is_file() else {
-        "top": top_name(graph_dict["name"], out_dir)}
+    manifest = read_build_json(man_path) if man_path.is_file() else {
+        "top": top_name(graph_dict.get("name"), out_dir)}
     files = [out_dir / n for n in ("graph.json", "graph.npz") if (out_dir / n).is_file()]
     dataset = m.guess_dataset(graph_dict, data)
     return m.make_meta(graph_dict, board, dataset=dataset, class_names=class_names, hls_manifest=manifest,

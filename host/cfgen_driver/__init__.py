@@ -7,6 +7,7 @@ HLS C simulation or the golden model. numpy only (pynq on the board, imported la
     acc.throughput_test(images)
 """
 
+from . import cifar
 from .accelerator import BACKENDS, Accelerator, Prediction
 from .errors import (AcceleratorTimeout, BackendUnavailable, BoardUnavailable, BuildFolderError, ClosedError,
                      DataFileError, DMAError, DriverError, InputError, MetadataError, OverlayError,

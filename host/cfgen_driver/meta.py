@@ -43,12 +43,16 @@ def guess_dataset(graph: dict, data: str | None = None) -> str | None:
     """'digits' / 'cifar10' from the build's --data, else from the model's input shape."""
     if data in ("digits", "cifar10"):
         return data
-    s = graph["input"]
-    shape = (s["h"], s["w"], s["c"])
-    if graph["num_classes"] == 10 and (shape == (8, 8, 1) or graph.get("meta", {}).get("spec_name") == "digits"):
-        return "digits"
-    if graph["num_classes"] == 10 and shape == (32, 32, 3):
-        return "cifar10"
+    try:
+        s = graph["input"]
+        shape = (s["h"], s["w"], s["c"])
+        spec = (graph.get("meta") or {}).get("spec_name")
+        if graph["num_classes"] == 10 and (shape == (8, 8, 1) or spec == "digits"):
+            return "digits"
+        if graph["num_classes"] == 10 and shape == (32, 32, 3):
+            return "cifar10"
+    except (KeyError, TypeError, AttributeError):
+        return None  # a malformed graph: make_meta says what is wrong
     return None
 
 
