@@ -125,6 +125,21 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
+    try:
+        with BuildFolder(out, force) as folder:     # locked from here: one build per folder
+            report = _build_into(folder, checkpoint, board_name, data=data, data_dir=data_dir,
+                                 frames=frames, fps=fps, folding_file=folding_file, seed=seed,
+                                 mult=mult, util=util, log=log)
+    except OSError as exc:          # disk full, permissions changed under us, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise BuildError(f"{out}: could not write the build folder: "
+                         f"{exc.strerror or type(exc).__name__}{where}") from None
+    log(f"wrote {out}/ ({', '.join(['vectors'] + [n for n, _ in backends()])})")
+    return report
+
+
+def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, frames, fps,
+                folding_file, seed, mult, util, log) -> dict:
     board = load_board(board_name)
     ckpt = load_checkpoint(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
@@ -139,32 +154,30 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     log(fold_table(perf, board))
     for warning in fold_warnings(perf):
         log(f"      warning: {warning}")
-    with BuildFolder(out, force) as folder:
-        tmp = folder.tmp
-        graph.save(tmp)
-        log(f"[3/5] golden model: {frames} test vectors ({data})")
-        images, labels = test_images(graph, data, frames, data_dir, seed)
-        vec = write_vectors(graph, tmp / "vectors", images, labels)
-        for i, (name, render) in enumerate(backends()):
-            log(f"[4/5] rendering the {name.upper()} backend")
-            render(graph, tmp, board)
-        report = {"checkpoint": str(checkpoint), "board": board["name"], "model": ckpt.spec["name"],
-                  "predicted": perf, "cf_costs": graph.meta["cf_costs"],
-                  "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]},
-                  "board_info": {k: board.get(k) for k in ("name", "part", "resources", "clock_mhz")},
-                  "scales": group_scale_record(ckpt)}
-        (tmp / "report.json").write_text(json.dumps(report, indent=2))
-        (tmp / "board.json").write_text(json.dumps(board, indent=2) + "\n")
-        (tmp / "folding.json").write_text(json.dumps(perf["folding"], indent=2) + "\n")
-        render_report(tmp, log=lambda *a: None)
-        try:
-            render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
-                                       "python": sys.executable, "checkpoint": str(checkpoint),
-                                       "frames": vec["frames"], "data": data,
-                                       "backends": [n for n, _ in backends()]})
-        except ValueError as exc:       # a path that no Makefile can hold
-            raise BuildError(str(exc)) from None
-        log("[5/5] writing the build folder")
-        folder.commit()
-    log(f"wrote {out}/ ({', '.join(['vectors'] + [n for n, _ in backends()])})")
+    tmp = folder.tmp
+    graph.save(tmp)
+    log(f"[3/5] golden model: {frames} test vectors ({data})")
+    images, labels = test_images(graph, data, frames, data_dir, seed)
+    vec = write_vectors(graph, tmp / "vectors", images, labels)
+    for i, (name, render) in enumerate(backends()):
+        log(f"[4/5] rendering the {name.upper()} backend")
+        render(graph, tmp, board)
+    report = {"checkpoint": str(checkpoint), "board": board["name"], "model": ckpt.spec["name"],
+              "predicted": perf, "cf_costs": graph.meta["cf_costs"],
+              "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]},
+              "board_info": {k: board.get(k) for k in ("name", "part", "resources", "clock_mhz")},
+              "scales": group_scale_record(ckpt)}
+    (tmp / "report.json").write_text(json.dumps(report, indent=2))
+    (tmp / "board.json").write_text(json.dumps(board, indent=2) + "\n")
+    (tmp / "folding.json").write_text(json.dumps(perf["folding"], indent=2) + "\n")
+    render_report(tmp, log=lambda *a: None)
+    try:
+        render_project_files(tmp, {"graph": graph, "board": board, "perf": perf,
+                                   "python": sys.executable, "checkpoint": str(checkpoint),
+                                   "frames": vec["frames"], "data": data,
+                                   "backends": [n for n, _ in backends()]})
+    except ValueError as exc:       # a path that no Makefile can hold
+        raise BuildError(str(exc)) from None
+    log("[5/5] writing the build folder")
+    folder.commit()
     return report

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..boards import board_names
+from ..build import MAX_FRAMES
+from . import options
 
 
 def add_parser(sub):
@@ -10,13 +12,16 @@ def add_parser(sub):
                        description="Lower a checkpoint to the hardware graph, fold it for a board, "
                                    "and write the HLS/RTL project with golden test vectors.")
     p.add_argument("checkpoint", help="cfgen checkpoint (.pt)")
-    p.add_argument("--board", required=True, help="one of: " + ", ".join(board_names()))
+    p.add_argument("--board", required=True,
+                   help="one of: " + ", ".join(board_names()) + "; or a board .json file")
     p.add_argument("-o", "--output", default=None, help="build folder (default: build/<ckpt name>)")
     p.add_argument("--data", default="random", choices=("random", "digits", "cifar10"),
                    help="test images for the vectors (default: random uint8 images)")
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder for --data cifar10")
-    p.add_argument("--frames", type=int, default=100, help="test vectors to generate")
-    p.add_argument("--fps", type=float, default=None, help="target frames/s at the board clock")
+    p.add_argument("--frames", type=options.positive_int(MAX_FRAMES), default=100,
+                   help="test vectors to generate")
+    p.add_argument("--fps", type=options.finite_float(0, 1e9, lo_open=True), default=None,
+                   help="target frames/s at the board clock")
     p.add_argument("--folding", default=None,
                    help="folding JSON: {node: {pe, simd[, mult]}} (OUT/folding.json of a build works)")
     p.add_argument("--mult", default="auto", choices=("auto", "any", "dsp", "dsp2", "lut"),
@@ -26,7 +31,7 @@ def add_parser(sub):
     p.add_argument("--util", default=None, metavar="R=F,...",
                    help="folding budget as fractions of the board, e.g. LUT=0.8,FF=0.8,BRAM36=0.9,"
                         "DSP=0.9 (the default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=options.seed, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.set_defaults(func=run)
 
