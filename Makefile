@@ -20,8 +20,9 @@ PIP_FLAGS    ?= --progress-bar off
 HLS4ML_VERSION := 1.3.0
 AP_TYPES_DIR := $(VENV)/share/ap_types
 # perl: the verilator script; zlib1g-dev: Verilator FST traces; g++/make: verilated builds.
-# ccache: Verilator builds (OBJCACHE), ~10x faster after the first.
-APT_PACKAGES := iverilog yosys g++ make perl zlib1g-dev ccache
+# ccache: Verilator builds (OBJCACHE), ~10x faster after the first. tcl: tclsh parses the
+# generated Tcl in the hardening tests.
+APT_PACKAGES := iverilog yosys g++ make perl zlib1g-dev ccache tcl
 PYTEST_ARGS  ?= -n 2 --dist loadfile
 
 # Environment for anything that runs tests/simulators: venv first on PATH, the pip
