@@ -240,7 +240,7 @@ def _check_same_architecture(base: dict, got: dict, source) -> None:
             raise CheckpointError(f"{show(source)}: layer {have['name']} is "
                                   f"{have.get('precision')}, the spec's {want['name']} is "
                                   f"{want.get('precision')}")
-        for key in sorted(set(want) | set(have)):
+        for key in ["type"] + sorted((set(want) | set(have)) - {"type"}):
             if binary and key in _RETUNABLE:
                 continue
             if want.get(key) != have.get(key):
@@ -465,14 +465,13 @@ def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
     say = log if d.main else (lambda msg: None)
     spath = state_path(cfg.output)
     state = None
+    if cfg.resume and os.path.lexists(spath):
+        state = load_state(spath)
+        cfg = _merge_resume(cfg, state["config"], spath)
     check_output_path(cfg.output)
     check_output_path(spath)
-    if cfg.resume:
-        if spath.is_file():
-            state = load_state(spath)
-            cfg = _merge_resume(cfg, state["config"], spath)
-        else:
-            say(f"note: {spath} not found; starting a new run")
+    if cfg.resume and state is None:
+        say(f"note: {show(spath)} not found; starting a new run")
     cfg = cfg.finalize(check_milestones=state is None)
     if cfg.data not in ("digits", "cifar10"):
         raise DataError(f"unknown dataset '{cfg.data}' (known: digits, cifar10)")
