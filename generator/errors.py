@@ -23,3 +23,7 @@ class LoweringError(CfgenError):
 
 class BuildError(CfgenError):
     """A build cannot be produced (bad board, folding, output folder)."""
+
+
+class GraphError(CfgenError):
+    """A build folder's hardware graph (graph.json / graph.npz) is missing or damaged."""

@@ -11,10 +11,14 @@ generator/golden.py.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+
+from .errors import GraphError
+from .names import check_name
 
 
 @dataclass
@@ -191,20 +195,38 @@ class Graph:
 
     @classmethod
     def load(cls, folder) -> "Graph":
+        """Read graph.json + graph.npz of a build folder; a missing, damaged or tampered pair
+        is one GraphError line (its names are re-checked: they reach generated files)."""
         folder = Path(folder)
-        d = json.loads((folder / "graph.json").read_text())
-        arrays = np.load(folder / "graph.npz")
-        nodes = []
-        for nd in d["nodes"]:
-            kind = nd.pop("kind")
-            node_cls = NODE_TYPES[kind]
-            nd["inp"], nd["out"] = Stream(**nd["inp"]), Stream(**nd["out"])
-            for a in node_cls.ARRAYS:
-                key = f"{nd['name']}.{a}"
-                nd[a] = arrays[key] if key in arrays else None
-            nodes.append(node_cls(**nd))
-        return cls(d["name"], nodes, Stream(**d["input"]), d["logit_scale"], d["num_classes"],
-                   d.get("meta", {}))
+        try:
+            d = json.loads((folder / "graph.json").read_bytes().decode("utf-8"))
+            with np.load(folder / "graph.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            nodes = []
+            for nd in d["nodes"]:
+                nd = dict(nd)
+                kind = nd.pop("kind")
+                node_cls = NODE_TYPES[kind]
+                check_name(nd["name"], "node name", GraphError, ident=True)
+                nd["inp"], nd["out"] = Stream(**nd["inp"]), Stream(**nd["out"])
+                for a in node_cls.ARRAYS:
+                    key = f"{nd['name']}.{a}"
+                    nd[a] = arrays[key] if key in arrays else None
+                nodes.append(node_cls(**nd))
+            graph = cls(check_name(d["name"], "graph name", GraphError), nodes,
+                        Stream(**d["input"]), float(d["logit_scale"]), int(d["num_classes"]),
+                        dict(d.get("meta", {})))
+        except GraphError as exc:
+            raise GraphError(f"{folder}: {exc}") from None
+        except FileNotFoundError as exc:
+            raise GraphError(f"{folder}: not a build folder (no {Path(exc.filename).name})") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+                zipfile.BadZipFile, UnicodeDecodeError) as exc:
+            raise GraphError(f"{folder}: damaged graph.json / graph.npz "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
+        if not nodes:
+            raise GraphError(f"{folder}: graph.json has no nodes")
+        return graph
 
 
 def _jsonable(v):
