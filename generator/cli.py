@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from .errors import CfgenError
+from .entry import OneLineParser, run_main
 
 COMMANDS = ("init", "train", "eval", "convert", "build")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is the single line `error: ...` (exit 2), no usage dump.
-
-    Subparsers inherit the class (add_subparsers uses type(parent) by default).
-    """
-
-    def error(self, message):
-        from .escape import one_line
-
-        where = self.prog.split(" ", 3)[3] + ": " if self.prog.count(" ") >= 3 else ""
-        self.exit(2, f"error: {where}{one_line(' '.join(str(message).split()), 300)}\n")
-
-
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m generator",
         description="cfgen: FPGA accelerators for cross-filter compressed binarized CNNs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -47,16 +33,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from . import signals
-    from .escape import one_line
+    def body():
+        args = make_parser().parse_args(argv)
+        return args.func(args)
 
-    try:
-        parser = make_parser()
-        args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
-    except CfgenError as exc:
-        print(f"error: {one_line(' '.join(str(exc).split()), 400)}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, signals.Terminated) as exc:
-        print(f"error: {signals.describe(exc)}", file=sys.stderr)
-        return signals.exit_code(exc)
+    # The handlers are installed by __main__ before the imports (and stay the caller's own
+    # business when main() is called in-process).
+    return run_main(body, install_signals=False)

@@ -10,7 +10,6 @@ plotting library.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import sys
@@ -271,13 +270,26 @@ def _layer_shapes(graph: dict) -> dict:
 
 
 def render(out_dir, log=print) -> Path:
-    """(Re)write OUT/report.html and the 'measured' block of OUT/report.json."""
-    import jinja2
+    """(Re)write OUT/report.html and the 'measured' block of OUT/report.json.
 
+    Its inputs are files of the build folder that a user or a crashed tool may have damaged:
+    any malformed one is a single CfgenError line naming the folder."""
     out = Path(out_dir)
     rj = out / "report.json"
     if not rj.is_file():
         raise CfgenError(f"{rj} not found: not a cfgen build folder")
+    try:
+        return _render(out, rj, log)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, RecursionError) as exc:
+        detail = " ".join(str(exc).split())[:100]
+        raise CfgenError(f"{out}: report.json, graph.json or a results file is damaged "
+                         f"({type(exc).__name__}: {detail}); rebuild or re-run the tool") from None
+
+
+def _render(out: Path, rj: Path, log) -> Path:
+    import jinja2
+
     report = json.loads(rj.read_text())
     graph = json.loads((out / "graph.json").read_text())
     predicted = report["predicted"]
@@ -354,17 +366,17 @@ def _jsonable(v):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m generator.report",
-                                 description="Re-render OUT/report.html with measured figures "
-                                             "(OUT/sim/results.json, OUT/synth/resources.json)")
+    from .entry import OneLineParser, run_main
+
+    ap = OneLineParser(prog="python -m generator.report",
+                       description="Re-render OUT/report.html with measured figures "
+                                   "(OUT/sim/results.json, OUT/synth/resources.json)")
     ap.add_argument("out", help="build folder")
     args = ap.parse_args(argv)
-    try:
+    def body() -> int:
         render(args.out)
-    except CfgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+    return run_main(body)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .errors import SpecError
-from .names import MAX_NAME, check_name, name_from
+from .names import check_name, name_from
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 PRECISIONS = ("float", "bw", "xnor")

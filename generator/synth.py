@@ -29,7 +29,6 @@ BRAM/DSP inference only for the patterns the library uses (docs/RTL.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -212,19 +211,23 @@ def add_utilisation(result: dict, board_resources: dict | None) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m generator.synth",
-                                 description="Yosys synth_xilinx resource estimate of OUT/rtl")
+    from .commands import options
+    from .entry import OneLineParser, run_main
+
+    ap = OneLineParser(prog="python -m generator.synth",
+                       description="Yosys synth_xilinx resource estimate of OUT/rtl")
     ap.add_argument("out", help="build folder")
-    ap.add_argument("--timeout", type=float, default=3600, help="seconds before Yosys is killed")
+    ap.add_argument("--timeout", type=options.finite_float(1, 7 * 86400), default=3600,
+                    help="seconds before Yosys is killed")
     ap.add_argument("--abc9", action="store_true", help="map with ABC9 (aborts in Yosys 0.23)")
     ap.add_argument("--no-abc9", action="store_true", help="map with ABC (the default)")
     ap.add_argument("--flatten", action="store_true", help="flatten (no per-unit figures)")
     args = ap.parse_args(argv)
-    try:
-        res = run(args.out, timeout=args.timeout, abc9=args.abc9 and not args.no_abc9, flatten=args.flatten)
-    except (CfgenError, tools.ToolMissing) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    res = run(args.out, timeout=args.timeout, abc9=args.abc9 and not args.no_abc9, flatten=args.flatten)
     print(f"synth {args.out}: LUT {res['LUT']} (logic {res['LUT_logic']}, LUTRAM {res['LUTRAM']}), "
           f"FF {res['FF']}, BRAM36 {res['BRAM36']}, DSP {res['DSP']}  [{res['seconds']} s]")
     for name, r in res["nodes"].items():
