@@ -269,6 +269,33 @@ def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace
     return res
 
 
+def run_tlast(out_dir, trace: bool = True, werror: bool = False, quiet: bool = False,
+              timeout: float | None = 600) -> dict:
+    """Input TLAST resynchronisation check of the generated top in C simulation (the test
+    bench's `tlast` mode, docs/CONTRACT.md): short, long and multi-frame packets between good
+    frames in one call; returns its results (also out_dir/csim/tlast_results.json)."""
+    out_dir = Path(out_dir)
+    check_inputs(out_dir, None, None, trace=False)
+    work = out_dir / "csim"
+    build(out_dir / "hls", work, trace=trace, werror=werror, quiet=quiet)
+    tb_json = work / "tlast_results.json"
+    if tb_json.exists():
+        tb_json.unlink()
+    try:
+        r = subprocess.run([str(work / "tb"), str(out_dir / "vectors"), "0", "1", str(tb_json), "tlast"],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CsimError(f"the TLAST C simulation exceeded {timeout} s") from None
+    if not tb_json.exists():
+        tail = (r.stdout + r.stderr).strip().splitlines()[-20:]
+        raise CsimError(f"the TLAST C simulation crashed (exit {r.returncode}):\n" + "\n".join(tail))
+    res = json.loads(tb_json.read_text())
+    res["log"] = r.stdout.strip().splitlines()
+    res["exit_code"] = r.returncode
+    res["passed"] = bool(res.get("passed")) and r.returncode == 0
+    return res
+
+
 def summary(res: dict) -> str:
     if res["bit_exact"]:
         return (f"csim: BIT EXACT, {res['frames']} frames, {len(res['nodes'])} nodes checked, "
@@ -314,12 +341,18 @@ def main(argv=None) -> int:
     ap.add_argument("--notrace", action="store_true", help="check only the accelerator output, not every node")
     ap.add_argument("--werror", action="store_true", help="fail on compiler warnings")
     ap.add_argument("--check-vitis", action="store_true", help="report whether vitis_hls and vivado are on PATH")
+    ap.add_argument("--tlast", action="store_true",
+                    help="instead: check the input TLAST resynchronisation (short / long packets)")
     args = ap.parse_args(argv)
     if args.check_vitis:
         return check_vitis()
     if not args.out:
         ap.error("OUT is required")
     try:
+        if args.tlast:
+            res = run_tlast(args.out, trace=not args.notrace, werror=args.werror)
+            print(res["log"][-1] if res["log"] else f"csim: TLAST check exit {res['exit_code']}")
+            return 0 if res["passed"] else 1
         res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
     except CfgenError as exc:
         lines = str(exc).splitlines() or [type(exc).__name__]

@@ -34,8 +34,9 @@ TESTS = {
     "stalls": "test_random_stalls",
     "reset": "test_reset_mid_frame",
     "backpressure": "test_backpressure_patterns",
+    "tlast": "test_tlast_resync",
 }
-TEST_ORDER = ["perf", "stalls", "reset", "backpressure"]
+TEST_ORDER = ["perf", "stalls", "reset", "backpressure", "tlast"]
 # option ranges; the bench stamps frames modulo rtlgen.MAXF, so the interval measurement
 # (frames 0 .. perf_frames) must fit in them
 MAX_FRAMES = 100_000
@@ -247,7 +248,8 @@ class _null_env:
 
 
 PART_NAMES = {"perf": "latency_interval", "stalls": "random_stalls",
-              "reset": "reset_mid_frame", "backpressure": "backpressure_patterns"}
+              "reset": "reset_mid_frame", "backpressure": "backpressure_patterns",
+              "tlast": "tlast_resync"}
 
 
 def summarize(man, tc, parts, names, frames, simulator, build_s, sim_s) -> dict:

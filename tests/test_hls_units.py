@@ -276,26 +276,53 @@ class WidenCase(Case):
 
 
 class AxisCase(Case):
-    def __init__(self, cid, beat, beats, seed):
-        super().__init__(cid, f"axis {beat} bits, {beats} beats/frame")
-        rng = np.random.default_rng(seed)
-        self.beat, self.axi, self.beats = beat, hls.axi_bits(beat), beats
-        self.words = [int.from_bytes(rng.bytes((beat + 7) // 8), "little") % (1 << beat)
-                      for _ in range(FRAMES * beats)]
+    """axis_to_stream -> stream_to_axis. resync: packets of random lengths (short: TLAST
+    early, padded, TUSER on the output's TLAST beat; whole frames without TLAST; one beat)
+    against the TLAST policy of docs/CONTRACT.md, modelled here beat by beat."""
+
+    def __init__(self, cid, beat, beats, seed, resync=False):
+        super().__init__(cid, f"axis {beat} bits, {beats} beats/frame{' resync' if resync else ''}")
+        self.seed = seed
+        self.beat, self.axi, self.beats, self.resync = beat, hls.axi_bits(beat), beats, resync
         self.source = (f"static int case_{cid}(unsigned frames) {{ return cf_bench::run_axis<{beat}, {self.axi}, "
                        f"{beats}>(frames); }}\n")
 
+    def _word(self, rng):
+        return int.from_bytes(rng.bytes((self.beat + 7) // 8), "little") % (1 << self.beat)
+
+    def packets(self, frames):
+        """(input beats as (word, tlast), expected output frames as (words, padded))."""
+        rng = np.random.default_rng(self.seed)
+        beats, want = [], []
+        kinds = ["full"] * frames if not self.resync else \
+            [("nolast", "short", "one", "full")[k % 4] if self.beats > 1 else ("nolast", "full")[k % 2]
+             for k in range(frames)]
+        for kind in kinds:
+            words = [self._word(rng) for _ in range(self.beats)]
+            if kind in ("full", "nolast"):
+                beats += [(w, kind == "full" and i == self.beats - 1) for i, w in enumerate(words)]
+                want.append((words, False))
+            else:
+                n = 1 if kind == "one" else int(rng.integers(1, self.beats))
+                beats += [(w, i == n - 1) for i, w in enumerate(words[:n])]
+                want.append((words[:n] + [0] * (self.beats - n), True))
+        return beats, want
+
     def stdin(self, frames):
-        return hex_lines(self.words[:frames * self.beats], self.beat)
+        d = (self.beat + 3) // 4
+        return "".join(f"{w:0{d}x} {int(last)}\n" for w, last in self.packets(frames)[0])
 
     def check(self, stdout, frames):
         lines = [ln.split() for ln in stdout.strip().splitlines()]
-        assert len(lines) == frames * self.beats
+        want = [(w, padded and i == self.beats - 1) for words, padded in self.packets(frames)[1]
+                for i, w in enumerate(words)]
+        assert len(lines) == frames * self.beats == len(want)
         nbytes = self.axi // 8
-        for i, (data, keep, strb, last) in enumerate(lines):
-            assert int(data, 16) == self.words[i]
+        for i, ((data, keep, strb, last, user), (w, flag)) in enumerate(zip(lines, want)):
+            assert int(data, 16) == w, i
             assert int(keep, 16) == int(strb, 16) == (1 << nbytes) - 1
             assert int(last) == (i % self.beats == self.beats - 1)
+            assert int(user) == flag, i
 
 
 class PopcountCase(Case):
@@ -411,6 +438,8 @@ def _cases() -> list[Case]:
     cs.append(AxisCase("axis_13", 13, 5, next(seed)))
     cs.append(AxisCase("axis_24", 24, 4, next(seed)))
     cs.append(AxisCase("axis_70", 70, 3, next(seed)))
+    cs.append(AxisCase("axis_resync_24", 24, 6, next(seed), resync=True))
+    cs.append(AxisCase("axis_resync_1beat", 13, 1, next(seed), resync=True))
     for n in (1, 7, 64, 65, 200):
         cs.append(PopcountCase(f"pc_{n}", n, next(seed)))
     return cs

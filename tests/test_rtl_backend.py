@@ -121,7 +121,8 @@ def test_chain_verilator_all_tests(chain_build):
     res = rtlsim.run(chain_build, frames=6, simulator="verilator", perf_frames=4,
                      pattern_frames=2)
     _assert_exact(res)
-    assert set(res["tests"]) == {"perf", "stalls", "reset", "backpressure"}
+    assert set(res["tests"]) == {"perf", "stalls", "reset", "backpressure", "tlast"}
+    assert res["tests"]["tlast"]["padded_frames"] == res["tests"]["tlast"]["short_frames"] == 3
     saved = json.loads((chain_build / "sim" / "results.json").read_text())
     for key in ("frames", "bit_exact", "mismatches", "latency_cycles", "interval_cycles",
                 "fps_at_clock", "simulator", "version"):

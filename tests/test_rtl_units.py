@@ -60,8 +60,10 @@ LINT_CASES = [
     ("cf_widen", {}), ("cf_widen", {"IW": 24, "R": 25, "SF": 1, "NF": 48}),
     ("cf_widen", {"IW": 24, "R": 5, "SF": 5, "NF": 1}), ("cf_widen", {"R": 1, "SF": 1, "NF": 1}),
     ("cf_widen", {"IW": 3, "R": 1, "SF": 3, "NF": 4}),
-    ("cf_axis_in", {}), ("cf_axis_in", {"W": 16}),
+    ("cf_axis_in", {}), ("cf_axis_in", {"W": 16}), ("cf_axis_in", {"W": 24, "BEATS": 1024}),
+    ("cf_axis_in", {"W": 1, "BEATS": 2}),
     ("cf_axis_out", {}), ("cf_axis_out", {"W": 16, "BEATS": 4}),
+    ("cf_axis_out", {"W": 4, "BEATS": 16, "FD": 2}), ("cf_axis_out", {"W": 170, "BEATS": 1, "FD": 64}),
     ("cf_check", {}),
 ]
 
@@ -79,6 +81,16 @@ def _lint(files, top, params=None, extra=()):
 def test_lint_clean(module, params):
     r = _lint([REPO / "rtl" / f"{module}.v"], module, params)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("module,params", [
+    ("cf_axis_in", {"BEATS": 0}), ("cf_axis_in", {"W": 16, "TW": 12}), ("cf_axis_in", {"W": 16, "TW": 8}),
+    ("cf_axis_out", {"BEATS": 0}), ("cf_axis_out", {"FD": 3}), ("cf_axis_out", {"FD": 1}),
+    ("cf_axis_out", {"W": 9, "TW": 9})])
+def test_axis_adapters_refuse_bad_parameters(module, params):
+    """Elaboration-time parameter checks: an impossible parameter stops the tools."""
+    r = _lint([REPO / "rtl" / f"{module}.v"], module, params)
+    assert r.returncode != 0 and "needs" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_every_library_file_is_linted():

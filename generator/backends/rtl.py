@@ -499,6 +499,14 @@ def _jinja():
     return env
 
 
+def flag_fifo_depth(plans) -> int:
+    """Depth of cf_axis_out's per-frame flag FIFO (input TLAST resynchronisation): room for
+    the frames between the AXI adapters, estimated generously as two per unit plus four
+    (frames overlap by a few rows per window generator). Too small a depth would only make
+    cf_axis_in hold a frame's last beat (throughput), never lose a flag; 1-bit entries."""
+    return next_pow2(max(4, 2 * sum(len(p.units) for p in plans) + 4))
+
+
 def _stream_desc(s: Stream) -> str:
     return f"{s.h}x{s.w}x{s.c} {s.kind}{s.bits}"
 
@@ -525,6 +533,7 @@ def render(graph: Graph, out_dir, board: dict | None = None) -> dict:
         "out_w": out_w, "out_tw": tdata_width(out_w), "out_beats": graph.output.h * graph.output.w,
         "out_desc": _stream_desc(graph.output),
         "nodes": plans, "last": plans[-1].stream,
+        "flag_depth": flag_fifo_depth(plans),
     }
     (rtl / f"{TOP}.v").write_text(_jinja().get_template("top.v.j2").render(**ctx))
     for f in LIBRARY + SIM_LIBRARY:
@@ -544,6 +553,7 @@ def render(graph: Graph, out_dir, board: dict | None = None) -> dict:
                    "ideal_cycles": p.cycles, "units": [u.to_json() for u in p.units]}
                   for p in plans],
         "predicted_interval_cycles": max(p.cycles for p in plans),
+        "flag_fifo_depth": ctx["flag_depth"],
         "board": {"name": board.get("name", "generic"), "part": board.get("part", ""),
                   "family": board.get("family", "xc7"),
                   "clock_mhz": board.get("clock_mhz", 100),

@@ -52,28 +52,38 @@ template <unsigned IN_W, unsigned OUT_W, class F> int run(F f, const unsigned fr
   return 0;
 }
 
-// AXI adapters: beats -> axis (TLAST per frame) -> axis_to_stream -> stream_to_axis;
-// prints "data keep strb last" per output beat.
+// AXI adapters: stdin "HEX LAST" per input beat (packets of any length) -> axis_to_stream
+// (TLAST resynchronisation, `frames` frames) -> stream_to_axis; prints
+// "data keep strb last user" per output beat.
 template <unsigned BEAT, unsigned AXI, unsigned BEATS> int run_axis(const unsigned frames) {
-  hls::stream<ap_uint<BEAT> > raw("raw"), mid("mid");
-  if (!read_beats<BEAT>(raw, (unsigned long)frames * BEATS)) return 2;
-  hls::stream<ap_axiu<AXI, 0, 0, 0> > ain("axis in"), aout("axis out");
-  for (unsigned long i = 0; i < (unsigned long)frames * BEATS; i++) {
+  hls::stream<ap_axiu<AXI, 0, 0, 0> > ain("axis in");
+  hls::stream<ap_uint<BEAT> > mid("mid");
+  hls::stream<ap_uint<1> > flags("flags");
+  hls::stream<ap_axiu<AXI, 1, 0, 0> > aout("axis out");
+  std::string line;
+  for (unsigned long n = 1; std::getline(std::cin, line); n++) {
+    const std::string::size_type sp = line.find(' ');
+    ap_uint<BEAT> v;
+    if (sp == std::string::npos || !cf_tb::parse_hex<BEAT>(line.substr(0, sp), v)) {
+      std::fprintf(stderr, "bench: bad input line %lu\n", n);
+      return 2;
+    }
     ap_axiu<AXI, 0, 0, 0> b;
-    b.data = raw.read();
+    b.data = 0;
+    b.data.range(BEAT - 1, 0) = v;
     b.keep = -1;
     b.strb = -1;
-    b.last = (i % BEATS) == BEATS - 1;
+    b.last = line.substr(sp + 1) == "1" ? 1 : 0;
     ain.write(b);
   }
-  cf::axis_to_stream<BEAT, AXI, BEATS>(ain, mid, frames);
-  cf::stream_to_axis<BEAT, AXI, BEATS>(mid, aout, frames);
+  cf::axis_to_stream<BEAT, AXI, BEATS>(ain, mid, flags, frames);
+  cf::stream_to_axis<BEAT, AXI, BEATS>(mid, flags, aout, frames);
   while (!aout.empty()) {
-    const ap_axiu<AXI, 0, 0, 0> b = aout.read();
-    std::printf("%s %s %s %d\n", cf_tb::to_hex<AXI>(b.data).c_str(), cf_tb::to_hex<(AXI + 7) / 8>(b.keep).c_str(),
-                cf_tb::to_hex<(AXI + 7) / 8>(b.strb).c_str(), (int)b.last);
+    const ap_axiu<AXI, 1, 0, 0> b = aout.read();
+    std::printf("%s %s %s %d %d\n", cf_tb::to_hex<AXI>(b.data).c_str(), cf_tb::to_hex<(AXI + 7) / 8>(b.keep).c_str(),
+                cf_tb::to_hex<(AXI + 7) / 8>(b.strb).c_str(), (int)b.last, (int)b.user);
   }
-  return ain.empty() && mid.empty() ? 0 : 3;
+  return ain.empty() && mid.empty() && flags.empty() ? 0 : 3;
 }
 
 // popcount (C-simulation path) and popcount_tree (synthesis path) of each input word.
