@@ -487,6 +487,7 @@ def _train(cfg: TrainConfig, d: Dist, log) -> TrainResult:
         origin = dict(state.get("origin") or {})
     else:
         model, origin = build_model(cfg)
+    _check_batchnorm_batch(model.spec, local_batch)
     ds = load_dataset(cfg.data, cfg.data_dir)
     check_compatible(model.spec, ds.train.images, cfg.data)
     n_out = specmod.shapes(model.spec)[-1]
@@ -670,6 +671,19 @@ def _load_optimizer(optimizer, saved, model, cfg, path) -> None:
         optimizer.load_state_dict(saved)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{where}: bad optimizer state ({one_line(str(exc), 80)})") from None
+
+
+def _check_batchnorm_batch(spec: dict, local_batch: int) -> None:
+    """Training batch-norm needs more than one value per channel in every batch."""
+    shapes = specmod.shapes(spec)
+    for layer, shape in zip(spec["layers"], shapes):
+        per_image = 1
+        for n in shape[1:]:
+            per_image *= n
+        if layer["type"] == "batchnorm" and local_batch * per_image < 2:
+            raise CfgenError(f"batches of {local_batch} image: batch-norm layer {layer['name']} "
+                             "sees one value per channel per image and needs at least 2 images "
+                             "per batch (per process under torchrun): raise --batch-size")
 
 
 def _modes(spec: dict) -> str:

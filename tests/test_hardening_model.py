@@ -744,3 +744,15 @@ def test_end_to_end_no_traceback(tmp_path, model):
         assert re.search(match, res.stderr.strip()), res.stderr
         assert res.stdout == ""
     assert snapshot(tmp_path) == before
+
+
+def test_batch_of_one_image_for_a_flat_batchnorm(tmp_path, capsys):
+    spec = {"name": "flat", "input": {"channels": 1, "height": 8, "width": 8}, "num_classes": 10,
+            "layers": [{"type": "flatten"}, {"type": "linear", "out": 16, "precision": "float"},
+                       {"type": "batchnorm", "name": "bn"}, {"type": "relu"},
+                       {"type": "linear", "out": 10, "precision": "xnor"}]}
+    (tmp_path / "flat.json").write_text(json.dumps(spec))
+    refused(["train", tmp_path / "flat.json", "--cf", "2", "--data", "digits", "--quiet",
+             "--batch-size", "1", "--epochs", "1", "-o", tmp_path / "f.pt"], capsys, tmp_path,
+            r"batches of 1 image: batch-norm layer bn sees one value per channel .* raise "
+            r"--batch-size")
