@@ -331,12 +331,15 @@ def check_vitis() -> int:
 
 
 def main(argv=None) -> int:
-    ap = vectorcheck.OneLineParser(prog="python -m generator.csim",
-                                   description="Bit-exact C simulation of a generated HLS project (g++ + ap_types).")
+    from .commands import options
+    from .entry import OneLineParser, run_main
+
+    ap = OneLineParser(prog="python -m generator.csim",
+                       description="Bit-exact C simulation of a generated HLS project (g++ + ap_types).")
     ap.add_argument("out", nargs="?", help="build folder (holding hls/ and vectors/)")
-    ap.add_argument("--frames", type=vectorcheck.int_range("--frames", 1, MAX_FRAMES), default=None,
+    ap.add_argument("--frames", type=options.int_range(1, MAX_FRAMES), default=None,
                     help="frames to simulate (default: all vectors; more than vectors/ holds is an error)")
-    ap.add_argument("--batch", type=vectorcheck.int_range("--batch", 1, MAX_BATCH), default=None,
+    ap.add_argument("--batch", type=options.int_range(1, MAX_BATCH), default=None,
                     help="frames per call of the top (reps)")
     ap.add_argument("--notrace", action="store_true", help="check only the accelerator output, not every node")
     ap.add_argument("--werror", action="store_true", help="fail on compiler warnings")
@@ -348,18 +351,15 @@ def main(argv=None) -> int:
         return check_vitis()
     if not args.out:
         ap.error("OUT is required")
-    try:
-        if args.tlast:
-            res = run_tlast(args.out, trace=not args.notrace, werror=args.werror)
-            print(res["log"][-1] if res["log"] else f"csim: TLAST check exit {res['exit_code']}")
-            return 0 if res["passed"] else 1
-        res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
-    except CfgenError as exc:
-        lines = str(exc).splitlines() or [type(exc).__name__]
-        print(f"error: {lines[0]}", file=sys.stderr)
-        if len(lines) > 1:  # a compiler's log: the one-line error first, details on stdout
-            print("\n".join(lines[1:]))
-        return 2
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    if args.tlast:
+        res = run_tlast(args.out, trace=not args.notrace, werror=args.werror)
+        print(res["log"][-1] if res["log"] else f"csim: TLAST check exit {res['exit_code']}")
+        return 0 if res["passed"] else 1
+    res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
     print(summary(res))
     return 0 if res["bit_exact"] else 1
 

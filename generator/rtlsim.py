@@ -312,29 +312,31 @@ def print_summary(res: dict, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    rng = vectorcheck.int_range
-    ap = vectorcheck.OneLineParser(prog="python -m generator.rtlsim",
-                                   description="cocotb RTL simulation of a cfgen build folder")
+    from .commands import options
+    from .entry import OneLineParser, run_main
+
+    ap = OneLineParser(prog="python -m generator.rtlsim",
+                       description="cocotb RTL simulation of a cfgen build folder")
     ap.add_argument("out", help="build folder (with rtl/, sim/, vectors/)")
-    ap.add_argument("--frames", type=rng("--frames", 1, MAX_FRAMES), default=10,
+    ap.add_argument("--frames", type=options.int_range(1, MAX_FRAMES), default=10,
                     help="frames for the random-stall test (at most the frames in vectors/)")
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
-    ap.add_argument("--seed", type=rng("--seed", 0, MAX_SEED), default=1)
+    ap.add_argument("--seed", type=options.int_range(0, MAX_SEED), default=1)
     ap.add_argument("--tests", default=",".join(TEST_ORDER),
                     help=f"comma-separated subset of {','.join(TEST_ORDER)}")
-    ap.add_argument("--perf-frames", type=rng("--perf-frames", 3, rtlgen.MAXF - 1), default=4,
-                    help="back-to-back frames for the interval measurement (>= 3)")
-    ap.add_argument("--pattern-frames", type=rng("--pattern-frames", 1, MAX_PATTERN_FRAMES), default=2,
+    ap.add_argument("--perf-frames", type=options.int_range(3, rtlgen.MAXF - 1), default=4,
+                    help="back-to-back frames for the interval measurement (3..63)")
+    ap.add_argument("--pattern-frames", type=options.int_range(1, MAX_PATTERN_FRAMES), default=2,
                     help="frames per back-pressure pattern")
     ap.add_argument("--rebuild", action="store_true", help="recompile the simulation model")
     args = ap.parse_args(argv)
-    try:
-        res = run(args.out, frames=args.frames, simulator=args.simulator, seed=args.seed,
-                  tests=[t for t in args.tests.split(",") if t], perf_frames=args.perf_frames,
-                  pattern_frames=args.pattern_frames, rebuild=args.rebuild)
-    except (CfgenError, tools.ToolMissing) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _main(args))
+
+
+def _main(args) -> int:
+    res = run(args.out, frames=args.frames, simulator=args.simulator, seed=args.seed,
+              tests=[t for t in args.tests.split(",") if t], perf_frames=args.perf_frames,
+              pattern_frames=args.pattern_frames, rebuild=args.rebuild)
     print_summary(res, Path(args.out))
     return 0 if res["bit_exact"] else 1
 

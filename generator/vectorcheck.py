@@ -1,10 +1,10 @@
 """Checks of a build folder's simulation inputs, shared by generator.csim and generator.rtlsim.
 
 Everything a simulation reads from OUT/vectors/ (input.hex, the <node>.hex files its checkers
-compare with, meta.json) and the numeric options of the two drivers is checked here *before*
-a compiler or simulator starts, so a bad file or option is one `error: ...` line (exit 2)
-instead of a traceback from the cocotb module or a test bench that silently simulates fewer
-frames than asked.
+compare with, meta.json) and the numeric options of their Python API (check_int; the command
+lines use generator/commands/options.py) are checked here *before* a compiler or simulator
+starts, so a bad file or option is one `error: ...` line (exit 2) instead of a traceback from
+the cocotb module or a test bench that silently simulates fewer frames than asked.
 
 A hex vector file (generator/streams.py: write_hex) holds one beat per line, hexadecimal,
 most significant digit first, at most ceil(bits/4) digits and a value below 2**bits; its
@@ -13,7 +13,6 @@ line count is a whole number of frames (beats per frame from the manifest).
 
 from __future__ import annotations
 
-import argparse
 import json
 import string
 from pathlib import Path
@@ -121,32 +120,10 @@ def check_vectors(vectors: Path, streams, frames: int | None = None, what: str =
 
 # ----------------------------------------------------------------------- options
 
-def int_range(name: str, lo: int, hi: int):
-    """argparse type: an integer in [lo, hi] (one-line error otherwise)."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text, 10)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {v}")
-        return v
-    parse.__name__ = name
-    return parse
-
-
 def check_int(name: str, value, lo: int, hi: int) -> int:
-    """The same range check for the Python API (run_csim, rtlsim.run)."""
+    """Range check of an option given to the Python API (run_csim, rtlsim.run)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise VectorError(f"{name} must be an integer, got {value!r}")
     if not lo <= value <= hi:
         raise VectorError(f"{name} must be in [{lo}, {hi}], got {value}")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are the single line `error: ...` on stderr (exit 2)."""
-
-    def error(self, message):
-        text = " ".join(str(message).split())
-        self.exit(2, f"error: {text[:400]}\n")
