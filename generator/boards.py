@@ -6,12 +6,12 @@ defaults, so every consumer reads the same resolved values.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 from .errors import BuildError
+from .jsonfile import read_json
 from .names import check_name
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
@@ -44,15 +44,7 @@ def _board_path(name: str) -> Path:
 def load_board(name: str) -> dict:
     """The board named `name` (a board of boards/) or read from the .json file `name`."""
     path = _board_path(str(name))
-    try:
-        if path.stat().st_size > MAX_BOARD_BYTES:
-            raise BuildError(f"{path}: a board file is at most {MAX_BOARD_BYTES} bytes")
-        board = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = type(exc).__name__ if isinstance(exc, RecursionError) else \
-            " ".join(str(exc).split())[:120]
-        raise BuildError(f"{path}: not a readable JSON board file ({reason})") from None
-    return validate_board(board, str(path))
+    return validate_board(read_json(path, "board file", BuildError, MAX_BOARD_BYTES), str(path))
 
 
 def _field(board: dict, key: str, where: str, kind, default=None):

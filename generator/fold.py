@@ -16,10 +16,8 @@ The smallest T that fits is found by bisection over the cycle counts the nodes c
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import perf
 from .errors import BuildError
@@ -351,15 +349,9 @@ def apply_folding_file(graph: Graph, folding: dict) -> dict:
 
 
 def load_folding(path) -> dict:
-    try:
-        path = Path(path)
-        if path.is_dir() or path.stat().st_size > 16 << 20:
-            raise BuildError(f"{path}: not a folding JSON file (a folder, or over 16 MiB)")
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = type(exc).__name__ if isinstance(exc, RecursionError) else \
-            " ".join(str(exc).split())[:120]
-        raise BuildError(f"{path}: not a readable folding JSON ({reason})") from None
+    from .jsonfile import read_json
+
+    data = read_json(path, "folding file", BuildError)
     if isinstance(data, dict) and isinstance(data.get("folding"), dict):
         data = data["folding"]          # a report.json 'predicted' block or OUT/folding.json
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

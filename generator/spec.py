@@ -7,10 +7,10 @@ named specs; any file with the same schema works wherever a zoo name does.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from .errors import SpecError
+from .jsonfile import read_json
 from .names import check_name, name_from
 
 ZOO_DIR = Path(__file__).parent / "zoo"
@@ -53,32 +53,7 @@ def load_spec(arch: str) -> dict:
         if not regular:
             raise SpecError(f"unknown architecture '{one_line(arch, 80)}': not a zoo name "
                             f"({', '.join(zoo_names())}) nor an existing spec file")
-    shown = one_line(path, 200)
-    try:  # O_NONBLOCK: a /proc file posing as a regular one must not block the read
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        why = (exc.strerror or "error").lower()
-        raise SpecError(f"{shown}: cannot read the spec ({why})") from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError(f"{shown}: more than {MAX_SPEC_BYTES:,} bytes, not a spec")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{shown}: not a JSON spec (not UTF-8 text)") from None
-
-    def no_constant(name):
-        raise ValueError(f"{name} is not a JSON number")
-
-    try:
-        spec = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{shown}: not a readable JSON spec ({exc})") from None
-    except RecursionError:
-        raise SpecError(f"{shown}: not a JSON spec (nested too deeply)") from None
-    except ValueError as exc:  # NaN/Infinity literals; integers of more than 4300 digits
-        raise SpecError(f"{shown}: not a JSON spec ({one_line(exc, 80)})") from None
+    spec = read_json(path, "spec", SpecError, MAX_SPEC_BYTES)
     return validate(spec, source=str(path))
 
 
