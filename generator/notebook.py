@@ -172,10 +172,17 @@ def _count_arg(what: str, hi: int):
     return parse
 
 
-def parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    from .cli import _Parser  # usage errors: one line `error: ...`, exit 2
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are the single line `error: ...` (exit 2), no usage dump."""
 
-    return _Parser(prog=prog, description=doc.splitlines()[0])
+    def error(self, message):
+        from .escape import one_line
+
+        self.exit(2, f"error: {one_line(' '.join(str(message).split()), 300)}\n")
+
+
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    return OneLineParser(prog=prog, description=doc.splitlines()[0])
 
 
 def main(argv=None) -> int:

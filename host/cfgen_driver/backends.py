@@ -149,8 +149,11 @@ class GoldenBackend(Backend):
         from generator.ir import Graph
         self._golden = golden
         _check_meta_matches(meta, read_json(b / "graph.json"), b)
+        from generator.errors import CfgenError
         try:
             self.graph = Graph.load(b)
+        except CfgenError as e:  # the generator's own one-line reason (it checks the files too)
+            raise BuildFolderError(f"{checks.one_line(e, 300)}; rebuild with `python -m generator build`") from None
         except _DAMAGED as e:
             which = "graph.npz" if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError)) or \
                 not (b / "graph.npz").is_file() or "npz" in str(e) else "graph.json / graph.npz"
