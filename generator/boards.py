@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import BuildError
+from .escape import one_line
 from .jsonfile import read_json
 from .names import check_name
 
@@ -35,9 +36,12 @@ def _board_path(name: str) -> Path:
     if name in board_names():
         return BOARDS_DIR / f"{name}.json"
     path = Path(name)
-    if path.suffix == ".json" and path.is_file():
-        return path
-    raise BuildError(f"unknown board '{name}' (known: {', '.join(board_names())}; "
+    try:
+        if path.suffix == ".json" and path.is_file():
+            return path
+    except (OSError, ValueError):       # a name too long, a NUL byte, ...
+        pass
+    raise BuildError(f"unknown board '{one_line(name, 80)}' (known: {', '.join(board_names())}; "
                      "or the path of a board .json file)")
 
 

@@ -118,6 +118,20 @@ def check_vector_budget(graph: Graph, frames: int) -> None:
                          f"{MAX_VECTOR_BYTES >> 30} GiB")
 
 
+def check_inputs_outside(out: Path, inputs: dict) -> None:
+    """An input inside the folder a build replaces would be deleted by it: refuse."""
+    try:
+        root = out.resolve()
+        if not out.exists():
+            return
+        for what, path in inputs.items():
+            if path and Path(path).exists() and Path(path).resolve().is_relative_to(root):
+                raise BuildError(f"{what} {path} lies inside {out}, which this build would "
+                                 "replace; move it out first")
+    except OSError:
+        return              # the path checks that follow give the reason
+
+
 def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random",
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
@@ -125,6 +139,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
+    check_inputs_outside(out, {"checkpoint": checkpoint, "--folding": folding_file,
+                               "--board": board_name, "--data-dir": data_dir})
     try:
         with BuildFolder(out, force) as folder:     # locked from here: one build per folder
             report = _build_into(folder, checkpoint, board_name, data=data, data_dir=data_dir,

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import BuildError
+from .escape import one_line
 
 MARKER = ".cfgen-build"
 MARKER_FORMAT = "cfgen-build"
@@ -45,6 +46,13 @@ def check_output_path(out: Path, force: bool) -> None:
     text = str(out)
     if not text or any(c in text for c in "\n\r\0"):
         raise BuildError(f"build folder {text!r:.80}: a path must be one line without NUL")
+    try:
+        _check_output_path(out, force)
+    except OSError as exc:          # a name too long, a loop of links, ...
+        raise BuildError(f"{one_line(out, 120)}: cannot write here ({_reason(exc)})") from None
+
+
+def _check_output_path(out: Path, force: bool) -> None:
     if out.is_symlink():
         raise BuildError(f"{out}: is a symbolic link; pass the real folder")
     if out.exists():
@@ -120,7 +128,7 @@ class BuildFolder:
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
         except OSError as exc:
             self._cleanup()
-            raise BuildError(f"{self.out}: cannot write here ({_reason(exc)})") from None
+            raise BuildError(f"{one_line(self.out, 120)}: cannot write here ({_reason(exc)})") from None
         except BaseException:
             self._cleanup()
             raise

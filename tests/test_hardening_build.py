@@ -353,3 +353,53 @@ def test_two_builds_into_one_folder(tmp_path, ckpt):
     frames = json.loads((work / "out" / "vectors" / "meta.json").read_text())["frames"]
     assert frames == (4000 if first.returncode == 0 else 3)
     assert sorted(p.name for p in work.iterdir()) == ["out"]
+
+
+def test_force_refuses_when_an_input_lies_inside_the_folder(tmp_path, capsys, ckpt):
+    out = tmp_path / "out"
+    assert run(["build", ckpt, "--board", "pynq-z2", "-o", out, "--frames", 2], capsys)[0] == 0
+    inside = out / "m.pt"
+    inside.write_bytes(ckpt.read_bytes())
+    refused(tmp_path, capsys, ["build", inside, "--board", "pynq-z2", "-o", out, "--force"],
+            "lies inside")
+    assert inside.is_file()
+
+
+_WEIRD_PATHS = ["", " ", "-", "--", ".", "..", "/", "/proc/self/mem", "/dev/zero", "/dev/null",
+                "/proc", "/etc", "a" * 5000, "x/" * 3000, "\u2603", "$(touch pwned)", "`id`",
+                "a\nb", "a\rb", "~", "*", "?", "[a]", "nul\x01", "/proc/self/fd/0"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(slot=st.sampled_from(["checkpoint", "-o", "--board", "--folding", "--data-dir"]),
+       value=st.one_of(st.sampled_from(_WEIRD_PATHS),
+                       st.text(alphabet=st.characters(blacklist_characters="\0",
+                                                      blacklist_categories=("Cs",)), max_size=30)))
+def test_weird_paths_never_traceback(tmp_path_factory, ckpt, slot, value):
+    import contextlib
+    import io
+    work = tmp_path_factory.mktemp("w")
+    args = {"checkpoint": str(ckpt), "-o": str(work / "out"), "--board": "pynq-z2",
+            "--folding": None, "--data-dir": None}
+    args[slot] = value
+    argv = ["build", args["checkpoint"], "--board", args["--board"], "-o", args["-o"], "--frames", "2"]
+    if args["--folding"] is not None:
+        argv += ["--folding", args["--folding"]]
+    if args["--data-dir"] is not None:
+        argv += ["--data", "cifar10", "--data-dir", args["--data-dir"]]
+    err = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                rc = cli.main(argv)
+            except SystemExit as exc:
+                rc = exc.code
+    finally:
+        os.chdir(cwd)
+    text = err.getvalue()
+    assert "Traceback" not in text
+    if rc != 0:
+        assert_one_error(rc, text)
+    assert not list(work.rglob("pwned")) and not list(work.glob(".*"))
