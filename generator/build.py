@@ -135,7 +135,8 @@ def check_inputs_outside(out: Path, inputs: dict) -> None:
 def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random",
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
-          mult: str = "auto", util: dict | None = None, log=print) -> dict:
+          mult: str = "auto", util: dict | None = None, clock_mhz: float | None = None,
+          log=print) -> dict:
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
@@ -145,7 +146,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
         with BuildFolder(out, force) as folder:     # locked from here: one build per folder
             report = _build_into(folder, checkpoint, board_name, data=data, data_dir=data_dir,
                                  frames=frames, fps=fps, folding_file=folding_file, seed=seed,
-                                 mult=mult, util=util, log=log)
+                                 mult=mult, util=util, clock_mhz=clock_mhz, log=log)
     except OSError as exc:          # disk full, permissions changed under us, ...
         where = f" ({exc.filename})" if exc.filename else ""
         raise BuildError(f"{out}: could not write the build folder: "
@@ -155,12 +156,15 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
 
 
 def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, frames, fps,
-                folding_file, seed, mult, util, log) -> dict:
+                folding_file, seed, mult, util, log, clock_mhz=None) -> dict:
     board = load_board(board_name)
+    if clock_mhz:
+        board["clock_mhz"] = float(clock_mhz)     # --clock overrides the board's clock
     ckpt = load_checkpoint(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)
     graph.meta["board"] = board["name"]
+    graph.meta["clock_mhz"] = board.get("clock_mhz", 100)   # pipelining follows it (pipeline.py)
     check_vector_budget(graph, frames)
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None

@@ -75,6 +75,21 @@ def load_measured(out: Path) -> dict:
                                                           "version", "command", "seconds")}
         meas["synth"]["nodes"] = {n: {k: v.get(k) for k in RESOURCES}
                                   for n, v in (r.get("nodes") or {}).items()}
+    tim = out / "timing" / "timing.json"
+    if tim.is_file():
+        r = json.loads(tim.read_text())
+        key = f'{(r.get("net_delay_ns") or [0.9])[-1]:g}'
+        per_node: dict = {}
+        for inst, u in (r.get("units") or {}).items():
+            if u.get("node") and (u["node"] not in per_node
+                                  or u["estimate_ns"][key] > per_node[u["node"]]["ns"]):
+                per_node[u["node"]] = {"ns": u["estimate_ns"][key], "unit": inst,
+                                       "levels": u.get("levels"), "over": u["over_period"][key]}
+        meas["timing"] = {k: r.get(k) for k in ("what", "tool", "clock_mhz", "period_ns",
+                                                "worst_ns", "fmax_mhz", "meets", "flagged",
+                                                "net_delay_ns", "clock_uncertainty_ns")}
+        meas["timing"]["net_key"] = key
+        meas["timing"]["nodes"] = per_node
     csim = out / "csim" / "results.json"
     if csim.is_file():
         r = json.loads(csim.read_text())
@@ -249,6 +264,7 @@ def node_table(graph: dict, predicted: dict, measured: dict) -> list[dict]:
             "cf": g.get("n") if g.get("kind") == "scalemac" else None,
             "pe": n["pe"], "simd": n["simd"], "cycles": n["cycles"], "share": n["share"],
             "res": n["resources"], "meas": mnodes.get(n["name"]),
+            "timing": ((measured.get("timing") or {}).get("nodes") or {}).get(n["name"]),
             "mult": n.get("mult"), "mem": n.get("weights_mem"),
         })
     return rows
@@ -293,7 +309,7 @@ def _render(out: Path, rj: Path, log) -> Path:
     report = json.loads(rj.read_text())
     graph = json.loads((out / "graph.json").read_text())
     predicted = report["predicted"]
-    measured = {"sim": None, "synth": None, "csim": None, **load_measured(out)}
+    measured = {"sim": None, "synth": None, "csim": None, "timing": None, **load_measured(out)}
     report["measured"] = {k: v for k, v in measured.items() if v is not None}
     board = report.get("board_info") or {}
     capacity = board.get("resources", {})

@@ -32,7 +32,15 @@
 //         [p*(TW+1) +: TW+1] = {flag, value}.
 // Output: one beat per output pixel, channel o at [o*OB +: OB].
 //
-// Pipeline: A (accept, weight/param read) -> [B1 (dsp2 group sums)] -> B (dot products) ->
+// PIPE (timing, chosen from the target clock by generator/pipeline.py): 0 = as below;
+//         1 = one more register stage after the weight / parameter read (the block RAM
+//         output register: its 2.45 ns clock-to-out no longer starts the dot product);
+//         2 = 1 plus, for xnor, the popcount split into registered partial counts of
+//         PCH bits each (summed in the next stage). Every stage delays the whole beat
+//         (data, valid, first/last/end, parameters): same results, PIPE more cycles
+//         of latency, the same rate.
+// Pipeline: A (accept, weight/param read) -> [R (read register, PIPE >= 1)] ->
+// [P (partial popcounts, PIPE 2)] -> [B1 (dsp2 group sums)] -> B (dot products) ->
 // C (accumulate) -> D (activation, assembly) -> output FIFO. The stages
 // never stall: the beat that completes a pixel is accepted only when the
 // output FIFO has a free slot counting pixels in flight (credits), so
@@ -53,7 +61,9 @@ module cf_mvu #(
     parameter WFILE  = "",
     parameter WSTYLE = 0,
     parameter PFILE  = "",
-    parameter MULT   = 0
+    parameter MULT   = 0,
+    parameter PIPE   = 0,
+    parameter PCH    = 32
 ) (
     input  wire                         clk,
     input  wire                         rst,
@@ -91,6 +101,13 @@ module cf_mvu #(
     localparam [NFW-1:0] NF_LAST = NF - 1;
     localparam [7:0]     FDS8    = FD;
     /* verilator lint_on WIDTHTRUNC */
+
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (PIPE < 0 || PIPE > 2 || PCH < 1) begin : g_bad_pipe
+            cf_mvu_needs_PIPE_0_to_2_and_PCH_at_least_1 u_bad ();
+        end
+    endgenerate
 
     // ------------------------------------------------------------ memories
     reg [PE*PRW-1:0] pmem [0:NF-1];
@@ -144,6 +161,34 @@ module cf_mvu #(
     cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
         .clk(clk), .en(acc_beat), .addr(ia), .q(wa));
 
+    // ------------------------------------------------------------ stage R (PIPE >= 1)
+    // the stage-A beat as the dot product sees it: registered once more when PIPE >= 1
+    wire              vr, firstr, lastr, endr;
+    wire [SIMD*IB-1:0] xr;
+    wire [PE*LW-1:0]  wr;
+    wire [PE*PRW-1:0] pr;
+    generate
+        if (PIPE >= 1) begin : g_rreg
+            reg              v_q, first_q, last_q, end_q;
+            reg [SIMD*IB-1:0] x_q;
+            reg [PE*LW-1:0]  w_q;
+            reg [PE*PRW-1:0] p_q;
+            always @(posedge clk) begin
+                x_q <= xa; w_q <= wa; p_q <= pa;
+                first_q <= firsta; last_q <= lasta; end_q <= enda;
+            end
+            always @(posedge clk) begin
+                if (rst) v_q <= 1'b0;
+                else     v_q <= va;
+            end
+            assign vr = v_q, firstr = first_q, lastr = last_q, endr = end_q;
+            assign xr = x_q, wr = w_q, pr = p_q;
+        end else begin : g_rnone
+            assign vr = va, firstr = firsta, lastr = lasta, endr = enda;
+            assign xr = xa, wr = wa, pr = pa;
+        end
+    endgenerate
+
     // ------------------------------------------------------------ stage B
     reg [PE*DW-1:0] db;
     reg             vb, firstb, lastb, endb;
@@ -161,18 +206,18 @@ module cf_mvu #(
             reg             vq, firstq, lastq, endq;
             reg [PE*PRW-1:0] pq;
             always @(posedge clk) begin
-                pq <= pa;
-                firstq <= firsta; lastq <= lasta; endq <= enda;
+                pq <= pr;
+                firstq <= firstr; lastq <= lastr; endq <= endr;
             end
             always @(posedge clk) begin
                 if (rst) vq <= 1'b0;
-                else     vq <= va;
+                else     vq <= vr;
             end
             assign vx = vq, firstx = firstq, lastx = lastq, endx = endq, px = pq;
             // x - 128: the pixel with its MSB flipped, as a signed byte
             wire [SIMD*8-1:0] xo;
             for (gi = 0; gi < SIMD; gi = gi + 1) begin : g_xo
-                assign xo[gi*8 +: 8] = {~xa[gi*8 + 7], xa[gi*8 +: 7]};
+                assign xo[gi*8 +: 8] = {~xr[gi*8 + 7], xr[gi*8 +: 7]};
             end
             for (gq = 0; gq < NPR; gq = gq + 1) begin : g_pair
                 localparam TWO = (2*gq + 1 < PE) ? 1 : 0;
@@ -188,9 +233,9 @@ module cf_mvu #(
                             s = 34'sd65536;        // 2^16: see the split below
                             for (i = 0; i < N; i = i + 1)
                                 s = s + $signed(xo[(gg*G + i)*8 +: 8]) * $signed({
-                                        wa[(2*gq + 1)*LW + (gg*G + i)*8 +: 8],
-                                        {9{wa[2*gq*LW + (gg*G + i)*8 + 7]}},
-                                        wa[2*gq*LW + (gg*G + i)*8 +: 8]});
+                                        wr[(2*gq + 1)*LW + (gg*G + i)*8 +: 8],
+                                        {9{wr[2*gq*LW + (gg*G + i)*8 + 7]}},
+                                        wr[2*gq*LW + (gg*G + i)*8 +: 8]});
                         end
                         always @(posedge clk) q <= s;
                         // q = S_hi*2^17 + S_lo + 2^16 with |S_lo| < 2^16:
@@ -205,7 +250,7 @@ module cf_mvu #(
                             s = 17'sd0;
                             for (i = 0; i < N; i = i + 1)
                                 s = s + $signed(xo[(gg*G + i)*8 +: 8])
-                                      * $signed(wa[2*gq*LW + (gg*G + i)*8 +: 8]);
+                                      * $signed(wr[2*gq*LW + (gg*G + i)*8 +: 8]);
                         end
                         always @(posedge clk) q <= s;
                         assign lo_s[gg*17 +: 17] = q;
@@ -249,11 +294,44 @@ module cf_mvu #(
                     wire unused_hi = &{1'b0, hi_s};
                 end
             end
+        end else if (MATRIX == 0 && PIPE >= 2 && SIMD > PCH) begin : g_split
+            // stage P: NPC registered partial popcounts of PCH bits per PE, summed in B
+            localparam NPC = (SIMD + PCH - 1) / PCH;
+            localparam QW  = $clog2(PCH + 1);
+            reg             vq, firstq, lastq, endq;
+            reg [PE*PRW-1:0] pq;
+            always @(posedge clk) begin
+                pq <= pr;
+                firstq <= firstr; lastq <= lastr; endq <= endr;
+            end
+            always @(posedge clk) begin
+                if (rst) vq <= 1'b0;
+                else     vq <= vr;
+            end
+            assign vx = vq, firstx = firstq, lastx = lastq, endx = endq, px = pq;
+            for (gp = 0; gp < PE; gp = gp + 1) begin : g_dot
+                wire [SIMD-1:0] m = ~(xr ^ wr[gp*LW +: LW]);
+                reg  [NPC*QW-1:0] part;
+                for (gi = 0; gi < NPC; gi = gi + 1) begin : g_part
+                    localparam N = (SIMD - gi*PCH < PCH) ? (SIMD - gi*PCH) : PCH;
+                    wire [31:0] c = $countones(m[gi*PCH +: N]);
+                    always @(posedge clk) part[gi*QW +: QW] <= c[QW-1:0];
+                    wire unused_c = &{1'b0, c[31:QW]};
+                end
+                reg [DW-1:0] s;
+                integer i;
+                always @* begin
+                    s = {DW{1'b0}};
+                    for (i = 0; i < NPC; i = i + 1)
+                        s = s + {{(DW-QW){1'b0}}, part[i*QW +: QW]};
+                end
+                assign dot[gp*DW +: DW] = s;
+            end
         end else begin : g_direct
-            assign vx = va, firstx = firsta, lastx = lasta, endx = enda, px = pa;
+            assign vx = vr, firstx = firstr, lastx = lastr, endx = endr, px = pr;
             for (gp = 0; gp < PE; gp = gp + 1) begin : g_dot
                 if (MATRIX == 0) begin : g_xnor
-                    wire [SIMD-1:0] m = ~(xa ^ wa[gp*LW +: LW]);
+                    wire [SIMD-1:0] m = ~(xr ^ wr[gp*LW +: LW]);
                     wire [31:0] pc = $countones(m);
                     assign dot[gp*DW +: DW] = pc[DW-1:0];
                     wire unused_pc = &{1'b0, pc[31:DW]};
@@ -263,7 +341,7 @@ module cf_mvu #(
                     always @* begin
                         s = {DW{1'b0}};
                         for (i = 0; i < SIMD; i = i + 1)
-                            s = s + $signed({1'b0, xa[i*8 +: 8]}) * $signed(wa[gp*LW + i*8 +: 8]);
+                            s = s + $signed({1'b0, xr[i*8 +: 8]}) * $signed(wr[gp*LW + i*8 +: 8]);
                     end
                     assign dot[gp*DW +: DW] = s;
                 end

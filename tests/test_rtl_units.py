@@ -49,6 +49,10 @@ LINT_CASES = [
     ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1}),
     ("cf_mvu", {"MATRIX": 1, "AW": 21, "TW": 21, "MULT": 1, "PE": 3, "CO": 6, "SIMD": 9, "KD": 18}),
     ("cf_mvu", {"MATRIX": 1, "ACT": 1, "OB": 6, "TW": 10, "FRAC": 2, "AW": 20, "PE": 1, "MULT": 1}),
+    ("cf_mvu", {"PIPE": 1}), ("cf_mvu", {"PIPE": 2, "SIMD": 8, "KD": 16, "PCH": 3}),
+    ("cf_mvu", {"PIPE": 2, "SIMD": 8, "KD": 8, "PE": 4, "FD": 8, "PCH": 4, "ACT": 1, "OB": 6, "TW": 10}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1, "PIPE": 1}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "PIPE": 2}),
     ("cf_maxpool", {}), ("cf_maxpool", {"KK": 9, "C": 3}),
     ("cf_avgpool", {}), ("cf_avgpool", {"ISIGNED": 1, "KK": 9, "SW": 12, "TW": 6}),
     ("cf_avgpool", {"ISIGNED": 1, "KK": 1, "SW": 4, "IB": 4}),
@@ -90,6 +94,14 @@ def test_lint_clean(module, params):
 def test_axis_adapters_refuse_bad_parameters(module, params):
     """Elaboration-time parameter checks: an impossible parameter stops the tools."""
     r = _lint([REPO / "rtl" / f"{module}.v"], module, params)
+    assert r.returncode != 0 and "needs" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("params", [{"PIPE": 3}, {"PIPE": -1}, {"PIPE": 2, "PCH": 0}])
+def test_mvu_refuses_bad_pipeline_parameters(params):
+    """cf_mvu PIPE / PCH are checked at elaboration time."""
+    r = _lint([REPO / "rtl" / "cf_mvu.v", REPO / "rtl" / "cf_rom.v", REPO / "rtl" / "cf_fifo.v",
+               REPO / "rtl" / "cf_add.v"], "cf_mvu", params)
     assert r.returncode != 0 and "needs" in r.stdout + r.stderr, r.stdout + r.stderr
 
 

@@ -31,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--util", default=None, metavar="R=F,...",
                    help="folding budget as fractions of the board, e.g. LUT=0.8,FF=0.8,BRAM36=0.9,"
                         "DSP=0.9 (the default)")
+    p.add_argument("--clock", type=options.finite_float(1, 1000), default=None, metavar="MHZ",
+                   help="target clock in MHz (overrides the board's): folding, pipelining, "
+                        "frames/s and the timing estimate use it")
     p.add_argument("--seed", type=options.seed, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.set_defaults(func=run)
@@ -46,5 +49,5 @@ def run(args) -> int:
 
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
-          seed=args.seed, mult=args.mult, util=parse_util(args.util))
+          seed=args.seed, mult=args.mult, util=parse_util(args.util), clock_mhz=args.clock)
     return 0

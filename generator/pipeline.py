@@ -1,0 +1,64 @@
+"""Pipelining chosen from the target clock: the ONE place that decides how many register
+stages a unit gets (the RTL backend sets them, perf.py adds them to the latency).
+
+Matrix units (cf_mvu PIPE, docs/RTL.md): an XNOR popcount of SIMD bits read straight from a
+block RAM starts with the RAM's 2.45 ns clock-to-out and then runs about log2(SIMD) levels of
+LUTs and carry chains. The model below estimates that path as the timing estimate would
+(generator/timing.py, 0.9 ns per net, 0.3 ns clock uncertainty) and adds stages until it
+fits the period:
+
+    PIPE 0   src + popcount(SIMD)
+    PIPE 1   0.3 ns (FDRE) + popcount(SIMD)          the read register
+    PIPE 2   max(0.3 + popcount(PCH), 0.3 + POP_B * log2(SIMD/PCH) + SUM_NS)
+
+popcount(b) ~ POP_A + POP_B * log2(b) ns is a fit to the estimates of cf_mvu alone
+(tests/test_timing.py, bench/timing_nin.py); units the model cannot bring under the period
+get PIPE 2, the most it implements.
+"""
+
+from __future__ import annotations
+
+import math
+
+NET_NS = 0.9                 # per routed net, as the timing estimate's pessimistic figure
+UNC_NS = 0.3                 # clock uncertainty
+BRAM_CO_NS = 2.454           # RAMB18/36 clock-to-out without the output register
+FF_CO_NS = 0.303             # FDRE clock-to-out
+POP_A, POP_B = 0.0, 1.71     # popcount(b) ns (cells + nets): 13.7 ns at 256 bits, measured
+SUM_NS = 1.5                 # the carry adders after the partial-count tree
+PCH = 32                     # bits per registered partial popcount (cf_mvu PCH)
+MAX_PIPE = 2
+
+
+def popcount_ns(bits: int) -> float:
+    return POP_A + POP_B * math.log2(max(2, bits))
+
+
+def period_ns(clock_mhz: float | None) -> float:
+    return 1000.0 / float(clock_mhz or 100.0)
+
+
+def mvu_path_ns(matrix: str, simd: int, bram: bool, pipe: int) -> float:
+    """Estimated worst path (ns, with nets and uncertainty) of cf_mvu's dot product."""
+    if matrix != "xnor":
+        return 0.0                      # int8 products sit in DSP48s (not modelled here)
+    src = BRAM_CO_NS if (bram and pipe == 0) else FF_CO_NS
+    if pipe < 2 or simd <= PCH:
+        return src + popcount_ns(simd) + UNC_NS
+    parts = -(-simd // PCH)
+    return max(FF_CO_NS + popcount_ns(PCH), FF_CO_NS + POP_B * math.log2(max(2, parts)) + SUM_NS) + UNC_NS
+
+
+def mvu_pipe(matrix: str, simd: int, bram: bool, clock_mhz: float | None) -> int:
+    """cf_mvu PIPE for a unit at `clock_mhz`: the fewest stages whose path fits the period."""
+    per = period_ns(clock_mhz)
+    if matrix != "xnor":
+        return 0
+    for pipe in range(MAX_PIPE + 1):
+        if mvu_path_ns(matrix, simd, bram, pipe) <= per:
+            return pipe
+    return MAX_PIPE
+
+
+def graph_clock(graph) -> float:
+    return float((getattr(graph, "meta", None) or {}).get("clock_mhz") or 100.0)
