@@ -160,7 +160,8 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     board = load_board(board_name)
     if clock_mhz:
         board["clock_mhz"] = float(clock_mhz)     # --clock overrides the board's clock
-    ckpt = load_checkpoint(checkpoint)
+    from .qonnx_io import load_model_file   # .pt checkpoint or .onnx (QONNX) file
+    ckpt = load_model_file(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)
     graph.meta["board"] = board["name"]

@@ -12,7 +12,9 @@ import importlib
 
 from .entry import OneLineParser, run_main
 
-COMMANDS = ("init", "train", "eval", "convert", "build")
+COMMANDS = ("init", "train", "eval", "convert", "build", "import", "export")
+# subcommands whose module name differs (`import` is a Python keyword)
+MODULES = {"import": "import_"}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -23,9 +25,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f".commands.{name}", __package__)
+            module = importlib.import_module(f".commands.{MODULES.get(name, name)}",
+                                             __package__)
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.endswith(f"commands.{name}"):
+            if exc.name and exc.name.endswith(f"commands.{MODULES.get(name, name)}"):
                 continue  # subcommand not built yet
             raise
         module.add_parser(sub)
