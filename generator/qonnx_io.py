@@ -387,10 +387,12 @@ class _Reader:
     # --- the activation chain ----------------------------------------------------
     def walk(self, start: str):
         consumers: dict[str, list] = {}
+        producers: dict[str, object] = {}
         for node in self.nodes:
             if id(node) in self.const_nodes:
                 continue
-            for i in node.input:
+            producers.update({o: node for o in node.output if o})
+            for i in dict.fromkeys(node.input):
                 if i:
                     consumers.setdefault(i, []).append(node)
         c, h, w = self.input_shape
@@ -427,6 +429,12 @@ class _Reader:
                 raise self.fail(node, "an Add of two activations (a residual connection) is "
                                       "not supported yet")
             if data_inputs != [cur]:
+                computed = [i for i in data_inputs if i != cur and i in producers
+                            and producers[i].op_type in SHAPE_OPS]
+                if computed:
+                    raise self.fail(node, f"input {one_line(computed[0], 60)} is computed by "
+                                          "shape operators; run `qonnx-cleanup` on the file "
+                                          "first (it folds them into constants)")
                 raise self.fail(node, "must take exactly one activation input")
             if node.input[0] != cur and node.op_type not in ("Add", "Mul"):
                 raise self.fail(node, "the activation must be its first input")
@@ -1066,9 +1074,7 @@ def import_onnx(path) -> Imported:
                 layer.setdefault(key, value)
         stem = Path(source).name
         stem = stem[:-5] if stem.lower().endswith(".onnx") else stem
-        gname = model.graph.name
-        name = gname if gname and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}", gname) \
-            else name_from(stem)
+        name = name_from(stem)
         spec = {"name": name, "description": f"imported from QONNX ({one_line(stem, 100)})",
                 "input": {"channels": c, "height": h, "width": w}, "layers": layers,
                 "resolved": True}
