@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import perf
+from .. import escape, perf
 from ..errors import BuildError
 from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream,
                   signed_bits, unsigned_bits)
@@ -496,6 +496,7 @@ def _jinja():
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=False, lstrip_blocks=False)
     env.globals["fifo_cw"] = fifo_cw
+    env.filters.update(escape.filters())
     return env
 
 
