@@ -560,6 +560,18 @@ def test_brevitas_quantizer_facts():
     # QuantConv2d(weight_bit_width=1) with the default quantizer: an infinite scale
     conv = qnn.QuantConv2d(4, 8, 3, weight_bit_width=1)
     assert not torch.isfinite(conv.quant_weight().scale).all()
+    # the tie rule at exactly 0: +1 in Brevitas, QONNX and cfgen
+    from brevitas.quant import SignedBinaryActPerTensorConst
+    from qonnx.custom_op.general.bipolar_quant import binary_quant
+
+    from generator.quant import sign_ste
+
+    z = torch.tensor([-0.5, 0.0, 0.5])
+    sign = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst).eval()
+    with torch.no_grad():
+        assert sign(z).tolist() == [-1.0, 1.0, 1.0]
+    assert binary_quant(z.numpy(), np.float32(1.0)).tolist() == [-1.0, 1.0, 1.0]
+    assert sign_ste(z).tolist() == [-1.0, 1.0, 1.0]
     # SignedBinaryWeightPerTensorConst clamps the latent weights in place to +-0.1
     conv = qnn.QuantConv2d(4, 8, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
     with torch.no_grad():
