@@ -41,6 +41,8 @@ EXPORT_OPSET = 13
 EXPORT_IR_VERSION = 8
 INPUT_SCALE = 1.0 / 255.0
 # ops that only compute shapes: a graph holding them has not been through qonnx-cleanup
+MIN_INPUTS = {"Reshape": 2, "Conv": 2, "Gemm": 2, "MatMul": 2, "Add": 2, "BatchNormalization": 5,
+              "Quant": 4, "BipolarQuant": 2}
 SHAPE_OPS = ("Shape", "ConstantOfShape", "Concat", "Slice", "Gather", "Cast", "Unsqueeze",
              "Squeeze", "Range", "Expand", "Transpose")
 
@@ -332,8 +334,14 @@ class _Reader:
                 elif node.op_type in ("Quant", "BipolarQuant") and node.domain in QONNX_DOMAINS:
                     if node.input[0] in self.weights:
                         raise self.fail(node, "quantizes an already quantized weight")
-                    self.weights[node.output[0]] = self.weight_quant(node, int_quant,
-                                                                     binary_quant)
+                    need = MIN_INPUTS[node.op_type]
+                    if len(node.input) != need or not node.output:
+                        raise self.fail(node, f"takes {need} inputs")
+                    try:
+                        self.weights[node.output[0]] = self.weight_quant(node, int_quant,
+                                                                         binary_quant)
+                    except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+                        raise self.fail(node, f"malformed node ({type(exc).__name__})") from None
                 else:
                     continue
                 self.const_nodes.add(id(node))
@@ -351,6 +359,9 @@ class _Reader:
             except ValueError:
                 raise self.fail(node, f"scale of shape {tuple(scale.shape)} does not "
                                       f"broadcast to the weight {tuple(latent.shape)}") from None
+            if value.shape != latent.shape:
+                raise self.fail(node, f"scale of shape {tuple(scale.shape)} changes the weight's "
+                                      f"shape {tuple(latent.shape)}")
             return Weight("bipolar", value.astype(np.float32), latent, scale, node.name, 1)
         a = self.attrs(node)
         if len(node.input) != 4:
@@ -380,6 +391,8 @@ class _Reader:
         except ValueError:
             raise self.fail(node, "scale or zero point does not broadcast to the weight") from None
         value = np.asarray(value, np.float32)
+        if value.shape != latent.shape:
+            raise self.fail(node, "scale or zero point changes the weight's shape")
         if not np.all(np.isfinite(value)):
             raise self.fail(node, "the quantized weight is not finite")
         return Weight("int", value, latent, scale, node.name, int(bits))
@@ -448,8 +461,15 @@ class _Reader:
                 extra = [o for o in outs[1:] if o in consumers or o == self.out_name]
                 if extra or not outs:
                     raise self.fail(node, "only the first output may be used")
+            need = MIN_INPUTS.get(node.op_type, 1)
+            if len([i for i in node.input if i]) < need:
+                raise self.fail(node, f"takes at least {need} inputs")
             was = len(self.layers)
-            handler(node)
+            try:
+                handler(node)
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+                # a malformed attribute or tensor the checks above did not name
+                raise self.fail(node, f"malformed node ({type(exc).__name__})") from None
             if len(self.layers) > was and self.layers[-1]["type"] not in ("conv", "linear"):
                 self.last_matrix = None
             cur = node.output[0]
@@ -502,8 +522,8 @@ class _Reader:
         if a.get("ceil_mode", 0):
             raise self.fail(node, "ceil_mode 1 is not supported")
         ks = a.get("kernel_shape")
-        if ks is None and kind == "conv":
-            ks = None
+        if ks is None:
+            raise self.fail(node, "no kernel_shape")
         strides = a.get("strides", [1, 1])
         pads = a.get("pads", [0, 0, 0, 0])
         if ks is not None and (len(ks) != 2 or ks[0] != ks[1] or ks[0] < 1):
