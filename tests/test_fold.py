@@ -111,7 +111,7 @@ def test_load_folding_reads_plain_and_wrapped_files(tmp_path):
     f.write_text(json.dumps({"folding": {"conv2": {"pe": 2, "simd": 4}}, "cycles": {}}))
     assert fold.load_folding(f) == {"conv2": {"pe": 2, "simd": 4}}
     f.write_text("{not json")
-    with pytest.raises(BuildError, match="not a readable folding JSON"):
+    with pytest.raises(BuildError, match="not a readable JSON folding file"):
         fold.load_folding(f)
     f.write_text(json.dumps([1, 2]))
     with pytest.raises(BuildError, match="must map node names"):
