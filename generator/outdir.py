@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from .escape import one_line
 MARKER = ".cfgen-build"
 MARKER_FORMAT = "cfgen-build"
 MARKER_VERSION = 1
-_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def is_build_folder(path: Path) -> bool:
@@ -121,9 +119,6 @@ class BuildFolder:
     # -- staging ----------------------------------------------------------------------
     def __enter__(self) -> "BuildFolder":
         check_output_path(self.out, self.force)
-        # Signals wait while the lock file and the staging folder come into being, so that a
-        # SIGTERM can never find one of them made but not yet recorded for clean-up.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             missing = [p for p in [self.out.parent, *self.out.parent.parents] if not p.exists()]
             self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,14 +132,11 @@ class BuildFolder:
         except BaseException:
             self._cleanup()
             raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return self
 
     def commit(self) -> None:
         """Mark the staged folder as cfgen's and move it into place."""
         assert self.tmp is not None
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)   # the swap is one step
         try:
             (self.tmp / MARKER).write_text(json.dumps(
                 {"format": MARKER_FORMAT, "version": MARKER_VERSION}) + "\n")
@@ -161,8 +153,6 @@ class BuildFolder:
             self.tmp = None
         except OSError as exc:
             raise BuildError(f"{self.out}: cannot write here ({_reason(exc)})") from None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _cleanup(self) -> None:
         if self.tmp is not None:
