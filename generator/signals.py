@@ -28,6 +28,8 @@ def _raise(signum, frame):
 def install() -> None:
     for sig in HANDLED:
         signal.signal(sig, _raise)
+    # A mask inherited from the parent (exec keeps it) would hold the signals forever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 
 
 def exit_code(exc: BaseException) -> int:

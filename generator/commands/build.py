@@ -40,6 +40,11 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    import threading
+
+    from .. import signals
+    if threading.current_thread() is threading.main_thread():
+        signals.install()   # again: libraries imported since start-up may have taken SIGTERM
     from pathlib import Path
 
     from ..build import build
