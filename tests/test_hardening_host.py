@@ -203,7 +203,7 @@ def big_meta(meta, h=512, w=512, c=3):
 def test_batch_that_cannot_be_allocated_is_refused_with_numbers(meta, overlay):
     """512x512x3 frames are 768 KiB: 1000 of them are 750 MiB of contiguous memory."""
     m = big_meta(meta)
-    fake = FakePynq(m, lambda f: None)
+    fake = FakePynq(m, lambda f: None, buffer_max_size=(1 << 26) - 1)  # a 26-bit DMA length: frames fit
     msg = raises_one_line(drv.InputError, PynqBackend, m, overlay, 1000, pynq=fake)
     assert "750.0 MiB" in msg and "batch <= 170" in msg
     assert not [c for c in fake.calls if c[0] in ("allocate", "Overlay")]
@@ -212,10 +212,18 @@ def test_batch_that_cannot_be_allocated_is_refused_with_numbers(meta, overlay):
 
 
 def test_random_frames_bounded(meta, answer, overlay):
-    fake = FakePynq(big_meta(meta), answer)
+    fake = FakePynq(big_meta(meta), answer, buffer_max_size=(1 << 26) - 1)
     with Accelerator(big_meta(meta), PynqBackend(big_meta(meta), overlay, 4, pynq=fake)) as acc:
         msg = raises_one_line(drv.InputError, acc.throughput_test, frames=checks.MAX_FRAMES)
         assert "MiB" in msg
+
+
+def test_frame_over_the_dma_transfer_is_one_line_at_open(meta, overlay):
+    """768 KiB frames, a 14-bit DMA length register: refused at open, never split (TLAST)."""
+    m = big_meta(meta)
+    fake = FakePynq(m, lambda f: None)
+    msg = raises_one_line(drv.DMAError, PynqBackend, m, overlay, 2, pynq=fake)
+    assert "786432 bytes" in msg and "16383 bytes" in msg and not fake.live_buffers
 
 
 def test_other_open_arguments(build):

@@ -239,6 +239,90 @@ def test_board_fake_exact_and_calls(meta, answer, expected, overlay):
     assert Counter(c[0] for c in fake.calls)["freebuffer"] == 2
 
 
+def test_board_mm2s_transfers_are_whole_frames(meta, answer, expected, overlay):
+    """Every MM2S transfer ends with TLAST and the accelerator resynchronises on it, so a send
+    split at buffer_max_size (200 bytes: 3 frames of 64 and 8 bytes of the 4th) would end a frame
+    early; the fake pads such frames and counts them (the driver used to split there)."""
+    x, ints, _ = expected
+    fake = FakePynq(meta, answer, buffer_max_size=200)
+    with board(meta, overlay, fake, batch=16) as acc:
+        assert np.array_equal(acc.run(x).ints, ints)
+    sends = [c[2] for c in fake.calls if c[0] == "send.transfer"]
+    assert sends == [192] * 5 + [64] + [192] + [64]          # 16 = 5*3 + 1, then 4 = 3 + 1
+    assert fake.short_frames == 0 and fake.frames_computed == 20
+
+
+def _small_meta(meta, h=3, w=3):
+    """`meta` with h x w x 1 uint8 input frames (9 bytes: not a multiple of the DMA width)."""
+    m = json.loads(json.dumps(meta))
+    m["input"] = drv.meta._stream({"h": h, "w": w, "c": 1, "kind": "uint", "bits": 8})
+    return m
+
+
+def _mix(meta):
+    ob = meta["output"]["frame_bytes"]
+
+    def answer(frames):   # any function of every byte of the frame
+        acc = np.cumsum(frames.astype(np.int64) * np.arange(1, frames.shape[1] + 1), axis=1)[:, -1:]
+        return ((acc + np.arange(ob)) % 251).astype(np.uint8)
+    return answer
+
+
+@pytest.mark.parametrize("max_size,slot,per_send", [(200, 9, 16), (64, 16, 1), (9 * 8, 9, 8)])
+def test_board_input_layout_unaligned_frames(meta, overlay, max_size, slot, per_send):
+    """9-byte frames, 8-byte DMA width: k frames per transfer with 9k a multiple of 8 when they fit,
+    else one frame per 8-aligned 16-byte slot; never a transfer that ends inside a frame."""
+    m = _small_meta(meta)
+    fake = FakePynq(m, _mix(m), buffer_max_size=max_size)
+    frames = np.random.default_rng(1).integers(0, 256, (20, 9), dtype=np.uint8)
+    be = PynqBackend(m, overlay, 20, pynq=fake, timeout=2.0)
+    try:
+        assert (be.in_slot, be.frames_per_send) == (slot, per_send)
+        assert np.array_equal(be.execute(frames), _mix(m)(frames))
+    finally:
+        be.close()
+    sends = [c[1:] for c in fake.calls if c[0] == "send.transfer"]
+    assert all(nb % 9 == 0 and nb <= max_size and st % 8 == 0 for st, nb in sends)
+    assert sum(nb for _, nb in sends) == 20 * 9 and fake.short_frames == 0
+
+
+def test_board_frame_larger_than_dma_transfer_refused_at_open(meta, overlay):
+    m = _small_meta(meta, 64, 64)   # 4096-byte frames
+    fake = FakePynq(m, _mix(m), buffer_max_size=4000)
+    with pytest.raises(drv.DMAError) as e:
+        PynqBackend(m, overlay, 4, pynq=fake)
+    msg = str(e.value)
+    assert "\n" not in msg and "4096 bytes" in msg and "4000 bytes" in msg
+    assert not fake.live_buffers and not [c for c in fake.calls if c[0] == "allocate"]
+
+
+def test_fake_board_models_input_tlast(meta, overlay):
+    """The fake ends a frame at every MM2S transfer's end: a driver that split frames would get
+    padded frames (wrong answers, short_frames > 0)."""
+    m = _small_meta(meta)
+    fake = FakePynq(m, _mix(m), buffer_max_size=200)
+    be = PynqBackend(m, overlay, 4, pynq=fake, timeout=0.3)
+    try:
+        frames = np.arange(36, dtype=np.uint8).reshape(4, 9)
+        be.frames_per_send = 1
+        be.execute(frames[:1])
+        assert fake.short_frames == 0
+        fake.reset_hardware()
+        be.ip.write(0x10, 1), be.ip.write(0, 1)
+        buf = be._in_buf
+        buf[:9] = frames[1]
+        be.dma.sendchannel.transfer(buf, start=0, nbytes=8)   # ends one byte early: TLAST
+        while not be.dma.sendchannel.idle:
+            pass
+        assert fake.short_frames == 1 and fake.frames_computed == 2
+        padded = frames[1].copy()
+        padded[8] = 0
+        pkt = fake.out_packets[0]
+        assert pkt == _mix(m)(padded[None])[0].tobytes()
+    finally:
+        be.close()
+
+
 def test_board_fake_free_running(meta, answer, expected, overlay):
     """An overlay without the accelerator's control registers (the RTL top): just stream."""
     x, ints, _ = expected

@@ -6,11 +6,17 @@ Per batch of n frames (buffers allocated once, for max_batch frames):
 1. pack into the contiguous input buffer (the send transfer flushes the cache);
 2. HLS top with AXI-lite control: wait for ap_idle, write `reps` = n, set ap_start;
    an IP without control registers (the RTL top) just streams;
-3. keep both DMA channels busy until every frame is back: the input goes out in chunks of
-   at most the DMA's buffer_max_size (width-aligned); the output comes back one receive
-   transfer per frame, because the accelerator sets TLAST on the last beat of every frame and
-   a simple-mode S2MM transfer ends at TLAST. Output frames sit in slots aligned to the DMA
-   data width (a DMA without DRE needs aligned addresses);
+3. keep both DMA channels busy until every frame is back: the input goes out in MM2S
+   transfers of whole frames (as many as fit in the DMA's buffer_max_size, at least one),
+   because every MM2S transfer ends with TLAST and the accelerator resynchronises on input
+   TLAST: a transfer ending inside a frame would end that frame early (padded and flagged,
+   docs/ERRORS.md). A frame larger than buffer_max_size is refused at open. The output comes
+   back one receive transfer per frame, because the accelerator sets TLAST on the last beat of
+   every frame and a simple-mode S2MM transfer ends at TLAST. Every transfer starts at an
+   address aligned to the DMA data width (a DMA without DRE needs aligned addresses): output
+   frames sit in aligned slots; input frames are contiguous when a whole number of them is a
+   multiple of the width and fits in one transfer, else each sits in an aligned slot and goes
+   out on its own;
 4. invalidate the output buffer and copy the frames out.
 No progress for `timeout` seconds raises AcceleratorTimeout (never a hang); the DMA is then
 soft-reset and the backend refuses to run until reset() re-downloads the overlay.
@@ -18,6 +24,7 @@ soft-reset and the backend refuses to run until reset() re-downloads the overlay
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -89,6 +96,26 @@ def _resolve(overlay, name: str):
 
 def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
+
+
+def input_layout(frame_bytes: int, align: int, max_transfer: int) -> tuple[int, int]:
+    """(input slot bytes, frames per MM2S transfer) for input frames of `frame_bytes`.
+
+    Every MM2S transfer carries a whole number of frames (its TLAST ends the last one) and
+    starts at an `align`-byte address. Frames are packed contiguously (slot = frame_bytes) and
+    sent k at a time, k the largest count within `max_transfer` whose bytes are a multiple of
+    `align`; if there is none, each frame sits in an aligned slot and is sent on its own.
+    A frame larger than `max_transfer` cannot be sent without splitting it: DMAError."""
+    if frame_bytes > max_transfer:
+        raise DMAError(f"an input frame of {frame_bytes} bytes exceeds the DMA's maximum transfer of "
+                       f"{max_transfer} bytes (buffer_max_size): every MM2S transfer ends with TLAST, which "
+                       "would end the frame early; rebuild the overlay with a wider DMA length register "
+                       "(c_sg_length_width, up to 26 bits)")
+    step = align // math.gcd(frame_bytes, align)   # frames whose bytes are a multiple of align
+    k = (max_transfer // frame_bytes) // step * step
+    if k >= 1:
+        return frame_bytes, k
+    return _round_up(frame_bytes, align), 1
 
 
 class PynqBackend(Backend):
@@ -171,10 +198,11 @@ class PynqBackend(Backend):
         if self.out_slot > self.max_transfer or self.align > self.max_transfer:
             raise OverlayError(f"an output frame of {mo['frame_bytes']} bytes exceeds the DMA's maximum "
                                f"transfer of {self.max_transfer} bytes")
-        self.chunk = max(self.align, (self.max_transfer // self.align) * self.align)
+        self.in_slot, self.frames_per_send = input_layout(mi["frame_bytes"], self.align, self.max_transfer)
+        checks.buffer_bytes(self.max_batch, self.in_slot, "input (DMA-aligned)")
         checks.buffer_bytes(self.max_batch, self.out_slot, "output (DMA-aligned)")
         try:
-            self._in_buf = self._pynq.allocate(shape=(self.max_batch * mi["frame_bytes"],), dtype=np.uint8)
+            self._in_buf = self._pynq.allocate(shape=(self.max_batch * self.in_slot,), dtype=np.uint8)
             self._out_buf = self._pynq.allocate(shape=(self.max_batch * self.out_slot,), dtype=np.uint8)
         except Exception as e:
             raise _board_error(e, f"allocating {self.max_batch}-frame DMA buffers") from None
@@ -221,9 +249,13 @@ class PynqBackend(Backend):
             raise ClosedError(f"the board backend {self._broken}: call reset() (re-downloads the overlay)")
         n = frames.shape[0]
         mi, mo = self.meta["input"], self.meta["output"]
-        total_in = n * mi["frame_bytes"]
+        fb, k = mi["frame_bytes"], self.frames_per_send
+        total_in = n * fb
         t0 = time.perf_counter()
-        self._in_buf[:total_in] = frames.reshape(-1)
+        if self.in_slot == fb:
+            self._in_buf[:total_in] = frames.reshape(-1)
+        else:  # one frame per aligned slot
+            self._in_buf[:n * self.in_slot].reshape(n, self.in_slot)[:, :fb] = frames
         t1 = time.perf_counter()
 
         send, recv = self.dma.sendchannel, self.dma.recvchannel
@@ -231,7 +263,7 @@ class PynqBackend(Backend):
             self._wait_ip_idle("before the batch")
             self.ip.write(self.reps_offset, n)
             self.ip.write(self.ctrl_offset, AP_START)
-        sent = issued = done = 0
+        sent = issued = done = 0   # sent: frames handed to MM2S
         send_busy = recv_busy = False
         deadline = time.perf_counter() + self.timeout
         while done < n or send_busy:
@@ -242,10 +274,10 @@ class PynqBackend(Backend):
                 recv_busy, progress, done = False, True, done + 1
             self._check_error(send, "send (MM2S)")
             self._check_error(recv, "receive (S2MM)")
-            if not send_busy and sent < total_in:
-                nbytes = min(self.chunk, total_in - sent)
-                send.transfer(self._in_buf, start=sent, nbytes=nbytes)
-                sent += nbytes
+            if not send_busy and sent < n:
+                m = min(k, n - sent)   # whole frames: the transfer's TLAST ends the last one
+                send.transfer(self._in_buf, start=sent * self.in_slot, nbytes=m * fb)
+                sent += m
                 send_busy = progress = True
             if not recv_busy and issued < n:
                 recv.transfer(self._out_buf, start=issued * self.out_slot, nbytes=mo["frame_bytes"])
@@ -255,7 +287,7 @@ class PynqBackend(Backend):
             if progress:
                 deadline = now + self.timeout
             elif now > deadline:
-                self._timeout(f"after {done}/{n} frames came back and {sent}/{total_in} input bytes were sent")
+                self._timeout(f"after {done}/{n} frames came back and {sent * fb}/{total_in} input bytes were sent")
         if self.ctrl_offset is not None:
             self._wait_ip_idle("after the batch")
         t2 = time.perf_counter()

@@ -16,7 +16,11 @@ It behaves like the parts of pynq the driver uses, and checks what real hardware
 - the accelerator: consumes input bytes only while it has room (`capacity` frames of output
   not yet received: backpressure, so a driver that waits for the whole send before receiving
   deadlocks and times out), computes frames with `answer` (packed frames in, packed frames out),
-  emits one S2MM packet per frame (TLAST per frame); an S2MM transfer shorter than the packet
+  resynchronises on input TLAST as rtl/cf_axis_in.v and hls/cf_axis.h do: every MM2S transfer
+  ends with TLAST, so a transfer that ends inside a frame ends that frame early: its rest is
+  padded with zero bytes, it is computed so, and counted in `short_frames` (its output would
+  carry TUSER = 1, which the DMA drops); a transfer may carry several whole frames.
+  It emits one S2MM packet per frame (TLAST per frame); an S2MM transfer shorter than the packet
   sets the DMA internal-error bit (packet_pad > 0 makes packets longer than the metadata says:
   a bitstream that does not match cfgen_meta.json). With control, frames are processed only after ap_start, at
   most `reps` of them. hang=True: the accelerator never produces output. no_device=True: Overlay
@@ -200,6 +204,7 @@ class FakePynq:
         self.live_buffers: set[int] = set()
         self.overlays = 0
         self.frames_computed = 0
+        self.short_frames = 0       # frames ended early by an MM2S transfer's TLAST (padded)
         self._next_addr = 0x1000_0000
         self.dma = FakeDMA(self)
         self.ip = FakeIP(self)
@@ -253,6 +258,12 @@ class FakePynq:
                 send._active[3] += k
             if send._active[3] == nbytes:
                 send._active = None
+                # TLAST on the transfer's last beat: a frame it cuts short is padded with zeros.
+                # (the accelerator consumes whole frames, so len % fb is the current frame's fill)
+                part = len(self.in_fifo) % fb
+                if part:
+                    self.in_fifo += bytes(fb - part)
+                    self.short_frames += 1
         # the accelerator
         if not self.hang:
             can = min(len(self.in_fifo) // fb, self.capacity - len(self.out_packets), self.reps_left)
