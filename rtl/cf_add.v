@@ -10,6 +10,12 @@ module cf_add #(
     input  wire [W-1:0] b,
     output wire [W-1:0] y
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(W >= 1)) begin : g_bad_w
+            cf_add_needs_W_at_least_1 u_bad ();
+        end
+    endgenerate
     assign y = a + b;
 endmodule
 `default_nettype wire

@@ -34,7 +34,26 @@ module cf_avgpool #(
     input  wire               m_ready,
     output wire [C-1:0]       m_data
 );
-    localparam CF  = C / SIMD;
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(C >= 1 && IB >= 1 && KK >= 1 && SW >= 1 && TW >= 1)) begin : g_bad_size
+            cf_avgpool_needs_C_IB_KK_SW_TW_at_least_1 u_bad ();
+        end
+        if (!(SIMD >= 1 && C % SIMD == 0)) begin : g_bad_simd
+            cf_avgpool_needs_SIMD_dividing_C u_bad ();
+        end
+        if (!(ISIGNED == 0 || ISIGNED == 1)) begin : g_bad_signed
+            cf_avgpool_needs_ISIGNED_0_or_1 u_bad ();
+        end
+        if (!(FD >= 1 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
+            cf_avgpool_needs_FD_1_or_a_power_of_2 u_bad ();
+        end
+    endgenerate
+
+    // divisors kept >= 1 (the checks above refuse smaller values): a refused instance
+    // still elaborates far enough to name its rule
+    localparam SIMD1 = (SIMD > 0) ? SIMD : 1;
+    localparam CF  = C / SIMD1;
     localparam TCW = (KK > 1) ? $clog2(KK) : 1;
     localparam CFW = (CF > 1) ? $clog2(CF) : 1;
     localparam FCW = $clog2(FD + 1);

@@ -18,6 +18,13 @@ module cf_check #(
     input wire         ready,
     input wire [W-1:0] data
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(W >= 1 && N >= 1)) begin : g_bad_size
+            cf_check_needs_W_and_N_at_least_1 u_bad ();
+        end
+    endgenerate
+
     reg [W-1:0] exp_mem [0:N-1];
     initial begin
         if (FILE != "") $readmemh(FILE, exp_mem);

@@ -24,6 +24,16 @@ module cf_fifo #(
     output wire [W-1:0]               m_data,
     output wire [$clog2(DEPTH+1)-1:0] count
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(W >= 1)) begin : g_bad_w
+            cf_fifo_needs_W_at_least_1 u_bad ();
+        end
+        if (!(DEPTH >= 1 && (DEPTH & (DEPTH - 1)) == 0)) begin : g_bad_depth
+            cf_fifo_needs_DEPTH_1_or_a_power_of_2 u_bad ();
+        end
+    endgenerate
+
     localparam CW = $clog2(DEPTH + 1);
     generate
         if (DEPTH == 1) begin : g_slot

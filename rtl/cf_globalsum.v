@@ -20,6 +20,19 @@ module cf_globalsum #(
     input  wire            m_ready,
     output wire [C*OB-1:0] m_data
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(C >= 1 && IB >= 1 && N >= 1 && OB >= 1)) begin : g_bad_size
+            cf_globalsum_needs_C_IB_N_OB_at_least_1 u_bad ();
+        end
+        if (!(ISIGNED == 0 || ISIGNED == 1)) begin : g_bad_signed
+            cf_globalsum_needs_ISIGNED_0_or_1 u_bad ();
+        end
+        if (!(FD >= 1 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
+            cf_globalsum_needs_FD_1_or_a_power_of_2 u_bad ();
+        end
+    endgenerate
+
     localparam NW  = (N > 1) ? $clog2(N) : 1;
     localparam FCW = $clog2(FD + 1);
     /* verilator lint_off WIDTHTRUNC */

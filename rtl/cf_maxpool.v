@@ -25,6 +25,16 @@ module cf_maxpool #(
     input  wire         m_ready,
     output wire [C-1:0] m_data
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(C >= 1 && KK >= 1)) begin : g_bad_size
+            cf_maxpool_needs_C_and_KK_at_least_1 u_bad ();
+        end
+        if (!(FD >= 1 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
+            cf_maxpool_needs_FD_1_or_a_power_of_2 u_bad ();
+        end
+    endgenerate
+
     localparam TW  = (KK > 1) ? $clog2(KK) : 1;
     localparam FCW = $clog2(FD + 1);
     /* verilator lint_off WIDTHTRUNC */

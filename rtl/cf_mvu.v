@@ -76,8 +76,12 @@ module cf_mvu #(
 );
     localparam IB   = MATRIX ? 8 : 1;
     localparam WB   = MATRIX ? 8 : 1;
-    localparam SF   = KD / SIMD;
-    localparam NF   = CO / PE;
+    // divisors kept >= 1 (the checks below refuse smaller values): a refused instance
+    // still elaborates far enough to name its rule
+    localparam SIMD1 = (SIMD > 0) ? SIMD : 1;
+    localparam PE1   = (PE > 0) ? PE : 1;
+    localparam SF   = KD / SIMD1;
+    localparam NF   = CO / PE1;
     localparam NW   = NF * SF;                 // weight words
     localparam WAW  = (NW > 1) ? $clog2(NW) : 1;
     localparam NFW  = (NF > 1) ? $clog2(NF) : 1;
@@ -104,8 +108,32 @@ module cf_mvu #(
 
     // elaboration-time parameter checks (an unknown module stops every tool)
     generate
-        if (PIPE < 0 || PIPE > 2 || PCH < 1) begin : g_bad_pipe
+        if (!(MATRIX == 0 || MATRIX == 1)) begin : g_bad_matrix
+            cf_mvu_needs_MATRIX_0_or_1 u_bad ();
+        end
+        if (!(KD >= 1 && CO >= 1 && OB >= 1 && AW >= 1 && TW >= 1 && FRAC >= 0)) begin : g_bad_size
+            cf_mvu_needs_KD_CO_OB_AW_TW_at_least_1_and_FRAC_at_least_0 u_bad ();
+        end
+        if (!(SIMD >= 1 && KD % SIMD == 0)) begin : g_bad_simd
+            cf_mvu_needs_SIMD_dividing_KD u_bad ();
+        end
+        if (!(PE >= 1 && CO % PE == 0)) begin : g_bad_pe
+            cf_mvu_needs_PE_dividing_CO u_bad ();
+        end
+        if (!((ACT == 0 && OB == 1) || ACT == 1)) begin : g_bad_act
+            cf_mvu_needs_ACT_0_with_OB_1_or_ACT_1 u_bad ();
+        end
+        if (!(MULT == 0 || (MULT == 1 && MATRIX == 1))) begin : g_bad_mult
+            cf_mvu_needs_MULT_0_or_MULT_1_with_MATRIX_1 u_bad ();
+        end
+        if (!(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
+            cf_mvu_needs_WSTYLE_0_to_2 u_bad ();
+        end
+        if (!(PIPE >= 0 && PIPE <= 2 && PCH >= 1)) begin : g_bad_pipe
             cf_mvu_needs_PIPE_0_to_2_and_PCH_at_least_1 u_bad ();
+        end
+        if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
+            cf_mvu_needs_FD_1_to_128_a_power_of_2 u_bad ();
         end
     endgenerate
 

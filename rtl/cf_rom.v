@@ -14,6 +14,16 @@ module cf_rom #(
     input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] addr,
     output reg  [W-1:0]                           q
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(W >= 1 && DEPTH >= 1)) begin : g_bad_size
+            cf_rom_needs_W_and_DEPTH_at_least_1 u_bad ();
+        end
+        if (!(STYLE >= 0 && STYLE <= 2)) begin : g_bad_style
+            cf_rom_needs_STYLE_0_to_2 u_bad ();
+        end
+    endgenerate
+
     generate
         if (STYLE == 1) begin : g_block
             (* ram_style = "block" *) reg [W-1:0] mem [0:DEPTH-1];

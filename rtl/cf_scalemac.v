@@ -48,12 +48,42 @@ module cf_scalemac #(
     input  wire               m_ready,
     output wire [CO*OB-1:0]   m_data
 );
-    localparam SF   = CI / SIMD;
-    localparam NF   = CO / PE;
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(IB >= 1 && CI >= 1 && CO >= 1 && SCW >= 1 && GW >= 1 && ZW >= 1 && BW >= 1 && OB >= 1)) begin : g_bad_size
+            cf_scalemac_needs_IB_CI_CO_SCW_GW_ZW_BW_OB_at_least_1 u_bad ();
+        end
+        if (!(N >= 1 && CI % N == 0)) begin : g_bad_n
+            cf_scalemac_needs_N_dividing_CI u_bad ();
+        end
+        if (!(SIMD >= 1 && CI % SIMD == 0 && (N % SIMD == 0 || SIMD % N == 0))) begin : g_bad_simd
+            cf_scalemac_needs_SIMD_dividing_CI_and_dividing_or_a_multiple_of_N u_bad ();
+        end
+        if (!(PE >= 1 && CO % PE == 0)) begin : g_bad_pe
+            cf_scalemac_needs_PE_dividing_CO u_bad ();
+        end
+        if (!((ISIGNED == 0 || ISIGNED == 1) && (RELU == 0 || RELU == 1))) begin : g_bad_flags
+            cf_scalemac_needs_ISIGNED_and_RELU_0_or_1 u_bad ();
+        end
+        if (!(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
+            cf_scalemac_needs_WSTYLE_0_to_2 u_bad ();
+        end
+        if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
+            cf_scalemac_needs_FD_1_to_128_a_power_of_2 u_bad ();
+        end
+    endgenerate
+
+    // divisors kept >= 1 (the checks above refuse smaller values): a refused instance
+    // still elaborates far enough to name its rule
+    localparam SIMD1 = (SIMD > 0) ? SIMD : 1;
+    localparam PE1   = (PE > 0) ? PE : 1;
+    localparam N1    = (N > 0) ? N : 1;
+    localparam SF   = CI / SIMD1;
+    localparam NF   = CO / PE1;
     localparam NW   = NF * SF;
-    localparam GS   = (SIMD < N) ? SIMD : N;
-    localparam GPC  = SIMD / GS;
-    localparam CPG  = N / GS;
+    localparam GS   = (SIMD1 < N1) ? SIMD1 : N1;
+    localparam GPC  = SIMD1 / GS;
+    localparam CPG  = N1 / GS;
     localparam WAW  = (NW > 1) ? $clog2(NW) : 1;
     localparam NFW  = (NF > 1) ? $clog2(NF) : 1;
     localparam SFW  = (SF > 1) ? $clog2(SF) : 1;
@@ -65,7 +95,7 @@ module cf_scalemac #(
     localparam GPW  = ((GW > GPW0) ? GW : GPW0) + 1;   // group partial P (+1: extension >= 1)
     localparam MW   = GPW + SCW + 1 + $clog2(GPC + 1); // scaled group(s) of a beat
     localparam ZI0  = (ZW > BW) ? ZW : BW;
-    localparam ZI1  = MW + $clog2(CI / N + 1) + 1;
+    localparam ZI1  = MW + $clog2(CI / N1 + 1) + 1;
     localparam ZI   = ((ZI0 > ZI1) ? ZI0 : ZI1) + 1;   // accumulator
     localparam OUTW = CO * OB;
     localparam FCW  = $clog2(FD + 1);

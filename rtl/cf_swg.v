@@ -63,12 +63,41 @@ module cf_swg #(
     input  wire              m_ready,
     output wire [TAPS*SIMD*B-1:0] m_data
 );
+    // elaboration-time parameter checks (an unknown module stops every tool); DEPTH
+    // as the generator sizes it: >= (K-1)*W + K + (S-1)*W + K + 2 (a window plus the
+    // slack for the writer to run ahead across a row change: the cycle model's rate)
+    generate
+        if (!(H >= 1 && W >= 1 && C >= 1 && B >= 1 && NF >= 1)) begin : g_bad_size
+            cf_swg_needs_H_W_C_B_NF_at_least_1 u_bad ();
+        end
+        if (!(SIMD >= 1 && C % SIMD == 0)) begin : g_bad_simd
+            cf_swg_needs_SIMD_dividing_C u_bad ();
+        end
+        if (!(K >= 1 && S >= 1 && P >= 0 && K <= H + 2 * P && K <= W + 2 * P)) begin : g_bad_window
+            cf_swg_needs_K_S_at_least_1_P_at_least_0_and_K_within_the_padded_image u_bad ();
+        end
+        if (!(TAPS == 1 || (TAPS == K && SIMD == C))) begin : g_bad_taps
+            cf_swg_needs_TAPS_1_or_K_with_SIMD_equal_C u_bad ();
+        end
+        if (!(DEPTH >= 1 && (DEPTH & (DEPTH - 1)) == 0 && DEPTH >= (K - 1) * W + K + (S - 1) * W + K + 2)) begin : g_bad_depth
+            cf_swg_needs_DEPTH_a_power_of_2_holding_a_window_and_a_row_change u_bad ();
+        end
+        if (!(RSTYLE == 0 || RSTYLE == 1)) begin : g_bad_rstyle
+            cf_swg_needs_RSTYLE_0_or_1 u_bad ();
+        end
+    endgenerate
+
     localparam PW  = C * B;
     localparam OWD = TAPS * SIMD * B;
-    localparam KXN = K / TAPS;                // kx steps per window row
-    localparam CF  = C / SIMD;
-    localparam OH  = (H + 2 * P - K) / S + 1;
-    localparam OW  = (W + 2 * P - K) / S + 1;
+    // divisors kept >= 1 (the checks above refuse smaller values): a refused instance
+    // still elaborates far enough to name its rule
+    localparam TAPS1 = (TAPS > 0) ? TAPS : 1;
+    localparam SIMD1 = (SIMD > 0) ? SIMD : 1;
+    localparam S1    = (S > 0) ? S : 1;
+    localparam KXN = K / TAPS1;               // kx steps per window row
+    localparam CF  = C / SIMD1;
+    localparam OH  = (H + 2 * P - K) / S1 + 1;
+    localparam OW  = (W + 2 * P - K) / S1 + 1;
     localparam HW  = H * W;
     localparam AW  = $clog2(DEPTH);
     // signed widths: coordinates and linear pixel indices

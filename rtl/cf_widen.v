@@ -39,6 +39,13 @@ module cf_widen #(
     input  wire            m_ready,
     output wire [R*IW-1:0] m_data
 );
+    // elaboration-time parameter checks (an unknown module stops every tool)
+    generate
+        if (!(IW >= 1 && R >= 1 && SF >= 1 && NF >= 1)) begin : g_bad_size
+            cf_widen_needs_IW_R_SF_NF_at_least_1 u_bad ();
+        end
+    endgenerate
+
     localparam OW  = R * IW;
     localparam N   = R * SF;                  // narrow beats per window
     localparam TW  = N * IW;
