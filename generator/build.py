@@ -159,18 +159,18 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
                 folding_file, seed, mult, util, log, clock_mhz=None) -> dict:
     board = load_board(board_name)
     if clock_mhz:
-        board["clock_mhz"] = float(clock_mhz)     # --clock overrides the board's clock
+        board = board.with_clock(clock_mhz)       # --clock overrides the board's clock
     from .qonnx_io import load_model_file   # .pt checkpoint or .onnx (QONNX) file
     ckpt = load_model_file(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)
-    graph.meta["board"] = board["name"]
-    graph.meta["clock_mhz"] = board.get("clock_mhz", 100)   # pipelining follows it (pipeline.py)
+    graph.meta["board"] = board.name
+    graph.meta["clock_mhz"] = board.clock_mhz   # pipelining follows it (pipeline.py)
     check_vector_budget(graph, frames)
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
-    log(f"[2/5] folded for {board['name']}: predicted interval {perf['interval_cycles']} cycles, "
+    log(f"[2/5] folded for {board.name}: predicted interval {perf['interval_cycles']} cycles, "
         f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
     log(fold_table(perf, board))
     for warning in fold_warnings(perf):
@@ -183,13 +183,13 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     for i, (name, render) in enumerate(backends()):
         log(f"[4/5] rendering the {name.upper()} backend")
         render(graph, tmp, board)
-    report = {"checkpoint": str(checkpoint), "board": board["name"], "model": ckpt.spec["name"],
+    report = {"checkpoint": str(checkpoint), "board": board.name, "model": ckpt.spec["name"],
               "predicted": perf, "cf_costs": graph.meta["cf_costs"],
               "vectors": {"frames": vec["frames"], "data": data, "golden_acc": vec["golden_acc"]},
-              "board_info": {k: board.get(k) for k in ("name", "part", "resources", "clock_mhz")},
+              "board_info": board.report_info(),
               "scales": group_scale_record(ckpt)}
     (tmp / "report.json").write_text(json.dumps(report, indent=2))
-    (tmp / "board.json").write_text(json.dumps(board, indent=2) + "\n")
+    (tmp / "board.json").write_text(json.dumps(board.to_json(), indent=2) + "\n")
     (tmp / "folding.json").write_text(json.dumps(perf["folding"], indent=2) + "\n")
     render_report(tmp, log=lambda *a: None)
     try:

@@ -19,65 +19,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import perf
+from . import perf, units
+from .boards import as_board
 from .errors import BuildError
-from .ir import AvgPoolNode, ConvNode, GlobalSumNode, Graph, MaxPoolNode, ScaleMacNode
+from .ir import ConvNode, Graph
+from .units import avgpool, check_folding, legal_pe, legal_simd  # noqa: F401  (folding API)
+from .units.common import divisors  # noqa: F401
 
 DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
 # Starting price of each resource per unit of board capacity. DSPs start nearly free (they
 # do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice.
 START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02}
 MULT_CHOICES = ("auto", "any", "dsp", "dsp2", "lut")
-
-
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-node_cycles = perf.node_cycles
-
-
-def legal_simd(node) -> list[int]:
-    if isinstance(node, ConvNode):
-        # divisors of C_in (channel chunks of one tap), and m*C_in with m | k*k (m whole
-        # taps per beat: cf_swg emits pixels, cf_widen gathers m of them)
-        return divisors(node.inp.c) + [m * node.inp.c for m in divisors(node.k * node.k)[1:]]
-    if isinstance(node, ScaleMacNode):
-        return [s for s in divisors(node.inp.c) if node.n % s == 0 or s % node.n == 0]
-    return [1]
-
-
-def legal_pe(node) -> list[int]:
-    if isinstance(node, (ConvNode, ScaleMacNode)):
-        return divisors(node.out.c)
-    return [1]
-
-
-def _fmt(vals: list[int]) -> str:
-    return ", ".join(str(v) for v in vals)
-
-
-def check_folding(node) -> None:
-    """One-line BuildError naming the node and what is legal."""
-    if isinstance(node, (MaxPoolNode, AvgPoolNode, GlobalSumNode)):
-        if node.pe != 1 or node.simd != 1:
-            raise BuildError(f"node {node.name}: a {node.kind} node takes one whole pixel per cycle; "
-                             f"PE and SIMD must be 1 (got PE={node.pe}, SIMD={node.simd})")
-        return
-    if node.pe not in legal_pe(node):
-        raise BuildError(f"node {node.name}: PE={node.pe} must divide its {node.out.c} output "
-                         f"channels; legal PE: {_fmt(legal_pe(node))}")
-    if node.simd not in legal_simd(node):
-        if isinstance(node, ScaleMacNode):
-            raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
-                             f"channels and divide or be a multiple of the group size n={node.n}; "
-                             f"legal SIMD: {_fmt(legal_simd(node))}")
-        if isinstance(node, ConvNode) and node.k > 1:
-            raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
-                             f"channels or be m*{node.inp.c} with m dividing k*k={node.k * node.k} "
-                             f"(m taps per cycle); legal SIMD: {_fmt(legal_simd(node))}")
-        raise BuildError(f"node {node.name}: SIMD={node.simd} must divide its {node.inp.c} input "
-                         f"channels; legal SIMD: {_fmt(legal_simd(node))}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,40 +43,37 @@ class Option:
     dsp_cap: int | None       # int8 layers: DSPs at most (the rest LUT multipliers)
     cycles: int
     res: dict                 # LUT, FF, BRAM36, DSP
-    lanes: int | None = None  # average pools: channels per beat (the RTL backend's choice)
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
     if mult not in MULT_CHOICES:
         raise BuildError(f"--mult {mult}: choose from {', '.join(MULT_CHOICES)}")
-    if mult == "auto":          # what the RTL backend implements (all styles without one)
-        styles = tuple(st for st in rtl_mult_styles() if st in perf.MULT_STYLES)
-        return styles or ("dsp",)
-    return ("dsp", "dsp2", "lut") if mult == "any" else (mult,)
+    if mult == "auto":          # what both backends implement
+        return units.conv.MULT_STYLES
+    return perf.MULT_STYLES if mult == "any" else (mult,)
+
+
+def _pooled(node) -> bool:
+    """An average pool: its lanes follow the other nodes (avgpool.choose_lanes)."""
+    return node.kind == "avgpool"
 
 
 def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
-    """Every legal folding of a node with its predicted cycles and resources."""
-    saved = node.pe, node.simd
+    """Every legal folding of a node (its unit plan) with its cycles and priced resources."""
+    saved = node.pe, node.simd, getattr(node, "mult", None)
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
-    if isinstance(node, AvgPoolNode):
-        lanes_all = [d for d in divisors(node.inp.c)] if perf.avgpool_folds() else [node.inp.c]
-        for lanes in lanes_all:
-            res, _ = perf.node_resources(node, lanes=lanes)
-            d = res.as_dict()
-            out.append(Option(1, 1, None, None, perf.node_cycles(node, lanes),
-                              {r: float(d[r]) for r in perf.RESOURCES}, lanes))
-        return out
     try:
         for pe in legal_pe(node):
             for simd in legal_simd(node):
                 node.pe, node.simd = pe, simd
-                cyc = node_cycles(node)
                 variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
                 seen = set()
                 for style, cap in variants:
-                    res, info = perf.node_resources(node, style or "dsp", cap)
+                    if style is not None:
+                        node.mult = style
+                    p = units.plan(node)
+                    res, _ = perf.price(p, cap)
                     d = res.as_dict()
                     key = (d["LUT"], d["FF"], d["BRAM36"], d["DSP"])
                     if key in seen:
@@ -131,30 +81,31 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
                     seen.add(key)
                     out.append(Option(pe, simd, style, cap if (int8 and cap is not None
                                                                and d["DSP"] >= cap) else None,
-                                      cyc, {r: float(res.as_dict()[r]) for r in perf.RESOURCES}))
+                                      p.cycles, {r: float(d[r]) for r in perf.RESOURCES}))
     finally:
-        node.pe, node.simd = saved
+        node.pe, node.simd = saved[0], saved[1]
+        if saved[2] is not None:
+            node.mult = saved[2]
     return out
 
 
 def _budget(board: dict, util: dict | None) -> dict:
-    avail = board.get("resources", {})
+    avail = as_board(board).resources
     u = dict(DEFAULT_UTIL)
     u.update(util or {})
     return {r: avail[r] * u[r] for r in perf.RESOURCES if r in avail}
 
 
-def _choose(options: dict, T: int, prices: dict) -> dict | None:
-    """Cheapest option per node with cycles <= T under the given resource prices."""
+def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> dict | None:
+    """Cheapest option per node with cycles <= T under the given resource prices; an average
+    pool (`pools`: name -> node) then takes the fewest lanes within half the slowest other
+    node (avgpool.choose_lanes, the one rule of search and result)."""
+    pools = pools or {}
     pick = {}
     for name, opts in options.items():
-        best, best_cost = None, math.inf
-        if opts and opts[0].lanes is not None and len(opts) > 1:
-            # the RTL backend gives an average pool the fewest lanes that keep it within
-            # half the interval (all lanes when none does)
-            fit = [o for o in opts if o.cycles <= T // 2]
-            pick[name] = min(fit, key=lambda o: o.lanes) if fit else max(opts, key=lambda o: o.lanes)
+        if name in pools:
             continue
+        best, best_cost = None, math.inf
         for o in opts:
             if o.cycles > T:
                 continue
@@ -166,6 +117,14 @@ def _choose(options: dict, T: int, prices: dict) -> dict | None:
         if best is None:
             return None
         pick[name] = best
+    budget = max((o.cycles for o in pick.values()), default=0) // 2
+    for name, node in pools.items():
+        opts = options[name]
+        if len(opts) == 1:
+            pick[name] = opts[0]
+            continue
+        lanes = avgpool.choose_lanes(node, budget)
+        pick[name] = next(o for o in opts if o.simd == lanes)
     return pick
 
 
@@ -174,14 +133,14 @@ def _total(pick: dict, shell: dict) -> dict:
 
 
 def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
-           rounds: int = 40) -> tuple[dict | None, bool]:
+           rounds: int = 40, pools: dict | None = None) -> tuple[dict | None, bool]:
     """Cheapest folding meeting T; (pick, fits_budget). Prices start at START_PRICE/capacity
     and double for each resource the total overflows; when nothing fits, the attempt that
     overflowed least."""
     prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.RESOURCES}
     best, best_over = None, math.inf
     for _ in range(rounds):
-        pick = _choose(options, T, prices)
+        pick = _choose(options, T, prices, pools)
         if pick is None:
             return None, False
         tot = _total(pick, shell)
@@ -214,16 +173,17 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
     the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
     styles = mult_styles(mult)
-    clock = board.get("clock_mhz", 100)
-    capacity = {r: float(v) for r, v in board.get("resources", {}).items()}
+    clock = as_board(board).clock_mhz
+    capacity = {r: float(v) for r, v in as_board(board).resources.items()}
     budget = _budget(board, util)
     shell = perf.shell_resources(graph).as_dict()
     shell = {r: float(shell[r]) for r in perf.RESOURCES}
     dsp_b = budget.get("DSP")
     caps = (None,) if dsp_b is None else (None, int(dsp_b))
 
+    fixed = apply_folding_file(graph, folding) if folding is not None else {}
+    pools = {n.name: n for n in graph.nodes if _pooled(n) and n.name not in fixed}
     if folding is not None:
-        fixed = apply_folding_file(graph, folding)
         options = {}
         for node in graph.nodes:
             f = fixed.get(node.name, {})
@@ -237,7 +197,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
         T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else \
             max(min(o.cycles for o in opts) for opts in options.values())
         T = max(T, max(min(o.cycles for o in opts) for opts in options.values()))
-        pick, fits = _solve(options, T, budget, shell, capacity)
+        pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
         mode, target = "file", {"interval_cycles": T}
     else:
         options = {node.name: node_options(node, styles, caps) for node in graph.nodes}
@@ -251,23 +211,23 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
                 raise BuildError(f"--fps {fps:g} needs at most {T} cycles per frame at {clock} MHz; "
                                  f"node {slow} cannot go below {floor_T} cycles at its widest "
                                  f"folding (at most {clock * 1e6 / floor_T:.0f} frames/s)")
-            pick, fits = _solve(options, T, budget, shell, capacity)
+            pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
             if not fits:
-                best_T = _fastest_fitting(options, budget, shell, capacity)
+                best_T = _fastest_fitting(options, budget, shell, capacity, pools)
                 hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
                         if best_T else "")
                 tot = _total(pick, shell)
                 over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
                                  if tot[r] > budget[r])
-                raise BuildError(f"--fps {fps:g} does not fit {board['name']} ({over}){hint}")
+                raise BuildError(f"--fps {fps:g} does not fit {as_board(board).name} ({over}){hint}")
             mode, target = "fps", {"fps": fps, "interval_cycles": T}
         else:
-            T = _fastest_fitting(options, budget, shell, capacity)
+            T = _fastest_fitting(options, budget, shell, capacity, pools)
             if T is None:
                 T = max(o.cycles for opts in options.values() for o in opts)
-                pick, fits = _solve(options, T, budget, shell, capacity)
+                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
             else:
-                pick, fits = _solve(options, T, budget, shell, capacity)
+                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
             mode, target = "max_fps", {"interval_cycles": T}
     mults = _apply(graph, pick)
     for node in graph.nodes:
@@ -279,7 +239,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     return summary
 
 
-def _fastest_fitting(options, budget, shell, capacity) -> int | None:
+def _fastest_fitting(options, budget, shell, capacity, pools) -> int | None:
     """Smallest achievable interval whose cheapest folding fits the budget (bisection)."""
     cands = sorted({o.cycles for opts in options.values() for o in opts})
     floor_T = max(min(o.cycles for o in opts) for opts in options.values())
@@ -287,7 +247,7 @@ def _fastest_fitting(options, budget, shell, capacity) -> int | None:
     lo, hi, best = 0, len(cands) - 1, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        _, fits = _solve(options, cands[mid], budget, shell, capacity)
+        _, fits = _solve(options, cands[mid], budget, shell, capacity, pools=pools)
         if fits:
             best, hi = cands[mid], mid - 1
         else:
@@ -386,7 +346,7 @@ def parse_util(text: str | None) -> dict | None:
 
 def fold_table(summary: dict, board: dict) -> str:
     """Per-node folding, cycles and predicted resources, for the build log."""
-    cap = board.get("resources", {})
+    cap = as_board(board).resources
     rows = ["      node         PE  SIMD      cycles  share     LUT      FF  BRAM36  DSP"]
     for n in summary["nodes"]:
         r = n["resources"]
@@ -397,7 +357,7 @@ def fold_table(summary: dict, board: dict) -> str:
     rows.append(f"      total (with AXI shell)                 {t['LUT']:>7,} {t['FF']:>7,} "
                 f"{t['BRAM36']:>7} {t['DSP']:>4}")
     if cap:
-        rows.append("      of " + board.get("name", "the board") + ": " + ", ".join(
+        rows.append("      of " + as_board(board).name + ": " + ", ".join(
             f"{r} {100 * t[r] / cap[r]:.0f}%" for r in perf.RESOURCES if cap.get(r)))
     return "\n".join(rows)
 
@@ -408,7 +368,7 @@ def fold_warnings(summary: dict) -> list[str]:
         over = [f"{r} {summary['resources'][r]:,} > {summary['budget'][r]:,.0f}"
                 for r in summary["budget"] if summary["resources"][r] > summary["budget"][r]]
         out.append("the predicted resources exceed the folding budget (" + ", ".join(over) + ")")
-    supported = rtl_mult_styles()
+    supported = units.conv.MULT_STYLES
     for name, m in summary.get("multipliers", {}).items():
         if m["style"] not in supported and m["products"]:
             out.append(f"{name}: the folding assumes '{m['style']}' multipliers "
@@ -416,13 +376,3 @@ def fold_warnings(summary: dict) -> list[str]:
                        f"LUTs); the RTL backend implements {', '.join(supported)} only, so synthesis "
                        f"will differ from the prediction")
     return out
-
-
-def rtl_mult_styles() -> tuple[str, ...]:
-    """Multiplier styles the RTL backend implements (rtl.MULT_STYLES; one product per DSP48
-    when it does not say; all of them when there is no RTL backend)."""
-    try:
-        from .backends import rtl
-    except Exception:
-        return perf.MULT_STYLES
-    return tuple(getattr(rtl, "MULT_STYLES", ("dsp",)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode
+from .ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, out_dim
 
 
 def sliding_window(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
@@ -17,7 +17,7 @@ def sliding_window(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int)
     n, h, w, c = x.shape
     if pad:
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
-    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    oh, ow = out_dim(h, k, stride, pad), out_dim(w, k, stride, pad)
     cols = np.empty((n, oh, ow, k, k, c), dtype=x.dtype)
     for ky in range(k):
         for kx in range(k):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import BuildError, GraphError
 from .names import check_name
 
 
@@ -171,6 +171,41 @@ class Graph:
                 return n
         raise KeyError(name)
 
+    def validate(self) -> "Graph":
+        """Check the chain once (after lowering or folding, before any backend): every stream
+        well formed, every node's input the previous node's output, every output size what
+        its window gives. One-line BuildError naming the node."""
+        if not self.nodes:
+            raise BuildError(f"graph {self.name}: no nodes")
+        check_stream(self.input, "graph input")
+        prev = self.input
+        for n in self.nodes:
+            check_stream(n.inp, f"node {n.name} input")
+            check_stream(n.out, f"node {n.name} output")
+            if asdict(n.inp) != asdict(prev):
+                raise BuildError(f"node {n.name}: input stream {_desc(n.inp)} does not match "
+                                 f"the previous stream {_desc(prev)}")
+            i, o = n.inp, n.out
+            if hasattr(n, "k"):
+                want = (out_dim(i.h, n.k, n.stride, n.pad), out_dim(i.w, n.k, n.stride, n.pad))
+                if n.k < 1 or n.stride < 1 or n.pad < 0 or min(want) < 1:
+                    raise BuildError(f"node {n.name}: window k{n.k} s{n.stride} p{n.pad} does "
+                                     f"not fit its {i.h}x{i.w} input")
+            elif n.kind == "globalsum":
+                want = (1, 1)
+            else:
+                want = (i.h, i.w)
+            if (o.h, o.w) != want:
+                raise BuildError(f"node {n.name}: output {o.h}x{o.w}, but its {n.kind} on "
+                                 f"{i.h}x{i.w} gives {want[0]}x{want[1]}")
+            if n.kind != "conv" and n.kind != "scalemac" and o.c != i.c:
+                raise BuildError(f"node {n.name}: a {n.kind} keeps its {i.c} channels, "
+                                 f"output has {o.c}")
+            if n.pe < 1 or n.simd < 1:
+                raise BuildError(f"node {n.name}: PE and SIMD must be positive")
+            prev = o
+        return self
+
     # --- serialization: graph.json (scalars) + graph.npz (arrays) ---
     def to_dict(self) -> dict:
         nodes = []
@@ -229,6 +264,19 @@ class Graph:
         return graph
 
 
+def _desc(s: Stream) -> str:
+    return f"{s.h}x{s.w}x{s.c} {s.kind}{s.bits}"
+
+
+def check_stream(s: Stream, what: str) -> None:
+    if s.kind not in ("bit", "uint", "int"):
+        raise BuildError(f"{what}: unknown stream kind {s.kind!r:.20}")
+    if not isinstance(s.bits, int) or s.bits < 1 or (s.kind == "bit" and s.bits != 1):
+        raise BuildError(f"{what}: {s.bits!r:.20} bits is not a {s.kind} stream")
+    if min(s.h, s.w, s.c) < 1:
+        raise BuildError(f"{what}: empty stream {_desc(s)}")
+
+
 def _jsonable(v):
     if isinstance(v, np.integer):
         return int(v)
@@ -249,3 +297,20 @@ def signed_bits(lo: int, hi: int) -> int:
 
 def unsigned_bits(hi: int) -> int:
     return max(1, int(hi).bit_length())
+
+
+def clog2(n: int) -> int:
+    """Bits to address n entries (Verilog $clog2)."""
+    return max(0, (int(n) - 1).bit_length())
+
+
+def next_pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+def out_dim(size: int, k: int, stride: int, pad: int) -> int:
+    """Output rows (or columns) of a k x k window with this stride and padding."""
+    return (size + 2 * pad - k) // stride + 1

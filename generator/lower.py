@@ -22,7 +22,7 @@ from . import spec as specmod
 from .checkpoint import Checkpoint
 from .errors import LoweringError
 from .ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream,
-                 signed_bits, unsigned_bits)
+                 out_dim, signed_bits, unsigned_bits)
 
 RELU_FRAC_BITS = 8     # F: fractional bits of the ReLU offset before an average pool / scale MAC
 SCALE_BITS = 12        # width of the per-group scale alpha_g in the scale MAC unit
@@ -333,8 +333,7 @@ class Lowerer:
         T = lambda s: post(ro["a"] * s / (k * k * (1 << F)) + ro["c2"]) >= 0
         tau, direction = fold_threshold(T, np.zeros(c_out, np.int64), np.full(c_out, s_max))
         st = node.out
-        oh = (st.h + 2 * pad - k) // player["stride"] + 1
-        ow = (st.w + 2 * pad - k) // player["stride"] + 1
+        oh, ow = out_dim(st.h, k, player["stride"], pad), out_dim(st.w, k, player["stride"], pad)
         pnode = AvgPoolNode(player["name"], st, Stream(oh, ow, c_out, "bit", 1), k=k,
                             stride=player["stride"], pad=pad, sum_bits=unsigned_bits(s_max) + 1,
                             thresholds=tau, direction=direction,

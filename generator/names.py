@@ -32,3 +32,53 @@ def name_from(text: str, fallback: str = "model") -> str:
     """A safe name derived from free text (a file stem): bad characters become '_'."""
     s = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text))[:MAX_NAME].lstrip(".-")
     return s or fallback
+
+
+# ---------------------------------------------------------------------------------------
+# Hardware identifiers: one derivation for every generated language (C++, Verilog, Tcl ports)
+
+_CXX_KEYWORDS = {
+    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
+    "char", "class", "compl", "const", "constexpr", "const_cast", "continue", "decltype", "default", "delete",
+    "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
+    "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
+    "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
+    "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union",
+    "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+    # HDL keywords Vitis would rename ports for
+    "in", "out", "input", "output", "reg", "wire", "module", "begin", "end",
+}
+
+
+def sanitize(name: str, prefix: str = "n") -> str:
+    """A C++ (and HDL) safe identifier for `name`: [A-Za-z0-9_], no leading digit or
+    underscore, no double underscore, not a keyword."""
+    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
+    s = re.sub(r"_+", "_", s).strip("_")
+    if not s or s[0].isdigit() or s.lower() in _CXX_KEYWORDS:
+        s = f"{prefix}_{s}" if s else prefix
+    return s
+
+
+def unique_idents(names, prefix: str = "n") -> list[str]:
+    out, seen = [], set()
+    for n in names:
+        base = sanitize(n, prefix)
+        s, i = base, 2
+        while s.lower() in seen:
+            s, i = f"{base}_{i}", i + 1
+        seen.add(s.lower())
+        out.append(s)
+    return out
+
+
+def node_idents(graph) -> list[str]:
+    """The hardware identifier of every node (HLS node headers and functions, RTL memory
+    files), unique in the graph."""
+    return unique_idents([n.name for n in graph.nodes])
+
+
+def top_name(graph_name: str) -> str:
+    """The accelerator's top-level name (HLS top function, IP, host driver)."""
+    return sanitize(f"cf_{graph_name}", "cf")

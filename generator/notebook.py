@@ -151,15 +151,15 @@ def run(out_dir, *, backend: str = "csim", frames: int | None = None, timeout: i
     return res
 
 
-def _board(out: Path) -> dict | None:
-    rep = out / "report.json"
-    if rep.is_file():
-        try:
-            from .boards import load_board
-            return load_board(json.loads(rep.read_text())["board"])
-        except Exception:
-            return None
-    return None
+def _board(out: Path):
+    """The build's boards.Board (OUT/board.json, else report.json's board name), None when
+    neither says (or names a board file that is gone)."""
+    from .backends.host import build_board
+    from .errors import CfgenError
+    try:
+        return build_board(out)
+    except CfgenError:
+        return None
 
 
 def _count_arg(what: str, hi: int):

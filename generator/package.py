@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .backends.host import HOST_DIR, build_meta, driver, read_build_json
+from .backends.host import HOST_DIR, build_board, build_meta, driver, read_build_json
 from .errors import BuildError, CfgenError
 from .escape import one_line
 from .names import check_name, name_from
@@ -89,10 +89,7 @@ def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, 
                          "`python -m generator build` first")
     graph = read_build_json(out / "graph.json")
     report = _report(out)
-    board = None
-    if report.get("board"):
-        from .boards import load_board
-        board = load_board(report["board"])
+    board = build_board(out)
     vectors = report.get("vectors") if isinstance(report.get("vectors"), dict) else {}
     predicted = report.get("predicted") if isinstance(report.get("predicted"), dict) else None
     meta = build_meta(graph, out, board, data=vectors.get("data"), class_names=class_names, predicted=predicted)

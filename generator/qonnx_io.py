@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import CfgenError, SpecError
 from .escape import one_line
+from .ir import out_dim
 from .names import check_name, name_from
 
 META_FORMAT = "cfgen.format"       # "cfgen-qonnx 1"
@@ -535,7 +536,7 @@ class _Reader:
         return (ks[0] if ks is not None else None), strides[0], pads[0]
 
     def out_hw(self, node, h, w, k, s, p):
-        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        oh, ow = out_dim(h, k, s, p), out_dim(w, k, s, p)
         if oh < 1 or ow < 1:
             raise self.fail(node, f"kernel {k} does not fit the {h}x{w} input")
         return oh, ow

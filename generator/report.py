@@ -303,6 +303,16 @@ def render(out_dir, log=print) -> Path:
                          f"({type(exc).__name__}: {detail}); rebuild or re-run the tool") from None
 
 
+def _board(out: Path, report: dict):
+    """The build's boards.Board: OUT/board.json (every field, as the build resolved it), else
+    report.json's board_info (resolved by boards.as_board), else None."""
+    from .boards import Board, as_board
+    if (out / "board.json").is_file():
+        return Board.read(out / "board.json")
+    info = report.get("board_info")
+    return as_board(info, "report.json board_info") if info else None
+
+
 def _render(out: Path, rj: Path, log) -> Path:
     import jinja2
 
@@ -311,8 +321,8 @@ def _render(out: Path, rj: Path, log) -> Path:
     predicted = report["predicted"]
     measured = {"sim": None, "synth": None, "csim": None, "timing": None, **load_measured(out)}
     report["measured"] = {k: v for k, v in measured.items() if v is not None}
-    board = report.get("board_info") or {}
-    capacity = board.get("resources", {})
+    board = _board(out, report)
+    capacity = dict(board.resources) if board else {}
     budget = predicted.get("budget", {})
     costs = report.get("cf_costs", [])
     cf_of = _layer_cf(graph)
@@ -340,7 +350,7 @@ def _render(out: Path, rj: Path, log) -> Path:
              for k, v in scales.items()]
     ctx = {
         "report": report, "predicted": predicted, "measured": measured, "rows": rows,
-        "board": board, "capacity": capacity, "budget": budget,
+        "board": board or {"part": ""}, "capacity": capacity, "budget": budget,
         "savings": cf_savings(costs), "costs": costs, "speedup": sp, "compare": compare,
         "hists": hists,
         "svg_cycles": svg_cycle_balance(predicted["nodes"], sim.get("interval_cycles")),

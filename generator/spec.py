@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 
 from .errors import SpecError
+from .ir import out_dim
 from .jsonfile import read_json
 from .names import check_name, name_from
 
@@ -250,7 +251,7 @@ def shapes(spec: dict) -> list[tuple]:
                 raise SpecError(f"{where}: needs a (C, H, W) input, got {shape}")
             c, h, w = shape
             k, s, p = layer["kernel"], layer["stride"], layer["padding"]
-            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            oh, ow = out_dim(h, k, s, p), out_dim(w, k, s, p)
             if oh < 1 or ow < 1:
                 raise SpecError(f"{where}: kernel {k} does not fit the {h}x{w} input")
             shape = (layer["out"] if kind == "conv" else c, oh, ow)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import fold, perf
+from generator import fold, perf, units
+from generator.tech import xc7
 from generator.errors import BuildError
 from generator.ir import Graph
 
@@ -74,28 +75,28 @@ def test_tap_parallel_simd_error_and_cycles():
     nin1 = G.conv("conv1", G.Stream(32, 32, 3, "uint", 8), 192, 5, np.random.default_rng(1),
                   pad=2, pe=4, simd=75)
     assert fold.legal_simd(nin1) == [1, 3, 15, 75]
-    assert perf.node_cycles(nin1) == 49_152
+    assert units.cycles(nin1) == 49_152
     # cycles per window: max(NF*SF, R*SF), alternately R*SF and R*SF + 1 on a tie; m = SIMD/C_in
     # a multiple of k and NF*SF < k*k: the window generator emits whole window rows (T = k
     # taps per beat), so R = m/T row beats per wide beat and k*k/T = 5 beats per window
-    assert perf.swg_taps(nin1) == 1         # NF 48 x SF 1 >= 25 taps: whole pixels suffice
+    assert units.conv.row_taps(nin1) == 1         # NF 48 x SF 1 >= 25 taps: whole pixels suffice
     nin1.pe, nin1.simd = 192, 15            # R 1, SF 5, NF 1: a tie, 5 and 6 cycles
-    assert perf.swg_taps(nin1) == 5
-    assert perf.node_cycles(nin1) == 1024 * 5.5
+    assert units.conv.row_taps(nin1) == 5
+    assert units.cycles(nin1) == 1024 * 5.5
     nin1.pe = 48                            # NF 4, SF 5: 20 > 5
-    assert perf.node_cycles(nin1) == 1024 * 20
+    assert units.cycles(nin1) == 1024 * 20
     nin1.pe, nin1.simd = 8, 75              # R 5, SF 1, NF 24 > 5
-    assert perf.node_cycles(nin1) == 1024 * 24
+    assert units.cycles(nin1) == 1024 * 24
     r, info = perf.node_resources(nin1)
     parts = r.as_dict(detail=True)["parts"]
     assert parts["widen.widen_regs"]["FF"] == 2 * 25 * 24      # collect + hold: two windows
     assert any(p.startswith("swg.") for p in parts) and any(p.startswith("mvu.") for p in parts)
     g = chain({"conv2": (8, 24)})           # k3, m 3 = k: rows; R 1, SF 3, NF 2: 6 > 3
-    assert perf.swg_taps(g.node("conv2")) == 3
-    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 6
+    assert units.conv.row_taps(g.node("conv2")) == 3
+    assert units.cycles(g.node("conv2")) == 8 * 8 * 6
     g = chain({"conv2": (16, 72)})          # m 9: R 3, SF 1, NF 1: the generator's 3 row beats
-    assert perf.node_cycles(g.node("conv2")) == 8 * 8 * 3
-    assert perf.widen_window_cycles(9, 9) == 9.5
+    assert units.cycles(g.node("conv2")) == 8 * 8 * 3
+    assert units.Widen(8, 9, 1, 9).window_cycles() == 9.5     # M = N = 9: a tie
 
 
 def test_scalemac_simd_error_names_the_group_size():
@@ -123,11 +124,14 @@ def test_load_folding_reads_plain_and_wrapped_files(tmp_path):
 def test_cycles_follow_the_contract():
     g = chain({"conv2": (4, 8), "fc": (2, 4)})
     c2, fc = g.node("conv2"), g.node("fc")
-    assert perf.node_cycles(c2) == 8 * 8 * (9 * 8 // 8) * (16 // 4)
-    assert perf.node_cycles(fc) == 2 * 2 * (16 // 4) * (16 // 2)
-    assert perf.node_cycles(g.node("pool1")) == max(4 * 4 * 4, 8 * 8)
-    assert perf.node_cycles(g.node("pool2")) == max(2 * 2 * 9, 4 * 4)
-    assert perf.node_cycles(g.node("gsum")) == 2 * 2
+    assert units.cycles(c2) == 8 * 8 * (9 * 8 // 8) * (16 // 4)
+    assert units.cycles(fc) == 2 * 2 * (16 // 4) * (16 // 2)
+    assert units.cycles(g.node("pool1")) == max(4 * 4 * 4, 8 * 8)
+    pool2 = g.node("pool2")                 # average pool: C / SIMD channel chunks per tap
+    assert units.cycles(pool2) == 2 * 2 * 9 * 16
+    pool2.simd = 16
+    assert units.cycles(pool2) == max(2 * 2 * 9, 4 * 4)
+    assert units.cycles(g.node("gsum")) == 2 * 2
 
 
 def test_fps_mode_meets_the_target_with_the_least_resources():
@@ -176,8 +180,7 @@ def test_max_fps_mode_is_the_fastest_that_fits():
 
 
 def test_auto_multipliers_are_those_the_rtl_implements():
-    assert fold.mult_styles("auto") == tuple(s for s in fold.rtl_mult_styles()
-                                             if s in perf.MULT_STYLES)
+    assert fold.mult_styles("auto") == units.conv.MULT_STYLES == ("dsp", "dsp2")
     assert fold.mult_styles("any") == ("dsp", "dsp2", "lut")
     # a folding file's mult wins over --mult
     s = fold.fold(chain(), BOARD, folding={"conv1": {"pe": 4, "simd": 3, "mult": "dsp2"}}, mult="dsp")
@@ -216,17 +219,17 @@ def test_summary_keys_and_util_option():
 
 def test_memory_mapping_follows_yosys_rules():
     # 2-deep FIFOs become RAM32M LUT RAM (6 bits each), 4 LUTs per cell
-    m = perf.map_memory(2, 64, rom=False, sync_read=False)
+    m = xc7.map_memory(2, 64, rom=False, sync_read=False)
     assert m["style"] == "RAM32M_SDP" and m["LUT"] == 4 * 11 and m["BRAM36"] == 0
     # 64 deep: RAM64M (3 bits each)
-    assert perf.map_memory(64, 30, rom=False)["style"] == "RAM64M_SDP"
+    assert xc7.map_memory(64, 30, rom=False)["style"] == "RAM64M_SDP"
     # ROMs never go to LUT RAM; small ones become logic (cost 1/64 per bit)
-    assert perf.map_memory(288, 8, rom=True)["style"] == "logic"
+    assert xc7.map_memory(288, 8, rom=True)["style"] == "logic"
     # 576 x 32 bits: one RAMB36 (1024 x 36)
-    m = perf.map_memory(576, 32, rom=True)
+    m = xc7.map_memory(576, 32, rom=True)
     assert m["style"].startswith("RAMB36") and m["BRAM36"] == 1.0
     # 2304 x 16: three RAMB18 (1024 x 18)
-    assert perf.map_memory(2304, 16, rom=True)["BRAM36"] == 1.5
+    assert xc7.map_memory(2304, 16, rom=True)["BRAM36"] == 1.5
 
 
 def test_multiplier_styles():
@@ -247,7 +250,7 @@ def test_dsp2_model_counts_dsps_exactly():
     per DSP), as Yosys maps rtl/cf_mvu.v MULT 1 (docs/FOLDING.md: PE 2 x SIMD 9 -> 9,
     PE 4 x SIMD 75 -> 150, PE 96 x SIMD 3 -> 144)."""
     for (pe, simd), dsp in {(2, 9): 9, (4, 75): 150, (96, 3): 144, (3, 9): 18, (1, 3): 3}.items():
-        assert perf.int8_products(pe * simd, "dsp2", pe=pe)["dsp"] == dsp, (pe, simd)
+        assert xc7.int8_products(pe * simd, "dsp2", pe=pe)["dsp"] == dsp, (pe, simd)
     g = chain({"conv1": (8, 3)})
     n = g.node("conv1")
     r, info = perf.node_resources(n, "dsp2")
@@ -256,7 +259,7 @@ def test_dsp2_model_counts_dsps_exactly():
     summary = fold.fold(g, BOARD, folding={"conv1": {"pe": 8, "simd": 3, "mult": "dsp2"}})
     assert g.node("conv1").mult == "dsp2" and summary["folding"]["conv1"]["mult"] == "dsp2"
     assert summary["nodes"][0]["resources"]["DSP"] == 12
-    assert "dsp2" in fold.rtl_mult_styles()
+    assert "dsp2" in units.conv.MULT_STYLES
 
 
 def test_dsp2_mult_round_trips_through_graph_json(tmp_path):
@@ -271,8 +274,8 @@ def test_latency_model_is_ordered():
     g = chain()
     fold.fold(g, BOARD, fps=100e6 / 5000)
     lat = perf.latency_cycles(g)
-    interval = max(perf.node_cycles(n) for n in g.nodes)
-    assert interval < lat < 4 * sum(perf.node_cycles(n) for n in g.nodes)
+    interval = max(units.cycles(n) for n in g.nodes)
+    assert interval < lat < 4 * sum(units.cycles(n) for n in g.nodes)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from generator import csim
+from generator import units
 from generator.backends import hls
 from generator.errors import BuildError
 from generator.ir import Graph, Stream
@@ -139,7 +140,7 @@ def test_render_refusals(tmp_path):
     g = demo(tmp_path, frames=1)
     bad = Graph.load(tmp_path)
     bad.nodes[1].pe = 3                          # does not divide 32 output channels
-    with pytest.raises(BuildError, match="PE 3"):
+    with pytest.raises(BuildError, match="PE=3 must divide"):
         hls.render(bad, tmp_path / "a", {})
     bad = Graph.load(tmp_path)
     bad.nodes[0].thr_bits = 2                    # thresholds do not fit the IR's width
@@ -201,7 +202,7 @@ def test_tap_parallel_chain_bit_exact(tmp_path, simd1, simd2):
     still apply. (The pixel path, m not a multiple of k, is unit-tested: c_x_k4px.)"""
     g = demo(tmp_path, seed=3, frames=3)
     # NF = 1 (PE = C_out): the replay (SF beats) is shorter than k*k whole pixels, so the
-    # window generator emits rows (perf.swg_taps)
+    # window generator emits rows (units.conv.row_taps)
     g.nodes[0].pe, g.nodes[0].simd = g.nodes[0].out.c, simd1
     g.nodes[1].pe, g.nodes[1].simd = g.nodes[1].out.c, simd2
     hls.render(g, tmp_path, board("pynq-z2"))
@@ -212,18 +213,18 @@ def test_tap_parallel_chain_bit_exact(tmp_path, simd1, simd2):
         text = (tmp_path / "hls" / "src" / "nodes" / f"{node}.h").read_text()
         assert f"cf::sliding_window<3, 1, 1, {c}, {n.inp.h}, {n.inp.w}, {bits}, {c}, 3>" in text, node
         assert f"cf::widen_taps<{3 * c * bits}, {m // 3}, {9 // m}, 1, " in text, node
-        assert hls._row_taps(n) == 3 and manifest[node]["swg_taps"] == 3
-        sf, nf = 9 // m, n.out.c // n.pe
-        assert manifest[node]["cycles_per_frame"] == n.out.h * n.out.w * max(sf * nf, 3)
+        assert units.conv.row_taps(n) == 3 and manifest[node]["row_taps"] == 3
+        # the unit plan's figures (the RTL widener's: a tie of NF*SF = R*SF costs 1/2 cycle)
+        assert manifest[node]["cycles_per_frame"] == units.cycles(n)
+        assert manifest[node]["pipeline_depth"] == units.pipeline_depth(n)
     res = csim.run_csim(tmp_path, werror=True, quiet=True)
     assert res["bit_exact"], csim.summary(res)
     assert res["mismatches"]["conv1"] == 0 and res["mismatches"]["conv2"] == 0
 
 
 def test_row_taps_rule():
-    """perf.swg_taps (the HLS backend's TAPS): k for a tap-parallel conv (SIMD = m*C_in, m > 1)
+    """units.conv.row_taps (both backends' TAPS): k for a tap-parallel conv (SIMD = m*C_in, m > 1)
     with m % k == 0, k > 1 and NF*SF < k*k, else 1."""
-    from generator import perf
     from generator.ir import ConvNode
 
     def node(c, k, simd, pe=4):
@@ -234,11 +235,10 @@ def test_row_taps_rule():
              ((4, 4, 32), 4), ((2, 5, 10), 5), ((2, 5, 50), 5), ((4, 1, 4), 1), ((4, 2, 8), 2)]
     for (c, k, simd), want in cases:
         n = node(c, k, simd)
-        assert hls._row_taps(n) == want == perf.swg_taps(n), (c, k, simd)
+        assert units.conv.row_taps(n) == want, (c, k, simd)
     # rows only when whole pixels (k*k beats per window) would be slower than the replay
-    assert perf.swg_taps(node(3, 3, 9, pe=1)) == 1        # NF 4 x SF 3 = 12 >= 9
-    assert perf.swg_taps(node(3, 3, 9, pe=2)) == 3        # NF 2 x SF 3 = 6 < 9
-    assert hls._row_taps(object()) == 1
+    assert units.conv.row_taps(node(3, 3, 9, pe=1)) == 1        # NF 4 x SF 3 = 12 >= 9
+    assert units.conv.row_taps(node(3, 3, 9, pe=2)) == 3        # NF 2 x SF 3 = 6 < 9
 
 
 def test_unfolded_chain_with_odd_names(tmp_path):

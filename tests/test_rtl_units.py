@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import rtlsim, tools
+from generator import rtlsim, tools, units
 from generator.backends import rtl
 from generator.ir import Stream
 from rtl_unit_tb import graphs as G
@@ -227,7 +227,7 @@ def test_one_slot_output_registers(tmp_path, monkeypatch):
     """Every matrix unit with 8 or more beats per pixel on a one-slot output register
     (cf_fifo DEPTH 1, used for wide outputs): still bit exact, and the interval is still the
     slowest unit's cycle count."""
-    monkeypatch.setattr(rtl, "OUT_SLOT_BITS", 1)
+    monkeypatch.setattr(units.common, "OUT_SLOT_BITS", 1)
     rng = np.random.default_rng(7)
     graph, full = graph_arith(rng)
     out = tmp_path / "slot"

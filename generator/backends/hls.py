@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import escape, perf
+from .. import escape, names, units
 from ..errors import BuildError
-from ..ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, signed_bits
+from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_stream,
+                  out_dim,
+                  signed_bits)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HLS_LIB = REPO_ROOT / "hls"
@@ -41,42 +43,8 @@ TEMPLATES = REPO_ROOT / "templates" / "hls"
 #: FIFO depth between units (all paths are linear chains: 2 is deadlock-free).
 DEFAULT_FIFO_DEPTH = 2
 
-_CXX_KEYWORDS = {
-    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
-    "char", "class", "compl", "const", "constexpr", "const_cast", "continue", "decltype", "default", "delete",
-    "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
-    "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
-    "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
-    "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union",
-    "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
-    # HDL keywords Vitis would rename ports for
-    "in", "out", "input", "output", "reg", "wire", "module", "begin", "end",
-}
-
-
-# --------------------------------------------------------------------------- names
-
-def sanitize(name: str, prefix: str = "n") -> str:
-    """A C++ (and HDL) safe identifier for `name`: [A-Za-z0-9_], no leading digit or
-    underscore, no double underscore, not a keyword."""
-    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
-    s = re.sub(r"_+", "_", s).strip("_")
-    if not s or s[0].isdigit() or s.lower() in _CXX_KEYWORDS:
-        s = f"{prefix}_{s}" if s else prefix
-    return s
-
-
-def unique_idents(names, prefix: str = "n") -> list[str]:
-    out, seen = [], set()
-    for n in names:
-        base = sanitize(n, prefix)
-        s, i = base, 2
-        while s.lower() in seen:
-            s, i = f"{base}_{i}", i + 1
-        seen.add(s.lower())
-        out.append(s)
-    return out
+# identifiers are decided once, in generator/names.py
+sanitize, unique_idents = names.sanitize, names.unique_idents
 
 
 c_string = escape.c_string
@@ -227,22 +195,13 @@ class NodePlan:
         return name
 
 
-def _check_stream(s: Stream, what: str) -> None:
-    if s.kind not in ("bit", "uint", "int"):
-        raise BuildError(f"{what}: unknown stream kind {s.kind!r}")
-    if s.bits < 1 or (s.kind == "bit" and s.bits != 1):
-        raise BuildError(f"{what}: bad bits {s.bits} for kind {s.kind}")
-    if min(s.h, s.w, s.c) < 1:
-        raise BuildError(f"{what}: empty stream {s}")
+_check_stream = check_stream
 
 
-def _out_dim(size: int, k: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - k) // stride + 1
-
-
-def _row_taps(node) -> int:
-    """Window-row taps per sliding_window beat (its TAPS), the rule the RTL uses too."""
-    return perf.swg_taps(node)
+def _timing(up) -> dict:
+    """The unit plan's cycles and pipeline depth (the manifest reports the same figures as
+    the cost model and the RTL manifest)."""
+    return {"cycles_per_frame": up.cycles, "pipeline_depth": up.pipe}
 
 
 def _window(p: NodePlan, node, src: str, simd: int, pad_word: int, k: int, stride: int, pad: int,
@@ -284,11 +243,8 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     i, o = node.inp, node.out
     k, st, pad = node.k, node.stride, node.pad
     simd, pe = node.simd, node.pe
-    taps = simd // i.c if simd > i.c else 1     # whole window taps per beat (widen_taps)
-    if (i.c % simd and (simd % i.c or (k * k) % taps)) or o.c % pe:
-        raise BuildError(f"{node.name}: SIMD {simd} must divide C_in {i.c} (or be m*C_in with m dividing "
-                         f"k*k = {k * k}) and PE {pe} must divide C_out {o.c}")
-    oh, ow = _out_dim(i.h, k, st, pad), _out_dim(i.w, k, st, pad)
+    up = units.plan(node)                       # legality, row taps, widener, cycles
+    oh, ow = out_dim(i.h, k, st, pad), out_dim(i.w, k, st, pad)
     if (o.h, o.w) != (oh, ow):
         raise BuildError(f"{node.name}: output {o.h}x{o.w} but k{k} s{st} p{pad} on {i.h}x{i.w} gives {oh}x{ow}")
     mw, mh = k * k * i.c, o.c
@@ -351,14 +307,15 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
     pad_word = pack_values([node.pad_value] * i.c, i.bits)
-    rows = _row_taps(node)
-    if taps > 1:
-        # tap-parallel: whole pixels (rows = 1) or whole window rows of k pixels (rows = k,
-        # m a multiple of k) from the window generator, gathered `taps // rows` beats per
-        # wide beat (mvau buffers the window for its output folds: no replay needed here)
+    rows = up.window.row_taps
+    if up.widen is not None:
+        # tap-parallel: whole pixels (rows = 1) or whole window rows of k pixels (rows = k)
+        # from the window generator, gathered R beats per wide beat (mvau buffers the window
+        # for its output folds: no replay needed here, NF = 1)
+        wd = up.widen
         px = _window(p, node, "in", i.c, pad_word, k, st, pad, rows)
-        win = p.stream("wide", simd * i.bits)
-        p.calls.append(f"cf::widen_taps<{rows * i.beat_bits}, {taps // rows}, {mw // simd}, 1, {oh * ow}>"
+        win = p.stream("wide", wd.out_width)
+        p.calls.append(f"cf::widen_taps<{wd.iw}, {wd.r}, {wd.sf}, 1, {oh * ow}>"
                        f"({px}, {win}, reps);")
     else:
         win = _window(p, node, "in", simd, pad_word, k, st, pad)
@@ -367,9 +324,9 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
                    f"({win}, {y}, {wname}, {aname}, reps);")
     _join(p, y, pe * obits, o.beat_bits, oh * ow)
     p.summary = {"matrix": node.matrix, "act": node.act, "MW": mw, "MH": mh, "SIMD": simd, "PE": pe,
-                 "cycles_per_frame": oh * ow * max((mw // simd) * nf, k * k // rows if taps > 1 else 1)}
-    if taps > 1:
-        p.summary["swg_taps"] = rows
+                 **_timing(up)}
+    if up.widen is not None:
+        p.summary["row_taps"] = rows
     return p
 
 
@@ -378,7 +335,7 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     i, o = node.inp, node.out
     if i.kind != "bit" or o.kind != "bit" or i.c != o.c:
         raise BuildError(f"{node.name}: max-pool maps bit streams of equal channels")
-    oh, ow = _out_dim(i.h, node.k, node.stride, node.pad), _out_dim(i.w, node.k, node.stride, node.pad)
+    oh, ow = out_dim(i.h, node.k, node.stride, node.pad), out_dim(i.w, node.k, node.stride, node.pad)
     if (o.h, o.w) != (oh, ow):
         raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
     inv = np.zeros(i.c, np.uint8) if node.invert is None else np.asarray(node.invert)
@@ -388,7 +345,7 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     # Out-of-image taps = invert: the identity of OR in the inverted domain.
     win = _window(p, node, "in", i.c, inv_word, node.k, node.stride, node.pad)
     p.calls.append(f"cf::maxpool_bin<{i.c}, {node.k}, {oh * ow}>({win}, out, {iname}, reps);")
-    p.summary = {"cycles_per_frame": oh * ow * node.k * node.k}
+    p.summary = _timing(units.plan(node))
     return p
 
 
@@ -397,22 +354,26 @@ def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
     i, o = node.inp, node.out
     if i.kind == "bit" or o.kind != "bit" or i.c != o.c:
         raise BuildError(f"{node.name}: average pool maps an int/uint stream to a bit stream")
-    oh, ow = _out_dim(i.h, node.k, node.stride, node.pad), _out_dim(i.w, node.k, node.stride, node.pad)
+    oh, ow = out_dim(i.h, node.k, node.stride, node.pad), out_dim(i.w, node.k, node.stride, node.pad)
     if (o.h, o.w) != (oh, ow):
         raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
     if node.sum_bits < 1 or node.thr_bits < 1:
         raise BuildError(f"{node.name}: sum_bits/thr_bits missing in the IR")
     _fits_signed(node.thresholds, node.thr_bits, f"{node.name} thresholds")
+    up = units.plan(node)                   # lanes (node.simd): channels summed per beat
+    lanes, cf = up.core.simd, up.core.cf
     aname = f"{ident}_act"
     c = i.c
-    p.table(f"typedef cf::ThresholdAct<{c}, 1, {node.thr_bits}> {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
-            f"  {c_init(per_lane(node.thresholds, c), lambda x: srom_literal(x, node.thr_bits))},\n"
-            f"  {c_init(lane_bits(np.asarray(node.direction) > 0, c), lambda x: rom_literal(x, c))}}};")
+    # lane l of fold j is channel j*SIMD + l: the matrix unit's PE/NF layout
+    p.table(f"typedef cf::ThresholdAct<{lanes}, {cf}, {node.thr_bits}> {aname}_t;\n"
+            f"static const {aname}_t {aname} = {{\n"
+            f"  {c_init(per_lane(node.thresholds, lanes), lambda x: srom_literal(x, node.thr_bits))},\n"
+            f"  {c_init(lane_bits(np.asarray(node.direction) > 0, lanes), lambda x: rom_literal(x, lanes))}}};")
     p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={aname}.thr complete dim=1")
-    win = _window(p, node, "in", c, 0, node.k, node.stride, node.pad)
-    p.calls.append(f"cf::avgpool_thr<{c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {node.k}, "
-                   f"{oh * ow}, {node.sum_bits}, {aname}_t>({win}, out, {aname}, reps);")
-    p.summary = {"cycles_per_frame": oh * ow * node.k * node.k}
+    win = _window(p, node, "in", lanes, 0, node.k, node.stride, node.pad)
+    p.calls.append(f"cf::avgpool_thr<{c}, {lanes}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, "
+                   f"{node.k}, {oh * ow}, {node.sum_bits}, {aname}_t>({win}, out, {aname}, reps);")
+    p.summary = {"SIMD": lanes, **_timing(up)}
     return p
 
 
@@ -461,7 +422,7 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
                    f"({src}, {y}, {pname}, reps);")
     _join(p, y, pe * o.bits, o.beat_bits, o.h * o.w)
     p.summary = {"n": n, "SIMD": simd, "PE": pe, "group_multiplies_per_output": i.c // n,
-                 "cycles_per_frame": i.h * i.w * sf * nf}
+                 **_timing(units.plan(node))}
     return p
 
 
@@ -472,7 +433,7 @@ def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
         raise BuildError(f"{node.name}: global sum maps HxWxC ints to 1x1xC")
     p.calls.append(f"cf::global_sum<{i.c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {i.h * i.w}, "
                    f"{o.bits}>(in, out, reps);")
-    p.summary = {"cycles_per_frame": i.h * i.w}
+    p.summary = _timing(units.plan(node))
     return p
 
 
@@ -512,35 +473,14 @@ def ap_int_max_w(width: int) -> int:
 
 
 def _board_info(board) -> dict:
-    """Normalise a board dict (boards/*.json; missing keys get PYNQ-Z2-like defaults)."""
-    board = dict(board or {})
-    part = board.get("part") or "xc7z020clg400-1"
-    family = str(board.get("family") or "").lower()
-    ps = str(board.get("ps") or "").lower()
-    zynqmp = ("ultra" in ps or "zynqmp" in ps or family in ("xcup", "xczu", "zynquplus", "zynq_ultrascale")
-              or part.lower().startswith(("xczu", "xck")))
-    clock = float(board.get("clock_mhz") or 100.0)
-    info = {
-        "name": str(board.get("name") or "board"),
-        "part": part,
-        "family": family or ("zynquplus" if zynqmp else "zynq"),
-        "zynqmp": zynqmp,
-        "clock_mhz": clock,
-        "clock_ns": round(1000.0 / clock, 3),
-        "board_part": board.get("vivado_board_part") or board.get("board_part") or "",
-        "preset": board.get("preset") or "",
-        "dma_data_width": int(board.get("dma_data_width") or (128 if zynqmp else 64)),
-        "hp_port": board.get("hp_port") or ("S_AXI_HP0_FPD" if zynqmp else "S_AXI_HP0"),
-    }
-    # Zynq MPSoC: the PS enables its HPC0/HPC1/HP0..HP3 slave ports as S_AXI_GP0..GP5.
-    fpd = {"S_AXI_HPC0_FPD": 0, "S_AXI_HPC1_FPD": 1, "S_AXI_HP0_FPD": 2, "S_AXI_HP1_FPD": 3,
-           "S_AXI_HP2_FPD": 4, "S_AXI_HP3_FPD": 5}
-    info["hp_gp_index"] = fpd.get(info["hp_port"], 2)
-    # Spliced into Tcl words (CONFIG.PCW_USE_<port>, /ps/<port>): plain tokens only.
-    for key in ("part", "board_part", "preset", "hp_port"):
-        if info[key] and not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,128}", str(info[key])):
-            raise BuildError(f"board {key} {info[key]!r:.60} must be letters, digits and '_.:-'")
-    return info
+    """The template / manifest view of the board (generator/boards.py resolves every default
+    and checks the Tcl tokens: part, board_part, preset, hp_port)."""
+    from ..boards import as_board
+    b = as_board(board)
+    return {"name": b.name, "part": b.part, "family": b.family, "zynqmp": b.zynqmp,
+            "clock_mhz": float(b.clock_mhz), "clock_ns": b.clock_ns, "board_part": b.board_part,
+            "preset": b.preset, "dma_data_width": b.dma_data_width, "hp_port": b.hp_port,
+            "hp_gp_index": b.hp_gp_index}
 
 
 def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> Path:
@@ -555,15 +495,10 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
     hls_dir = out_dir / "hls"
     for sub in ("include", "sim", "src/nodes", "tb"):
         (hls_dir / sub).mkdir(parents=True, exist_ok=True)
-    _check_stream(graph.input, "graph input")
-    prev = graph.input
-    for n in graph.nodes:
-        if (n.inp.h, n.inp.w, n.inp.c, n.inp.kind, n.inp.bits) != (prev.h, prev.w, prev.c, prev.kind, prev.bits):
-            raise BuildError(f"{n.name}: input stream {n.inp} does not match the previous output {prev}")
-        prev = n.out
+    graph.validate()
 
-    top = sanitize(f"cf_{graph.name}", "cf")
-    idents = unique_idents([n.name for n in graph.nodes])
+    top = names.top_name(graph.name)
+    idents = names.node_idents(graph)
     plans = [plan_node(n, ident, fifo_depth) for n, ident in zip(graph.nodes, idents)]
     info = _board_info(board)
     inp, outp = graph.input, graph.output

@@ -45,30 +45,62 @@ def read_build_json(path, what: str = "object") -> dict:
     return d
 
 
-def top_name(graph_name: str, out_dir: Path) -> str:
-    man = out_dir / "hls" / "manifest.json"
-    if man.is_file():
-        return read_build_json(man).get("top")
-    try:
-        from .hls import sanitize
-        return sanitize(f"cf_{graph_name}", "cf")
-    except ImportError:
-        import re
-        return "cf_" + re.sub(r"[^A-Za-z0-9_]", "_", str(graph_name))
+#: the HLS top's port names (templates/hls/top.cpp.j2; hls/manifest.json "ports").
+HLS_PORTS = {"in": "in_stream", "out": "out_stream", "control": "s_axi_control", "reps": "reps"}
 
 
-def build_meta(graph_dict: dict, out_dir, board: dict | None, *, data: str | None = None,
+def hls_interface(graph_dict: dict) -> dict:
+    """What the driver needs of the HLS top, from the graph alone, by the HLS backend's own
+    rules (names.top_name for the top name, hls.axi_bits / hls.dma_bits for the port widths): the
+    values hls/manifest.json records ('top', 'ports', 'input'/'output' 'axi_bits'), so the
+    host backend does not depend on the order in which the backends render."""
+    from ..names import top_name as _top
+    from .hls import axi_bits, dma_bits
+    out = {"top": _top(graph_dict["name"]), "ports": dict(HLS_PORTS)}
+    for key, s in (("input", graph_dict["input"]), ("output", graph_dict["nodes"][-1]["out"])):
+        axi = axi_bits(int(s["c"]) * int(s["bits"]))
+        out[key] = {"bits": int(s["c"]) * int(s["bits"]), "axi_bits": axi, "dma_bits": dma_bits(axi)}
+    return out
+
+
+def top_name(graph_name: str, out_dir=None) -> str:
+    """The HLS top of a graph named `graph_name` (names.top_name)."""
+    from ..names import top_name as _top
+    return _top(graph_name)
+
+
+def build_board(out_dir):
+    """The Board a build folder was made for: OUT/board.json (written by `build`, --clock
+    included), else the board named in report.json (older folders), else None."""
+    from ..boards import Board, load_board
+    out_dir = Path(out_dir)
+    if (out_dir / "board.json").is_file():
+        return Board.read(out_dir / "board.json")
+    rep = out_dir / "report.json"
+    if rep.is_file():
+        name = read_build_json(rep).get("board")
+        if name:
+            return load_board(name)
+    return None
+
+
+def build_meta(graph_dict: dict, out_dir, board, *, data: str | None = None,
                class_names=None, predicted: dict | None = None) -> dict:
-    """cfgen_meta.json contents for the build in out_dir (graph.json already written there)."""
+    """cfgen_meta.json contents for the build in out_dir (graph.json already written there).
+    `board`: a boards.Board (or a board dict, resolved by boards.as_board) or None (unknown)."""
+    from ..boards import as_board
     out_dir = Path(out_dir)
     m = driver().meta
-    man_path = out_dir / "hls" / "manifest.json"
-    manifest = read_build_json(man_path) if man_path.is_file() else {
-        "top": top_name(graph_dict.get("name"), out_dir)}
+    try:
+        interface = hls_interface(graph_dict)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        interface = None    # a malformed graph: make_meta says what is wrong
+    board_json = None if board is None else as_board(board).to_json()
     files = [out_dir / n for n in ("graph.json", "graph.npz") if (out_dir / n).is_file()]
     dataset = m.guess_dataset(graph_dict, data)
-    return m.make_meta(graph_dict, board, dataset=dataset, class_names=class_names, hls_manifest=manifest,
-                       predicted=predicted, graph_digest=m.digest_files(*files) if files else None)
+    return m.make_meta(graph_dict, board_json, dataset=dataset, class_names=class_names,
+                       hls_manifest=interface, predicted=predicted,
+                       graph_digest=m.digest_files(*files) if files else None)
 
 
 def render(graph, out_dir, board=None) -> Path:

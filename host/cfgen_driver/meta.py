@@ -104,7 +104,9 @@ def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, grap
         # the IP in the overlay by this name; without one it runs the stream free (RTL top).
         "ip": {"top": hm.get("top") or "cf_" + (re.sub(r"[^A-Za-z0-9_]", "_", str(graph["name"])) or "model"), "control": ports.get("control", "s_axi_control"),
                "reps_register": ports.get("reps", "reps")},
-        "dma": {"data_width_bits": int(board.get("dma_data_width") or 64)},
+        # the board's DMA width (generator/boards.py resolves it: 128 on zynq_ultra, 64 on
+        # zynq7); 64 only when no board is given at all
+        "dma": {"data_width_bits": int(board["dma_data_width"]) if board else 64},
         "graph_digest": graph_digest,
     }
     if predicted:
