@@ -45,7 +45,7 @@ def _top_cells(path: Path, top: str) -> dict:
 
 
 def from_yosys_files(out: Path) -> dict:
-    from generator.perf import count_cells
+    from generator.tech.xc7 import count_cells
     syn = out / "synth"
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     top = man["top"]

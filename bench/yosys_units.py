@@ -1,11 +1,11 @@
-"""Synthesize single cfgen RTL library units with Yosys (calibration of generator/perf.py).
+"""Synthesize single cfgen RTL library units with Yosys (calibration of the cost model, generator/perf.py + generator/tech/xc7.py).
 
     python bench/yosys_units.py --mvu-sweep     cf_mvu XNOR datapath LUTs vs SIMD x PE
     python bench/yosys_units.py --popcount      a registered XNOR + popcount alone
     python bench/yosys_units.py MODULE '{params}' ['{MEMPARAM: [words, width]}']
 
 Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad -flatten`), with random
-memory contents of the right shape, and its cells are counted like generator/synth.py counts
+memory contents of the right shape, and its cells are counted by generator/tech/xc7.py's count_cells, as generator/synth.py counts
 them. Results are cached in $CFGEN_YOSYS_CACHE (default /tmp/cfgen_yosys_units).
 `synth_build_units(OUT)` synthesizes every unit of a build folder this way (in parallel).
 """
@@ -24,23 +24,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from generator.tech.xc7 import count_cells  # noqa: E402  (the one cell counter)
+
 RTL = REPO / "rtl"
 CACHE = Path(os.environ.get("CFGEN_YOSYS_CACHE", Path(tempfile.gettempdir()) / "cfgen_yosys_units"))
-
-LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
-               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
-               "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
-
-
-def count_cells(cells: dict) -> dict:
-    """Yosys cell counts -> LUT (logic + LUTRAM/SRL LUTs), FF, BRAM36, DSP."""
-    lut_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
-    lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
-    ff = sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE"))
-    bram = cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0)
-    return {"LUT": lut_logic + lutram, "LUT_logic": lut_logic, "LUTRAM": lutram, "FF": ff,
-            "BRAM36": bram, "DSP": cells.get("DSP48E1", 0), "CARRY4": cells.get("CARRY4", 0)}
-
 
 def parse_stat(log: str) -> dict:
     """Cells of the last `stat` block (the top, flattened by `flatten` in the script)."""
@@ -160,7 +148,7 @@ endmodule
 
 
 def popcount_sweep(sizes=(8, 16, 32, 48, 64, 96, 128, 160)) -> dict:
-    """LUTs of a registered XNOR + popcount of N bits (the table behind perf.popcount_luts)."""
+    """LUTs of a registered XNOR + popcount of N bits (the table behind tech.xc7.popcount_luts)."""
     out = {}
     for n in sizes:
         with tempfile.TemporaryDirectory() as td:
@@ -180,7 +168,7 @@ MVU_SWEEP = [(8, 4), (16, 4), (32, 2), (64, 2), (96, 1), (160, 1)]
 
 def mvu_sweep() -> list[dict]:
     """cf_mvu (XNOR, threshold) with 512-word weight memories (block RAM, so the LUTs are the
-    datapath): the measurements behind perf.C['xnor_lut_per_bit']."""
+    datapath): the measurements behind tech.xc7.C['xnor_lut_per_bit']."""
     out = []
     for simd, pe in MVU_SWEEP:
         kd, co = 64 * simd, 8 * pe

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from . import escape, golden
+from .backends import hls as hls_backend
+from .backends import host as host_backend
+from .backends import rtl as rtl_backend
 from .boards import load_board
 from .checkpoint import load_checkpoint
 from .errors import BuildError
@@ -80,16 +83,13 @@ def render_project_files(out: Path, context: dict) -> None:
         (out / name).write_text(env.get_template(f"{name}.j2").render(**context))
 
 
+#: every backend, in render order (a static list: a broken backend is an error, not absent)
+BACKENDS = (("hls", hls_backend.render), ("rtl", rtl_backend.render), ("host", host_backend.render))
+
+
 def backends():
-    """The backends present in this install, as (name, render) pairs."""
-    found = []
-    for name in ("hls", "rtl", "host"):
-        try:
-            module = __import__(f"generator.backends.{name}", fromlist=["render"])
-        except ModuleNotFoundError:
-            continue
-        found.append((name, module.render))
-    return found
+    """The backends, as (name, render) pairs."""
+    return list(BACKENDS)
 
 
 MAX_FRAMES = 100_000

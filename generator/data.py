@@ -72,7 +72,7 @@ def _cifar_folder(data_dir: str | None) -> Path:
 def _read_cifar_batch(path: Path) -> Split:
     # One restricted unpickler for the generator and the board: host/cfgen_driver/cifar.py
     # admits only the numpy globals a CIFAR-10 batch needs, so a hostile file cannot run code.
-    from .backends.host import driver
+    from .hostdriver import driver
 
     drv = driver()
     try:

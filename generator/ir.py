@@ -223,7 +223,7 @@ class Graph:
     def save(self, folder) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "graph.json").write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable))
+        (folder / "graph.json").write_text(json.dumps(self.to_dict(), indent=2, default=jsonable))
         arrays = {f"{n.name}.{a}": getattr(n, a) for n in self.nodes for a in n.ARRAYS
                   if getattr(n, a) is not None}
         np.savez(folder / "graph.npz", **arrays)
@@ -277,7 +277,8 @@ def check_stream(s: Stream, what: str) -> None:
         raise BuildError(f"{what}: empty stream {_desc(s)}")
 
 
-def _jsonable(v):
+def jsonable(v):
+    """json.dumps default= for numpy scalars and arrays."""
     if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, np.floating):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CfgenError
+from .ir import jsonable
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "report"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
@@ -263,6 +264,7 @@ def node_table(graph: dict, predicted: dict, measured: dict) -> list[dict]:
             "out": f'{o.get("h")}x{o.get("w")}x{o.get("c")} {o.get("kind")}{o.get("bits")}',
             "cf": g.get("n") if g.get("kind") == "scalemac" else None,
             "pe": n["pe"], "simd": n["simd"], "cycles": n["cycles"], "share": n["share"],
+            "pipeline_depth": n.get("pipeline_depth"),
             "res": n["resources"], "meas": mnodes.get(n["name"]),
             "timing": ((measured.get("timing") or {}).get("nodes") or {}).get(n["name"]),
             "mult": n.get("mult"), "mem": n.get("weights_mem"),
@@ -364,7 +366,7 @@ def _render(out: Path, rj: Path, log) -> Path:
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:+.1f} %"
     page = env.get_template("report.html.j2").render(**ctx)
     (out / "report.html").write_text(page)
-    rj.write_text(json.dumps(report, indent=2, default=_jsonable))
+    rj.write_text(json.dumps(report, indent=2, default=jsonable))
     log(f"wrote {out / 'report.html'}")
     return out / "report.html"
 
@@ -379,16 +381,6 @@ def _num(v, digits=0):
     if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer()):
         return f"{int(v):,}"
     return str(v)
-
-
-def _jsonable(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    raise TypeError(type(v))
 
 
 def main(argv=None) -> int:

@@ -38,30 +38,11 @@ import time
 from pathlib import Path
 
 from . import tools
+from .tech.xc7 import count_cells
 from .errors import CfgenError
 
-LUTRAM_WEIGHT = {
-    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8,
-    "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
-    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
-    "RAM512X1S": 8, "RAM16X2S": 2, "RAM32X2S": 2, "RAM64X2S": 2, "RAM16X4S": 4,
-    "RAM32X4S": 4, "RAM16X8S": 8, "RAM32X8S": 8,
-    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
-}
-FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
-
-
-def summarize_cells(cells: dict) -> dict:
-    lut_logic = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
-    lutram = sum(LUTRAM_WEIGHT[c] * n for c, n in cells.items() if c in LUTRAM_WEIGHT)
-    ff = sum(cells.get(c, 0) for c in FF_CELLS)
-    b36 = cells.get("RAMB36E1", 0) + cells.get("RAMB36E2", 0)
-    b18 = cells.get("RAMB18E1", 0) + cells.get("RAMB18E2", 0)
-    return {"LUT": lut_logic + lutram, "LUT_logic": lut_logic, "LUTRAM": lutram, "FF": ff,
-            "BRAM36": b36 + b18 / 2, "RAMB36": b36, "RAMB18": b18,
-            "DSP": cells.get("DSP48E1", 0) + cells.get("DSP48E2", 0),
-            "CARRY4": cells.get("CARRY4", 0), "MUXF7": cells.get("MUXF7", 0),
-            "MUXF8": cells.get("MUXF8", 0)}
+# one cell counter (generator/tech/xc7.py)
+summarize_cells = count_cells
 
 
 def flatten_counts(modules: dict, top: str) -> dict[str, dict]:

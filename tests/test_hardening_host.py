@@ -789,10 +789,16 @@ PACKAGE_DAMAGE = {
     "graph-json-bad-input": lambda out: (out / "graph.json").write_text(json.dumps(
         dict(json.loads((out / "graph.json").read_text()), input={"h": "eight"}))),
     "report-garbage": lambda out: (out / "report.json").write_text("not json"),
-    "report-bad-board": lambda out: (out / "report.json").write_text('{"board": "no-such-board"}'),
+    # the board comes from board.json (older folders: the board report.json names); the host
+    # metadata no longer reads hls/manifest.json (it follows the graph by the HLS rules)
+    "report-bad-board": lambda out: ((out / "board.json").unlink(),
+                                     (out / "report.json").write_text('{"board": "no-such-board"}')),
+    "board-json-garbage": lambda out: (out / "board.json").write_text("{"),
+    "board-json-bad-clock": lambda out: (out / "board.json").write_text(json.dumps(
+        dict(json.loads((out / "board.json").read_text()), clock_mhz=0))),
+    "board-json-bad-part": lambda out: (out / "board.json").write_text(json.dumps(
+        dict(json.loads((out / "board.json").read_text()), part="x; rm -rf /"))),
     "vectors-meta-garbage": lambda out: (out / "vectors" / "meta.json").write_text("{{"),
-    "manifest-garbage": lambda out: (out / "hls" / "manifest.json").write_text("[]"),
-    "manifest-bad-top": lambda out: (out / "hls" / "manifest.json").write_text('{"top": "../../x"}'),
 }
 
 

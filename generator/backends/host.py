@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
+from ..hostdriver import HOST_DIR, driver  # noqa: F401  (re-exported for the flows)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST_DIR = REPO_ROOT / "host"
 TEMPLATES = REPO_ROOT / "templates" / "host"
-
-
-def driver():
-    """The cfgen_driver package (host/), importable without installing it."""
-    if str(HOST_DIR) not in sys.path:
-        sys.path.insert(0, str(HOST_DIR))
-    import cfgen_driver
-    return cfgen_driver
 
 
 def read_build_json(path, what: str = "object") -> dict:
@@ -110,6 +102,6 @@ def render(graph, out_dir, board=None) -> Path:
     meta = build_meta(graph.to_dict(), out_dir, board)
     driver().meta.save(meta, host)
     shutil.copy2(TEMPLATES / "csim_shim.cpp", host / "csim_shim.cpp")
-    from ..notebook import render_notebook
+    from .notebook import render_notebook
     render_notebook(out_dir / "notebook" / "cfgen_demo.ipynb", meta, package=False)
     return host

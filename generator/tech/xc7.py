@@ -247,17 +247,29 @@ def popcount_luts(n: int) -> float:
     return C["xnor_lut_nlogn"] * n * math.log2(max(n, 2)) + C["xnor_lut_per_bit"] * n
 
 
-LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM16X1D": 2,
-               "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM16X1S": 1,
-               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
-               "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+#: LUTs per LUT-RAM / shift-register cell (SLICEM LUTs it occupies)
+LUTRAM_LUTS = {
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8,
+    "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
+    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+    "RAM512X1S": 8, "RAM16X2S": 2, "RAM32X2S": 2, "RAM64X2S": 2, "RAM16X4S": 4,
+    "RAM32X4S": 4, "RAM16X8S": 8, "RAM32X8S": 8,
+    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+}
+FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
 
 
 def count_cells(cells: dict) -> dict:
-    """Yosys xc7 cell counts -> LUT (logic + LUT RAM), FF, BRAM36, DSP (as generator/synth.py)."""
-    lut_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
-    lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
-    ff = sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"))
+    """Yosys cell counts (xc7, and the UltraScale E2 primitives) -> LUT (logic + LUT RAM),
+    FF, BRAM36 (RAMB18 = 1/2), DSP, carry and wide-mux cells. The one counter of the
+    synthesis flow (generator/synth.py), the benchmarks and the calibration."""
+    lut_logic = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+    lutram = sum(LUTRAM_LUTS[c] * n for c, n in cells.items() if c in LUTRAM_LUTS)
+    ff = sum(cells.get(c, 0) for c in FF_CELLS)
+    b36 = cells.get("RAMB36E1", 0) + cells.get("RAMB36E2", 0)
+    b18 = cells.get("RAMB18E1", 0) + cells.get("RAMB18E2", 0)
     return {"LUT": lut_logic + lutram, "LUT_logic": lut_logic, "LUTRAM": lutram, "FF": ff,
-            "BRAM36": cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2,
-            "DSP": cells.get("DSP48E1", 0)}
+            "BRAM36": b36 + b18 / 2, "RAMB36": b36, "RAMB18": b18,
+            "DSP": cells.get("DSP48E1", 0) + cells.get("DSP48E2", 0),
+            "CARRY4": cells.get("CARRY4", 0), "MUXF7": cells.get("MUXF7", 0),
+            "MUXF8": cells.get("MUXF8", 0)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import AvgPoolNode, signed_bits
-from .common import (PIPE, POOL_FIFO_DEPTH, Memory, Plan, check, divisors,
+from .common import (PIPE, POOL_FIFO_DEPTH, Memory, Plan, check, divisors, illegal,
                      pixel_rate_cycles, window)
 
 KIND = "avgpool"
@@ -31,10 +31,8 @@ def legal_simd(node: AvgPoolNode) -> list[int]:
 def folding_error(node: AvgPoolNode) -> str | None:
     if node.pe != 1:
         return f"an avgpool node has no PE folding; PE must be 1 (got PE={node.pe})"
-    if node.simd not in legal_simd(node):
-        return (f"SIMD={node.simd} (channels per beat) must divide its {node.inp.c} channels; "
-                f"legal SIMD: {', '.join(map(str, legal_simd(node)))}")
-    return None
+    return illegal("SIMD", node.simd, legal_simd(node),
+                   f"(channels per beat) must divide its {node.inp.c} channels")
 
 
 def _cycles(node: AvgPoolNode, simd: int) -> int:

@@ -38,6 +38,13 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def illegal(key: str, value: int, legal: list[int], rule: str) -> str | None:
+    """The folding error of one knob (None when `value` is legal)."""
+    if value in legal:
+        return None
+    return f"{key}={value} {rule}; legal {key}: {', '.join(map(str, legal))}"
+
+
 def check(cond: bool, msg: str) -> None:
     if not cond:
         raise BuildError(msg)

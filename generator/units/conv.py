@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import ConvNode, clog2, signed_bits
-from .common import (PIPE, Memory, Plan, Widen, check, divisors, out_fifo_depth,
+from .common import (PIPE, Memory, Plan, Widen, check, divisors, illegal, out_fifo_depth,
                      pixel_rate_cycles, replicate, rom_block, window)
 
 KIND = "conv"
@@ -32,15 +32,11 @@ def legal_simd(node: ConvNode) -> list[int]:
 
 def folding_error(node: ConvNode) -> str | None:
     """Why the node's PE/SIMD is illegal (None when legal)."""
-    if node.pe not in legal_pe(node):
-        return (f"PE={node.pe} must divide its {node.out.c} output channels; legal PE: "
-                f"{', '.join(map(str, legal_pe(node)))}")
-    if node.simd not in legal_simd(node):
-        taps = (f" or be m*{node.inp.c} with m dividing k*k={node.k * node.k} (m taps per cycle)"
-                if node.k > 1 else "")
-        return (f"SIMD={node.simd} must divide its {node.inp.c} input channels{taps}; legal "
-                f"SIMD: {', '.join(map(str, legal_simd(node)))}")
-    return None
+    taps = (f" or be m*{node.inp.c} with m dividing k*k={node.k * node.k} (m taps per cycle)"
+            if node.k > 1 else "")
+    return (illegal("PE", node.pe, legal_pe(node), f"must divide its {node.out.c} output channels")
+            or illegal("SIMD", node.simd, legal_simd(node),
+                       f"must divide its {node.inp.c} input channels{taps}"))
 
 
 def tap_parallel(node: ConvNode) -> bool:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import ScaleMacNode, clog2, signed_bits, unsigned_bits
-from .common import (PIPE, Memory, Plan, check, divisors, out_fifo_depth, pixel_rate_cycles,
-                     rom_block, window)
+from .common import (PIPE, Memory, Plan, check, divisors, illegal, out_fifo_depth,
+                     pixel_rate_cycles, rom_block, window)
 
 KIND = "scalemac"
 
@@ -27,14 +27,10 @@ def legal_simd(node: ScaleMacNode) -> list[int]:
 
 
 def folding_error(node: ScaleMacNode) -> str | None:
-    if node.pe not in legal_pe(node):
-        return (f"PE={node.pe} must divide its {node.out.c} output channels; legal PE: "
-                f"{', '.join(map(str, legal_pe(node)))}")
-    if node.simd not in legal_simd(node):
-        return (f"SIMD={node.simd} must divide its {node.inp.c} input channels and divide or be "
-                f"a multiple of the group size n={node.n}; legal SIMD: "
-                f"{', '.join(map(str, legal_simd(node)))}")
-    return None
+    return (illegal("PE", node.pe, legal_pe(node), f"must divide its {node.out.c} output channels")
+            or illegal("SIMD", node.simd, legal_simd(node),
+                       f"must divide its {node.inp.c} input channels and divide or be a "
+                       f"multiple of the group size n={node.n}"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,115 @@
+"""One owner per hardware fact: on random graphs at random legal foldings, every consumer
+reports the unit plan's cycles and pipeline depth (generator/units/): the folding summary,
+the cost model, the RTL and HLS manifests and the build report's node table. Also: nothing
+below the backends imports one, and the cost model has no catch-all except."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator import fold, perf, report, units
+from generator.backends import hls, rtl
+
+from rtl_unit_tb import graphs as G
+
+REPO = Path(__file__).resolve().parent.parent
+BOARD = {"name": "pynq-z2", "part": "xc7z020clg400-1", "family": "xc7", "clock_mhz": 100,
+         "resources": {"LUT": 53200, "FF": 106400, "BRAM36": 140, "DSP": 220}}
+
+
+def random_graph(seed: int):
+    """A brief chain (every node kind) with random sizes and a random legal folding of
+    every node, average-pool lanes included."""
+    rng = np.random.default_rng(seed)
+    c = tuple(int(rng.choice([4, 8, 12, 16])) for _ in range(5))
+    hw = int(rng.choice([4, 6, 8]))
+    g = G.brief_chain(rng, hw=hw, c=(c[0], c[1], c[2], c[3], 4 * int(rng.integers(1, 5))))
+    for n in g.nodes:
+        n.pe = int(rng.choice(units.legal_pe(n)))
+        n.simd = int(rng.choice(units.legal_simd(n)))
+        if n.kind == "conv" and n.matrix == "int8":
+            n.mult = str(rng.choice(units.conv.MULT_STYLES))
+    return g
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
+    g = random_graph(seed)
+    plans = {n.name: units.plan(n) for n in g.nodes}
+    want = {k: (p.cycles, p.pipe) for k, p in plans.items()}
+    for n in g.nodes:
+        assert (units.cycles(n), units.pipeline_depth(n)) == want[n.name]
+    folding = {n.name: {"pe": n.pe, "simd": n.simd,
+                        **({"mult": n.mult} if n.kind == "conv" and n.matrix == "int8" else {})}
+               for n in g.nodes}
+    summary = fold.fold(g, BOARD, folding=folding)
+    assert {n.name: (n.pe, n.simd) for n in g.nodes} == {k: (v["pe"], v["simd"]) for k, v in folding.items()}
+    assert summary["cycles"] == {k: v[0] for k, v in want.items()}
+    assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in summary["nodes"]} == want
+    pred = perf.predict(g, BOARD)
+    assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in pred["nodes"]} == want
+    assert pred["interval_cycles"] == summary["interval_cycles"] == max(v[0] for v in want.values())
+    man = rtl.render(g, tmp_path, BOARD)
+    assert {n["name"]: (n["cycles_per_frame"], n["pipeline_depth"]) for n in man["nodes"]} == want
+    assert man["predicted_interval_cycles"] == pred["interval_cycles"]
+    hls.render(g, tmp_path, BOARD)
+    hman = json.loads((tmp_path / "hls" / "manifest.json").read_text())
+    assert {n["name"]: (n["cycles_per_frame"], n["pipeline_depth"]) for n in hman["nodes"]} == want
+    rows = report.node_table(g.to_dict(), summary, {})
+    assert {r["name"]: (r["cycles"], r["pipeline_depth"]) for r in rows} == want
+    # the folding's hardware choices reach both backends unchanged
+    top = (tmp_path / "rtl" / "cfgen_top.v").read_text()
+    for n in g.nodes:
+        p = plans[n.name]
+        if n.kind == "avgpool":
+            assert f"cf::avgpool_thr<{n.inp.c}, {n.simd}," in \
+                (tmp_path / "hls" / "src" / "nodes" / f"{n.name}.h").read_text()
+        if p.window is not None:
+            assert f".TAPS({p.window.row_taps})" in top
+
+
+def test_a_changed_rule_would_be_seen(tmp_path, monkeypatch):
+    """The check above can fail: a backend that recomputed cycles its own way is caught."""
+    g = random_graph(1)
+    real = units.plan
+
+    def skewed(node):
+        p = real(node)
+        return p if node.kind != "maxpool" else type(p)(**{**p.__dict__, "cycles": p.cycles + 1})
+
+    monkeypatch.setattr(units, "plan", skewed)
+    man = rtl.render(g, tmp_path, BOARD)        # renders the skewed plan
+    monkeypatch.setattr(units, "plan", real)
+    got = {n["name"]: n["cycles_per_frame"] for n in man["nodes"]}
+    assert got != {n.name: units.cycles(n) for n in g.nodes}
+
+
+LOWER = ["ir.py", "lower.py", "golden.py", "fold.py", "perf.py", "spec.py", "quant.py",
+         "model.py", "checkpoint.py", "compare.py", "units", "tech"]
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            out.add(("." * node.level) + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_nothing_below_the_backends_imports_one():
+    files = []
+    for entry in LOWER:
+        p = REPO / "generator" / entry
+        files += sorted(p.glob("*.py")) if p.is_dir() else [p]
+    bad = {str(f.relative_to(REPO)): sorted(m for m in _imports(f) if "backends" in m)
+           for f in files}
+    assert not {k: v for k, v in bad.items() if v}
+    src = (REPO / "generator" / "perf.py").read_text()
+    assert "except Exception" not in src and "except:" not in src
