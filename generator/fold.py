@@ -43,6 +43,7 @@ class Option:
     dsp_cap: int | None       # int8 layers: DSPs at most (the rest LUT multipliers)
     cycles: int
     res: dict                 # LUT, FF, BRAM36, DSP
+    pipe: int = 0             # convolutions: cf_mvu PIPE for the target clock
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -58,15 +59,19 @@ def _pooled(node) -> bool:
     return node.kind == "avgpool"
 
 
-def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
-    """Every legal folding of a node (its unit plan) with its cycles and priced resources."""
-    saved = node.pe, node.simd, getattr(node, "mult", None)
+def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
+    """Every legal folding of a node (its unit plan) with its cycles and priced resources;
+    a convolution's pipelining follows the target clock (units.conv.choose_pipe)."""
+    conv = node.kind == "conv"
+    saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
     try:
         for pe in legal_pe(node):
             for simd in legal_simd(node):
                 node.pe, node.simd = pe, simd
+                if conv:
+                    node.pipe = units.conv.choose_pipe(node, clock_mhz)
                 variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
                 seen = set()
                 for style, cap in variants:
@@ -81,11 +86,14 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,)) -> list[Option]:
                     seen.add(key)
                     out.append(Option(pe, simd, style, cap if (int8 and cap is not None
                                                                and d["DSP"] >= cap) else None,
-                                      p.cycles, {r: float(d[r]) for r in perf.RESOURCES}))
+                                      p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
+                                      node.pipe if conv else 0))
     finally:
         node.pe, node.simd = saved[0], saved[1]
         if saved[2] is not None:
             node.mult = saved[2]
+        if conv:
+            node.pipe = saved[3]
     return out
 
 
@@ -160,6 +168,8 @@ def _apply(graph: Graph, pick: dict) -> dict:
     for node in graph.nodes:
         o = pick[node.name]
         node.pe, node.simd = o.pe, o.simd
+        if isinstance(node, ConvNode):
+            node.pipe = o.pipe          # the pipelining its resources were priced with
         if o.mult is not None:
             mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
             if isinstance(node, ConvNode):
@@ -187,7 +197,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
         options = {}
         for node in graph.nodes:
             f = fixed.get(node.name, {})
-            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps)
+            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps, clock)
             if node.name in fixed:
                 opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd]
             if not opts:
@@ -200,7 +210,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
         pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
         mode, target = "file", {"interval_cycles": T}
     else:
-        options = {node.name: node_options(node, styles, caps) for node in graph.nodes}
+        options = {node.name: node_options(node, styles, caps, clock) for node in graph.nodes}
         floor_T = max(min(o.cycles for o in opts) for opts in options.values())
         if fps is not None:
             if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):

@@ -71,6 +71,9 @@ class ConvNode(Node):
     # int8 only: multiplier implementation chosen by the folding (generator/fold.py):
     # 'dsp' one product per DSP48, 'dsp2' two per DSP48 (docs/RTL.md), 'lut' LUT multipliers
     mult: str = "dsp"
+    # register stages of the matrix unit's dot product (cf_mvu PIPE 0..2), chosen by the
+    # folding from the target clock (generator/pipeline.py); 0 for an unfolded graph
+    pipe: int = 0
     weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
     acc_bits: int = 0               # signed width that holds every reachable acc
     act: str = "threshold"          # 'threshold' | 'relu_offset'

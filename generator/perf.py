@@ -29,6 +29,7 @@ from .boards import as_board
 from .ir import Graph, clog2
 from .tech import for_family
 from .tech import xc7 as DEFAULT_TECH
+from .pipeline import PCH as DEFAULT_PCH
 from .units.common import NODE_FIFO_DEPTH, PIPE, SWG_FIFO_DEPTH, Plan
 
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
@@ -202,6 +203,16 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
     else:
         r.add("relu_offset", pe * ob * C["relu_lut_per_bit"] + pe * (cw + 2) * cmp * 2, 0)
     r.add("input_reg", 0, simd * m_.in_bits)
+    if m_.pipe >= 1:
+        # stage R: the beat once more (pixels, weight word, parameters, flags); measured,
+        # Yosys 0.23, NIN conv5 (SIMD 64, PE 4, weights in block RAM): +360 FF, exactly this
+        r.add("pipe_read", 0, simd * m_.in_bits + pe * simd * m_.wbits + pe * (tw + 1) + 4)
+    if m_.partial_counts:
+        # stage P: registered partial popcounts of PCH bits in place of the dot register's
+        # share (measured on the same unit: PIPE 2 - PIPE 1 = -29 FF, -110 LUT; priced as
+        # the register difference, LUTs unchanged)
+        qw = clog2(DEFAULT_PCH + 1)
+        r.add("pipe_partial", 0, pe * m_.partial_counts * qw + 4 - pe * dw)
     r.add("assembly", 0, (co - pe) * ob if nf > 1 else 0)
     r.add("mvu_ctrl", C["mvu_ctrl_lut"], C["mvu_ctrl_ff"] + 2 * clog2(max(2, nf * sf)))
     r.merge(fifo_res(co * ob, m_.fd, t), "out_")
@@ -369,6 +380,7 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
         total.DSP += res.DSP
         nodes.append({"name": node.name, "kind": node.kind, "pe": node.pe, "simd": node.simd,
                       "cycles": p.cycles, "pipeline_depth": p.pipe,
+                      **({"pipe": p.core.pipe} if p.kind == "conv" else {}),
                       "resources": res.as_dict(detail=True),
                       **({"mult": info["mult"]} if "mult" in info else {}),
                       **({"lanes": info["lanes"]} if "lanes" in info else {}),

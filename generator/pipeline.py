@@ -1,5 +1,7 @@
 """Pipelining chosen from the target clock: the ONE place that decides how many register
-stages a unit gets (the RTL backend sets them, perf.py adds them to the latency).
+stages a unit gets. The folding records the choice in the IR (ConvNode.pipe, through
+units.conv.choose_pipe, for the board clock or --clock); the unit plan adds the stages to
+the pipeline depth and the cost model their registers; the RTL backend renders cf_mvu PIPE.
 
 Matrix units (cf_mvu PIPE, docs/RTL.md): an XNOR popcount of SIMD bits read straight from a
 block RAM starts with the RAM's 2.45 ns clock-to-out and then runs about log2(SIMD) levels of

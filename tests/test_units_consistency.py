@@ -40,18 +40,21 @@ def random_graph(seed: int):
 @pytest.mark.parametrize("seed", range(10))
 def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
     g = random_graph(seed)
+    folding = {n.name: {"pe": n.pe, "simd": n.simd,
+                        **({"mult": n.mult} if n.kind == "conv" and n.matrix == "int8" else {})}
+               for n in g.nodes}
+    board = dict(BOARD, clock_mhz=(100, 150, 250)[seed % 3])     # pipelining follows the clock
+    summary = fold.fold(g, board, folding=folding)
+    assert {n.name: (n.pe, n.simd) for n in g.nodes} == {k: (v["pe"], v["simd"]) for k, v in folding.items()}
     plans = {n.name: units.plan(n) for n in g.nodes}
     want = {k: (p.cycles, p.pipe) for k, p in plans.items()}
     for n in g.nodes:
         assert (units.cycles(n), units.pipeline_depth(n)) == want[n.name]
-    folding = {n.name: {"pe": n.pe, "simd": n.simd,
-                        **({"mult": n.mult} if n.kind == "conv" and n.matrix == "int8" else {})}
-               for n in g.nodes}
-    summary = fold.fold(g, BOARD, folding=folding)
-    assert {n.name: (n.pe, n.simd) for n in g.nodes} == {k: (v["pe"], v["simd"]) for k, v in folding.items()}
+        if n.kind == "conv":
+            assert n.pipe == units.conv.choose_pipe(n, board["clock_mhz"]) == plans[n.name].core.pipe
     assert summary["cycles"] == {k: v[0] for k, v in want.items()}
     assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in summary["nodes"]} == want
-    pred = perf.predict(g, BOARD)
+    pred = perf.predict(g, board)
     assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in pred["nodes"]} == want
     assert pred["interval_cycles"] == summary["interval_cycles"] == max(v[0] for v in want.values())
     man = rtl.render(g, tmp_path, BOARD)
@@ -64,8 +67,11 @@ def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
     assert {r["name"]: (r["cycles"], r["pipeline_depth"]) for r in rows} == want
     # the folding's hardware choices reach both backends unchanged
     top = (tmp_path / "rtl" / "cfgen_top.v").read_text()
+    mvu = {n["name"]: u["params"] for n in man["nodes"] for u in n["units"] if u["module"] == "cf_mvu"}
     for n in g.nodes:
         p = plans[n.name]
+        if n.kind == "conv":
+            assert mvu[n.name]["PIPE"] == p.core.pipe and mvu[n.name]["MULT"] == int(p.core.dsp2)
         if n.kind == "avgpool":
             assert f"cf::avgpool_thr<{n.inp.c}, {n.simd}," in \
                 (tmp_path / "hls" / "src" / "nodes" / f"{n.name}.h").read_text()

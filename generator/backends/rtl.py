@@ -35,6 +35,7 @@ from ..errors import BuildError
 from ..ir import Graph, Stream, clog2, next_pow2
 from ..names import node_idents
 from ..units import avgpool, conv, scalemac
+from ..pipeline import PCH
 from ..units.common import NODE_FIFO_DEPTH
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -170,7 +171,8 @@ def plan_conv(i: int, node, inp: str, tag: str) -> NodePlan:
         ("CO", m.co), ("ACT", 0 if m.act == "threshold" else 1), ("OB", m.ob), ("AW", m.aw),
         ("TW", m.tw), ("FRAC", m.frac), ("FD", m.fd),
         ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", int(wmem.block)),
-        ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex")), ("MULT", 1 if m.dsp2 else 0)],
+        ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex")), ("MULT", 1 if m.dsp2 else 0),
+        ("PIPE", m.pipe), ("PCH", PCH)],
         chain[-1].out, f"n{i}_core", p.out_width))
     s, o = node.inp, node.out
     desc = (f"{m.matrix} k{node.k} s{node.stride} p{node.pad} {s.c}->{o.c} {m.act} "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import pipeline
 from ..ir import ConvNode, clog2, signed_bits
 from .common import (PIPE, Memory, Plan, Widen, check, divisors, illegal, out_fifo_depth,
                      pixel_rate_cycles, replicate, rom_block, window)
@@ -73,6 +74,18 @@ class Matrix:
     fd: int                 # output FIFO depth
     mult: str               # int8: 'dsp' | 'dsp2' | 'lut' (xnor: 'none')
     in_bits: int
+    pipe: int = 0           # cf_mvu PIPE: 1 = read register, 2 = + partial popcounts
+
+    @property
+    def stages(self) -> int:
+        """Cycles PIPE adds to the unit's pipeline: the read register (PIPE >= 1) and, for an
+        xnor popcount wider than PCH bits, the partial-count register (PIPE 2)."""
+        return int(self.pipe >= 1) + int(self.pipe >= 2 and self.xnor and self.simd > pipeline.PCH)
+
+    @property
+    def partial_counts(self) -> int:
+        """Registered partial popcounts per PE (PIPE 2 stage P), 0 without that stage."""
+        return -(-self.simd // pipeline.PCH) if self.stages == 2 else 0
 
     @property
     def sf(self) -> int:
@@ -166,8 +179,18 @@ def parameters(node: ConvNode) -> dict:
     return {"aw": aw, "tw": tw, "frac": frac, "ob": ob, "value": val, "flag": flag}
 
 
+def choose_pipe(node: ConvNode, clock_mhz: float | None) -> int:
+    """cf_mvu PIPE for the node at its folding and the target clock (generator/pipeline.py:
+    the fewest stages whose estimated dot-product path fits the period)."""
+    kd, pe, simd = node.K, node.pe, node.simd
+    nw, width = (kd // simd) * (node.out.c // pe), pe * simd * (1 if node.matrix == "xnor" else 8)
+    return pipeline.mvu_pipe(node.matrix, simd, rom_block(nw, width), clock_mhz)
+
+
 def plan(node: ConvNode) -> Plan:
     check(node.pe >= 1 and node.simd >= 1, f"{node.name}: PE and SIMD must be positive")
+    check(node.pipe in range(pipeline.MAX_PIPE + 1),
+          f"{node.name}: pipe {node.pipe!r:.20} must be 0 .. {pipeline.MAX_PIPE}")
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
     s, o = node.inp, node.out
@@ -177,9 +200,10 @@ def plan(node: ConvNode) -> Plan:
     p = parameters(node)
     mult = "none" if xnor else (node.mult or "dsp")
     core = Matrix(node.matrix, node.act, simd, pe, node.K, o.c, p["ob"], p["aw"], p["tw"],
-                  p["frac"], out_fifo_depth(o.c * p["ob"], sf * nf), mult, s.bits)
+                  p["frac"], out_fifo_depth(o.c * p["ob"], sf * nf), mult, s.bits,
+                  int(node.pipe))
     pad = replicate(node.pad_value, s.c, s.bits)
-    pipe = PIPE["swg"] + PIPE["mvu"] + (PIPE["dsp2"] if core.dsp2 else 0)
+    pipe = PIPE["swg"] + PIPE["mvu"] + (PIPE["dsp2"] if core.dsp2 else 0) + core.stages
     if tap_parallel(node):
         rt = row_taps(node)
         win = window(s, node.k, node.stride, node.pad, s.c, 1, pad, rt, node.name)
