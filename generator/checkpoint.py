@@ -7,7 +7,6 @@ import math
 import os
 import pickle
 import re
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 from . import spec as specmod
 from .errors import CheckpointError, SpecError
 from .escape import one_line
+from .jsonfile import regular_file, replaceable_file
 from .model import CFNet
 
 FORMAT = "cfgen-checkpoint"
@@ -154,20 +154,8 @@ def _check_target(path) -> Path:
         raise CheckpointError(f"{show(path)}: names a folder, not a checkpoint file")
     if len(os.fsencode(path.name)) + TEMP_SUFFIX_LEN > 255:
         raise CheckpointError(f"{show(path)}: file name too long")
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    if replaceable_file(path, "checkpoint", CheckpointError, show(path), _reason) is None:
         return path
-    except NotADirectoryError:
-        raise CheckpointError(f"{show(path)}: cannot write: a parent is a file, "
-                              "not a folder") from None
-    except OSError as exc:
-        raise CheckpointError(f"{show(path)}: cannot write: {_reason(exc)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise CheckpointError(f"{show(path)}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"{show(path)}: exists and is not a regular file; "
-                              "refusing to replace it")
     if not _is_torch_archive(path):
         raise CheckpointError(f"{show(path)}: exists and is not a checkpoint; refusing to "
                               "overwrite it (remove it or choose another name)")
@@ -311,18 +299,7 @@ def check_state_dict(spec: dict, state_dict, what: str) -> None:
 
 def check_archive(path: Path, what: str = "checkpoint") -> None:
     """A readable regular file holding an intact zip archive of bounded size."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"{show(path)}: no such {what} file") from None
-    except NotADirectoryError:
-        raise CheckpointError(f"{show(path)}: no such {what} file (a parent is not a folder)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{show(path)}: cannot read: {_reason(exc)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise CheckpointError(f"{show(path)}: is a folder, not a {what} file")
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"{show(path)}: not a regular file")
+    st = regular_file(path, what, CheckpointError, show(path), _reason)
     try:  # O_NONBLOCK: special files that pose as regular ones (/proc) must not block
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:

@@ -12,6 +12,46 @@ import stat
 from .escape import one_line
 
 
+def regular_file(path, what: str, error, shown: str, reason=None) -> os.stat_result:
+    """os.stat of a user's input file that must be a regular file, or `error(<one line>)`
+    naming what is wrong (missing, a parent not a folder, a folder, a FIFO or device)."""
+    reason = reason or (lambda exc: getattr(exc, "strerror", None) or str(exc))
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{shown}: no such {what} file") from None
+    except NotADirectoryError:
+        raise error(f"{shown}: no such {what} file (a parent is not a folder)") from None
+    except (OSError, ValueError) as exc:        # ValueError: a NUL byte in the path
+        raise error(f"{shown}: cannot read: {reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{shown}: is a folder, not {article} {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{shown}: not a regular file")
+    return st
+
+
+def replaceable_file(path, what: str, error, shown: str, reason=None) -> os.stat_result | None:
+    """os.stat of an output file about to be (re)written: None when it does not exist yet,
+    else a regular file (the caller checks it is one of its own), or `error(<one line>)`."""
+    reason = reason or (lambda exc: (getattr(exc, "strerror", None) or "").lower())
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise error(f"{shown}: cannot write: a parent is a file, not a folder") from None
+    except OSError as exc:
+        raise error(f"{shown}: cannot write: {reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{shown}: is a folder, not {article} {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{shown}: exists and is not a regular file; refusing to replace it")
+    return st
+
+
 def _no_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 

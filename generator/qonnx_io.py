@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from .errors import CfgenError, SpecError
 from .escape import one_line
+from .jsonfile import regular_file, replaceable_file
 from .ir import out_dim
 from .names import check_name, name_from
 
@@ -99,16 +99,7 @@ def read_model(path):
     """Parse the file as an ONNX ModelProto: bounded, regular file, no external data."""
     onnx = _onnx()
     shown = _show(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise QonnxError(f"{shown}: no such ONNX file") from None
-    except (OSError, ValueError) as exc:
-        raise QonnxError(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise QonnxError(f"{shown}: is a folder, not an ONNX file")
-    if not stat.S_ISREG(st.st_mode):
-        raise QonnxError(f"{shown}: not a regular file")
+    st = regular_file(path, "ONNX", QonnxError, shown)
     if st.st_size == 0:
         raise QonnxError(f"{shown}: empty file, not an ONNX model")
     if st.st_size > MAX_ONNX_BYTES:
@@ -1313,21 +1304,7 @@ def check_onnx_output(path) -> Path:
         raise QonnxError(f"{_show(path)}: the output must end in .onnx")
     if len(os.fsencode(path.name)) + 14 > 255:
         raise QonnxError(f"{_show(path)}: file name too long")
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
-        raise QonnxError(f"{_show(path)}: cannot write: a parent is a file, not a folder") \
-            from None
-    except OSError as exc:
-        raise QonnxError(f"{_show(path)}: cannot write: {(exc.strerror or '').lower()}") from None
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise QonnxError(f"{_show(path)}: is a folder, not an ONNX file")
-        if not stat.S_ISREG(st.st_mode):
-            raise QonnxError(f"{_show(path)}: exists and is not a regular file; refusing to "
-                             "replace it")
+    if replaceable_file(path, "ONNX", QonnxError, _show(path)) is not None:
         with open(path, "rb") as f:
             head = f.read(64)
         if not head.startswith(b"\x08"):     # field 1 (ir_version), varint: an ONNX model
