@@ -16,7 +16,7 @@ from .backends import rtl as rtl_backend
 from .boards import load_board
 from .checkpoint import load_checkpoint
 from .errors import BuildError
-from .fold import fold, fold_table, fold_warnings, load_folding
+from .fold import budget_refusal, fold, fold_table, fold_warnings, load_folding
 from .report import group_scale_record
 from .report import render as render_report
 from .ir import Graph
@@ -136,7 +136,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
           mult: str = "auto", util: dict | None = None, clock_mhz: float | None = None,
-          log=print) -> dict:
+          over_budget: bool = False, log=print) -> dict:
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
@@ -146,7 +146,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
         with BuildFolder(out, force) as folder:     # locked from here: one build per folder
             report = _build_into(folder, checkpoint, board_name, data=data, data_dir=data_dir,
                                  frames=frames, fps=fps, folding_file=folding_file, seed=seed,
-                                 mult=mult, util=util, clock_mhz=clock_mhz, log=log)
+                                 mult=mult, util=util, clock_mhz=clock_mhz,
+                                 over_budget=over_budget, log=log)
     except OSError as exc:          # disk full, permissions changed under us, ...
         where = f" ({exc.filename})" if exc.filename else ""
         raise BuildError(f"{out}: could not write the build folder: "
@@ -156,7 +157,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
 
 
 def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, frames, fps,
-                folding_file, seed, mult, util, log, clock_mhz=None) -> dict:
+                folding_file, seed, mult, util, log, clock_mhz=None, over_budget=False) -> dict:
     board = load_board(board_name)
     if clock_mhz:
         board = board.with_clock(clock_mhz)       # --clock overrides the board's clock
@@ -173,6 +174,9 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     log(f"[2/5] folded for {board.name}: predicted interval {perf['interval_cycles']} cycles, "
         f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
     log(fold_table(perf, board))
+    refusal = budget_refusal(graph, perf, board)
+    if refusal and not over_budget:
+        raise BuildError(refusal)
     for warning in fold_warnings(perf):
         log(f"      warning: {warning}")
     tmp = folder.tmp

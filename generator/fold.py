@@ -386,3 +386,42 @@ def fold_warnings(summary: dict) -> list[str]:
                        f"LUTs); the RTL backend implements {', '.join(supported)} only, so synthesis "
                        f"will differ from the prediction")
     return out
+
+
+def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
+    """Why a folding that exceeds the board's budget must not be built, as one line with
+    the numbers (what is needed, what the board has, the largest consumers, what would make
+    it fit); None when it fits."""
+    if summary.get("fits_budget", True):
+        return None
+    from .boards import board_names, load_board
+
+    board = as_board(board)
+    res, budget, cap = summary["resources"], summary["budget"], board.resources
+    over = [r for r in budget if res[r] > budget[r]]
+    worst = max(over, key=lambda r: res[r] / budget[r])
+    need = ", ".join(f"{r} {res[r]:,} (budget {budget[r]:,.0f} of {cap[r]:,})" for r in over)
+    top = sorted(summary["nodes"], key=lambda n: -n["resources"][worst])[:2]
+    who = ", ".join(f"{n['name']} {n['resources'][worst]:,}" for n in top if n["resources"][worst])
+    bits = {}
+    for node in graph.nodes:
+        for m in units.plan(node).memories:
+            bits[m.role] = bits.get(m.role, 0) + m.bits
+    mem = ", ".join(f"{k} {v / 1e6:.1f} Mbit" for k, v in sorted(bits.items(), key=lambda kv: -kv[1])
+                    if v >= 1e6)
+    bigger = []
+    for name in board_names():
+        try:
+            other = load_board(name)
+        except BuildError:
+            continue
+        if name != board.name and all(res[r] <= other.resources.get(r, 0) * DEFAULT_UTIL[r]
+                                      for r in over):
+            bigger.append(name)
+    where = (f"on {', '.join(bigger[:3])}" if bigger else
+             "on a bigger board (none in boards/ has room; UltraRAM is not modelled yet)")
+    return (f"{graph.name} does not fit {board.name}: the cheapest folding found needs {need}, "
+            f"most in {who}" + (f" ({mem} on chip)" if mem else "") +
+            f". It would fit {where}, with fewer channels, or with weights off chip (not "
+            f"supported yet); --over-budget builds it anyway ({summary['fps_at_clock']:.3g} "
+            f"frames/s)")

@@ -346,3 +346,41 @@ def test_model_agrees_with_rtlsim_and_yosys(name, tmp_path):
         assert abs(s["resources"][r] - res[r]) <= 0.15 * res[r], (r, s["resources"][r], res[r])
     for r in ("BRAM36", "DSP"):
         assert abs(s["resources"][r] - res[r]) <= max(1.0, 0.15 * res[r]), (r, s["resources"][r], res[r])
+
+
+# --------------------------------------------------------------------------- honest refusal
+
+TINY = {"name": "tiny", "part": "xc7z007sclg400-1", "family": "xc7", "clock_mhz": 100,
+        "resources": {"LUT": 3000, "FF": 6000, "BRAM36": 2, "DSP": 10}}
+
+
+def test_over_budget_foldings_are_refused_with_the_numbers():
+    g = chain()
+    s = fold.fold(g, BOARD)
+    assert s["fits_budget"] and fold.budget_refusal(g, s, BOARD) is None
+    s = fold.fold(g, TINY)
+    assert not s["fits_budget"]
+    msg = fold.budget_refusal(g, s, TINY)
+    assert msg and "\n" not in msg and len(msg) < 400
+    assert msg.startswith("brief_chain does not fit tiny: the cheapest folding found needs LUT ")
+    assert "(budget 2,400 of 3,000)" in msg and "--over-budget" in msg
+    # boards that have room are named
+    assert "It would fit on " in msg and "pynq-z2" in msg
+
+
+def test_build_refuses_an_over_budget_model_and_over_budget_builds_it(tmp_path, nin_cf16):
+    from conftest import run_cli
+
+    board = tmp_path / "tiny.json"
+    board.write_text(json.dumps(dict(TINY, ps="zynq7", resources=dict(TINY["resources"], BRAM36=20))))
+    r = run_cli("build", nin_cf16, "--board", board, "-o", tmp_path / "out", "--frames", 1,
+                check=False)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1 and err[0].startswith("error: nin does not fit tiny"), r.stderr
+    assert "BRAM36" in err[0] and "weights" in err[0] and "Mbit on chip" in err[0]
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+    r = run_cli("build", nin_cf16, "--board", board, "-o", tmp_path / "out", "--frames", 1,
+                "--over-budget", check=False)
+    assert r.returncode == 0, r.stderr
+    assert "exceed the folding budget" in r.stdout
+    assert not json.loads((tmp_path / "out" / "report.json").read_text())["predicted"]["fits_budget"]

@@ -34,6 +34,9 @@ def add_parser(sub):
     p.add_argument("--clock", type=options.finite_float(1, 1000), default=None, metavar="MHZ",
                    help="target clock in MHz (overrides the board's): folding, pipelining, "
                         "frames/s and the timing estimate use it")
+    p.add_argument("--over-budget", action="store_true",
+                   help="build even when the predicted resources exceed the board's budget "
+                        "(otherwise refused with the numbers)")
     p.add_argument("--seed", type=options.seed, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.set_defaults(func=run)
@@ -54,5 +57,6 @@ def run(args) -> int:
 
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
-          seed=args.seed, mult=args.mult, util=parse_util(args.util), clock_mhz=args.clock)
+          seed=args.seed, mult=args.mult, util=parse_util(args.util), clock_mhz=args.clock,
+          over_budget=args.over_budget)
     return 0
