@@ -348,7 +348,9 @@ class Lowerer:
         for b in between:
             if self.layers[b]["type"] not in ELEMENTWISE:
                 raise self.err(b, f"{self.layers[b]['type']} between an XNOR layer and the "
-                                  "full-precision layer is not supported")
+                                  f"full-precision layer is not supported (on the "
+                                  f"{stream.h}x{stream.w}x{stream.c} map of layer "
+                                  f"{self.layers[i]['name']})")
         ro = self.relu_offset(i, m, between, c_out)
         node = self.conv_node(i, m, stream, act="relu_offset", sign=ro["sign"],
                               offset=ro["offset"], frac_bits=ro["frac_bits"],
@@ -357,9 +359,12 @@ class Lowerer:
         st = node.out
         fl = self.layers[j]
         if fl["type"] == "conv" and (fl["kernel"] != 1 or fl["stride"] != 1 or fl["padding"]):
-            raise self.err(j, "the full-precision layer after XNOR-CF outputs must be 1x1")
+            raise self.err(j, f"the full-precision layer after XNOR-CF outputs must be a 1x1 "
+                              f"stride-1 unpadded conv, got k{fl['kernel']} s{fl['stride']} "
+                              f"p{fl['padding']} on a {st.h}x{st.w}x{st.c} map")
         if fl["type"] == "linear" and (st.h, st.w) != (1, 1):
-            raise self.err(j, "a fully connected full-precision layer needs a 1x1 input")
+            raise self.err(j, f"a fully connected full-precision layer needs a 1x1 input, got "
+                              f"a {st.h}x{st.w}x{st.c} map")
         W = self.param(j, "weight").reshape(self.param(j, "weight").shape[0], -1)  # [K, C]
         b9 = self.param(j, "bias") if fl["bias"] else np.zeros(W.shape[0])
         n = self.layers[i]["cf"]
@@ -404,7 +409,11 @@ class Lowerer:
         if pools:
             pl = self.layers[pools[0]]
             if len(pools) > 1 or pl["padding"] or pl["kernel"] != out.h or out.h != out.w:
-                raise self.err(pools[0], "only a global average pool may follow the last layer")
+                raise self.err(pools[0], f"only a global average pool may follow the last layer "
+                                         f"(one unpadded pool of kernel = the whole square map); "
+                                         f"got k{pl['kernel']} p{pl['padding']} on a "
+                                         f"{out.h}x{out.w}x{out.c} map"
+                                         + (f" ({len(pools)} pools)" if len(pools) > 1 else ""))
             count = out.h * out.w
             s_max = count * (1 << (out.bits - 1))
             g = GlobalSumNode(pl["name"], out, Stream(1, 1, out.c, "int",

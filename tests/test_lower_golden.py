@@ -212,3 +212,22 @@ def test_eval_golden_json(trained_digits):
         assert 0.0 <= result[key] <= 1.0
     assert result["agreement"] >= 0.995
     assert result["frames"] == 449
+
+
+@pytest.mark.parametrize("edit, words", [
+    ({13: {"kernel": 2, "stride": 2}, "num_classes": 40},
+     ["only a global average pool", "got k2 p0 on a 4x4x10 map"]),
+    ({11: {"kernel": 3, "padding": 1}}, ["must be a 1x1 stride-1 unpadded conv", "got k3 s1 p1 on a 4x4x64 map"]),
+])
+def test_head_refusals_name_the_shapes(edit, words):
+    spec = specmod.load_spec("digits")
+    for i, change in edit.items():
+        if isinstance(i, int):
+            spec["layers"][i].update(change)
+        else:
+            spec[i] = change
+    model = CFNet(specmod.resolve(spec, 4))
+    with pytest.raises(LoweringError) as exc:
+        lower(as_ckpt(model.eval()))
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
