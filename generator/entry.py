@@ -28,16 +28,33 @@ def error_line(exc: BaseException) -> str:
 
 
 def run_main(body, install_signals: bool = True) -> int:
-    """Call `body()` with signals handled; user errors and missing tools become one line."""
+    """Call `body()` with signals handled; user errors and missing tools become one line.
+
+    A signal wins over the outcome of `body()`: if one was received while it ran, even one
+    whose exception was swallowed on the way (signals.py), the command reports it and exits
+    128 + N, not 0 or 2."""
     from .tools import ToolMissing
 
     if install_signals:
         signals.install()
     try:
-        return int(body() or 0)
+        rc = int(body() or 0)
     except (CfgenError, ToolMissing) as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 2
+        if signals.received() is None:
+            print(error_line(exc), file=sys.stderr)
+            return 2
+        rc = 2
     except (KeyboardInterrupt, signals.Terminated) as exc:
+        return _interrupted(exc)
+    sig = signals.received()
+    if sig is not None:
+        return _interrupted(signals.exception_for(sig))
+    return rc
+
+
+def _interrupted(exc: BaseException) -> int:
+    with signals.deferred(raise_held=False):    # a second signal does not cut the line short
         print(f"error: {signals.describe(exc)}", file=sys.stderr)
-        return signals.exit_code(exc)
+        code = signals.exit_code(exc)
+    signals.take()
+    return code

@@ -4,6 +4,12 @@ A build is staged in a hidden folder beside `-o` and renamed into place at the e
 interrupted or failed build leaves nothing behind. The marker file `.cfgen-build`
 (written last) is what `--force` looks for: a folder without it is not cfgen's to delete.
 A lock file beside `-o` keeps two builds from writing the same folder at once.
+
+Signals (signals.py): setting up (parents, lock, staging folder), the swap and the clean-up
+run with signals deferred, so a SIGTERM never lands between creating something and recording
+it. The swap happens only if no signal was received before it, even one whose exception was
+swallowed on the way; a signal that arrives during the swap itself is raised right after it
+(exit 128 + N with the complete new folder in place, never a torn one).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import signals
 from .errors import BuildError
 from .escape import one_line
 
@@ -120,37 +127,54 @@ class BuildFolder:
     def __enter__(self) -> "BuildFolder":
         check_output_path(self.out, self.force)
         try:
-            missing = [p for p in [self.out.parent, *self.out.parent.parents] if not p.exists()]
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs = missing
-            self._lock()
-            check_output_path(self.out, self.force)  # again, under the lock
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+            with signals.deferred():    # each thing made is recorded before a signal lands
+                missing = [p for p in [self.out.parent, *self.out.parent.parents]
+                           if not p.exists()]
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                self._made_dirs = missing
+                self._lock()
+                check_output_path(self.out, self.force)  # again, under the lock
+                self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.",
+                                                 dir=self.out.parent))
         except OSError as exc:
-            self._cleanup()
+            self._abandon()
             raise BuildError(f"{one_line(self.out, 120)}: cannot write here ({_reason(exc)})") from None
         except BaseException:
-            self._cleanup()
+            self._abandon()
             raise
         return self
 
     def commit(self) -> None:
         """Mark the staged folder as cfgen's and move it into place."""
         assert self.tmp is not None
+        signals.check()     # a signal received on the way (its exception swallowed): no swap
         try:
             (self.tmp / MARKER).write_text(json.dumps(
                 {"format": MARKER_FORMAT, "version": MARKER_VERSION}) + "\n")
-            if self.out.exists():
-                if not is_build_folder(self.out):   # changed since we checked
-                    raise BuildError(f"{self.out}: is no longer a cfgen build folder; "
-                                     "refusing to replace it")
-                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.out.parent))
-                os.replace(self.out, old / "x")
-                os.replace(self.tmp, self.out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, self.out)
-            self.tmp = None
+            with signals.deferred():    # the swap is never torn; a signal is raised after it
+                if self.out.exists():
+                    if not is_build_folder(self.out):   # changed since we checked
+                        raise BuildError(f"{self.out}: is no longer a cfgen build folder; "
+                                         "refusing to replace it")
+                    signals.check()     # the last moment a signal still cancels the build
+                    old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.",
+                                                dir=self.out.parent))
+                    try:
+                        os.replace(self.out, old / "x")
+                    except OSError:
+                        old.rmdir()
+                        raise
+                    try:
+                        os.replace(self.tmp, self.out)
+                    except OSError:
+                        os.replace(old / "x", self.out)     # put the old build back
+                        old.rmdir()
+                        raise
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    signals.check()
+                    os.replace(self.tmp, self.out)
+                self.tmp = None
         except OSError as exc:
             raise BuildError(f"{self.out}: cannot write here ({_reason(exc)})") from None
 
@@ -160,14 +184,24 @@ class BuildFolder:
             self.tmp = None
         self._unlock()
 
+    def _remove_made_dirs(self) -> None:
+        """Parent folders this build created and left empty go too."""
+        for d in self._made_dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        self._made_dirs = []
+
+    def _abandon(self) -> None:
+        with signals.deferred():    # a second signal does not cut the clean-up short
+            self._cleanup()
+            self._remove_made_dirs()
+
     def __exit__(self, exc_type, exc, tb) -> bool:
-        failed = exc_type is not None
-        self._cleanup()
-        if failed:
-            # Parent folders this build created and left empty go too.
-            for d in self._made_dirs:
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
+        if exc_type is not None:
+            self._abandon()
+        else:
+            with signals.deferred():
+                self._cleanup()
         return False
