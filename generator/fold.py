@@ -44,6 +44,7 @@ class Option:
     cycles: int
     res: dict                 # LUT, FF, BRAM36, DSP
     pipe: int = 0             # convolutions: cf_mvu PIPE for the target clock
+    meets: bool = True        # its estimated worst path fits the clock period (pipeline.py)
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -72,6 +73,7 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                 node.pe, node.simd = pe, simd
                 if conv:
                     node.pipe = units.conv.choose_pipe(node, clock_mhz)
+                meets = units.conv.meets_clock(node, clock_mhz) if conv else True
                 variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
                 seen = set()
                 for style, cap in variants:
@@ -87,7 +89,7 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                     out.append(Option(pe, simd, style, cap if (int8 and cap is not None
                                                                and d["DSP"] >= cap) else None,
                                       p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
-                                      node.pipe if conv else 0))
+                                      node.pipe if conv else 0, meets))
     finally:
         node.pe, node.simd = saved[0], saved[1]
         if saved[2] is not None:
@@ -114,7 +116,9 @@ def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> d
         if name in pools:
             continue
         best, best_cost = None, math.inf
-        for o in opts:
+        # foldings estimated to meet the clock first (a wide popcount may not, even pipelined)
+        timed = [o for o in opts if o.cycles <= T and o.meets]
+        for o in timed or opts:
             if o.cycles > T:
                 continue
             cost = sum(prices[r] * o.res[r] for r in prices)

@@ -181,7 +181,8 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
         r.add("params", mp["LUT"], (mp["FF"] if mp["style"] == "logic" else 0) + 2 * bits,
               mp["BRAM36"])
     if xnor:
-        r.add("xnor_popcount", pe * t.popcount_luts(simd), pe * dw)
+        split = pe * simd * C["xnor_split_saving_per_bit"] if m_.partial_counts else 0.0
+        r.add("xnor_popcount", pe * t.popcount_luts(simd) - split, pe * dw)
     else:
         # products on DSPs: the SIMD sum runs down the DSP cascade (post-adders) and the
         # DSP output register holds db; products in LUTs need an adder tree and db

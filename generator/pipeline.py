@@ -11,11 +11,14 @@ fits the period:
 
     PIPE 0   src + popcount(SIMD)
     PIPE 1   0.3 ns (FDRE) + popcount(SIMD)          the read register
-    PIPE 2   max(0.3 + popcount(PCH), 0.3 + POP_B * log2(SIMD/PCH) + SUM_NS)
+    PIPE 2   max(0.3 + popcount(PCH), 0.3 + PSUM_B * log2(SIMD/PCH))
 
 popcount(b) ~ POP_A + POP_B * log2(b) ns is a fit to the estimates of cf_mvu alone
-(tests/test_timing.py, bench/timing_nin.py); units the model cannot bring under the period
-get PIPE 2, the most it implements.
+(tests/test_timing.py, bench/timing_nin.py); PSUM_B is the sum of the registered partial
+counts, fitted to NIN conv4 (SIMD 480, 15 partial counts: 10.95 ns at 0.9 ns per net,
+bench/results/timing_nin_pynq-z2.json). Units the model cannot bring under the period get
+PIPE 2, the most it implements; `mvu_meets` tells the folding, which then prefers foldings
+that do meet it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ UNC_NS = 0.3                 # clock uncertainty
 BRAM_CO_NS = 2.454           # RAMB18/36 clock-to-out without the output register
 FF_CO_NS = 0.303             # FDRE clock-to-out
 POP_A, POP_B = 0.0, 1.71     # popcount(b) ns (cells + nets): 13.7 ns at 256 bits, measured
-SUM_NS = 1.5                 # the carry adders after the partial-count tree
+PSUM_B = 2.65                # ns per doubling of the partial counts summed (adder tree + carry)
 PCH = 32                     # bits per registered partial popcount (cf_mvu PCH)
 MAX_PIPE = 2
 
@@ -48,7 +51,7 @@ def mvu_path_ns(matrix: str, simd: int, bram: bool, pipe: int) -> float:
     if pipe < 2 or simd <= PCH:
         return src + popcount_ns(simd) + UNC_NS
     parts = -(-simd // PCH)
-    return max(FF_CO_NS + popcount_ns(PCH), FF_CO_NS + POP_B * math.log2(max(2, parts)) + SUM_NS) + UNC_NS
+    return max(FF_CO_NS + popcount_ns(PCH), FF_CO_NS + PSUM_B * math.log2(max(2, parts))) + UNC_NS
 
 
 def mvu_pipe(matrix: str, simd: int, bram: bool, clock_mhz: float | None) -> int:
@@ -60,6 +63,11 @@ def mvu_pipe(matrix: str, simd: int, bram: bool, clock_mhz: float | None) -> int
         if mvu_path_ns(matrix, simd, bram, pipe) <= per:
             return pipe
     return MAX_PIPE
+
+
+def mvu_meets(matrix: str, simd: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
+    """Whether the modelled dot-product path at `pipe` fits the period."""
+    return mvu_path_ns(matrix, simd, bram, pipe) <= period_ns(clock_mhz)
 
 
 def graph_clock(graph) -> float:

@@ -33,6 +33,10 @@ C = {
     # 3.0 LUT/bit at N = 8 up to 5.1 at N = 160, bench/yosys_units.py --popcount.)
     "xnor_lut_nlogn": 0.0,
     "xnor_lut_per_bit": 2.57,
+    # measured: a popcount split into registered partial counts of 32 bits (cf_mvu PIPE 2)
+    # costs less: NIN CF-16 pynq-z2, Yosys 0.23, PIPE 2 on five convs (4,928 bit pairs):
+    # -2,211 LUT; NIN conv5 alone (SIMD 64 x PE 4): -110 LUT. 0.43 LUT per bit pair
+    "xnor_split_saving_per_bit": 0.43,
     # --- accumulators, comparators, adders ----------------------------------------------
     "adder_lut_per_bit": 1.0,       # rule: one LUT (+ CARRY4) per bit of a 2-input adder
     "mux_adder_lut_per_bit": 2.0,   # fit: adder whose input is muxed to 0 (cf_globalsum)

@@ -179,12 +179,23 @@ def parameters(node: ConvNode) -> dict:
     return {"aw": aw, "tw": tw, "frac": frac, "ob": ob, "value": val, "flag": flag}
 
 
+def _weights_in_bram(node: ConvNode) -> bool:
+    kd, pe, simd = node.K, node.pe, node.simd
+    nw, width = (kd // simd) * (node.out.c // pe), pe * simd * (1 if node.matrix == "xnor" else 8)
+    return rom_block(nw, width)
+
+
 def choose_pipe(node: ConvNode, clock_mhz: float | None) -> int:
     """cf_mvu PIPE for the node at its folding and the target clock (generator/pipeline.py:
     the fewest stages whose estimated dot-product path fits the period)."""
-    kd, pe, simd = node.K, node.pe, node.simd
-    nw, width = (kd // simd) * (node.out.c // pe), pe * simd * (1 if node.matrix == "xnor" else 8)
-    return pipeline.mvu_pipe(node.matrix, simd, rom_block(nw, width), clock_mhz)
+    return pipeline.mvu_pipe(node.matrix, node.simd, _weights_in_bram(node), clock_mhz)
+
+
+def meets_clock(node: ConvNode, clock_mhz: float | None) -> bool:
+    """Whether the node's dot product at its folding and pipelining is estimated to fit the
+    period (the folding prefers foldings that do)."""
+    return pipeline.mvu_meets(node.matrix, node.simd, _weights_in_bram(node), node.pipe,
+                              clock_mhz)
 
 
 def plan(node: ConvNode) -> Plan:
