@@ -384,3 +384,27 @@ def test_build_refuses_an_over_budget_model_and_over_budget_builds_it(tmp_path, 
     assert r.returncode == 0, r.stderr
     assert "exceed the folding budget" in r.stdout
     assert not json.loads((tmp_path / "out" / "report.json").read_text())["predicted"]["fits_budget"]
+
+
+def test_folding_prefers_foldings_that_meet_the_clock():
+    from generator import pipeline
+
+    # the model's dot-product path, fitted to the NIN estimate: 15 partial counts of 32 bits
+    # (conv4 at SIMD 480) miss 10 ns even at PIPE 2, 3 of them (SIMD 96) do not
+    assert abs(pipeline.mvu_path_ns("xnor", 480, True, 2) - 10.95) < 0.05
+    assert not pipeline.mvu_meets("xnor", 480, True, 2, 100.0)
+    assert pipeline.mvu_meets("xnor", 96, True, 2, 100.0)
+    g = chain()
+    s = fold.fold(g, BOARD)
+    for n in g.nodes:
+        if n.kind == "conv":
+            assert n.pipe == units.conv.choose_pipe(n, 100.0)
+            opts = fold.node_options(n, ("dsp", "dsp2"), (None,), 100.0)
+            within = [o for o in opts if o.cycles <= s["interval_cycles"]]
+            if any(o.meets for o in within):
+                assert units.conv.meets_clock(n, 100.0), n.name
+    # the pipelining follows the clock: faster clocks, more stages
+    fast = chain()
+    fold.fold(fast, dict(BOARD, clock_mhz=250))
+    assert sum(n.pipe for n in fast.nodes if n.kind == "conv") >= \
+        sum(n.pipe for n in g.nodes if n.kind == "conv")
