@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import escape, golden
+from . import escape, golden, signals
 from .backends import hls as hls_backend
 from .backends import host as host_backend
 from .backends import rtl as rtl_backend
@@ -171,6 +171,7 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
+    signals.check()          # a signal whose exception a library swallowed
     log(f"[2/5] folded for {board.name}: predicted interval {perf['interval_cycles']} cycles, "
         f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
     log(fold_table(perf, board))
@@ -181,10 +182,12 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
         log(f"      warning: {warning}")
     tmp = folder.tmp
     graph.save(tmp)
+    signals.check()
     log(f"[3/5] golden model: {frames} test vectors ({data})")
     images, labels = test_images(graph, data, frames, data_dir, seed)
     vec = write_vectors(graph, tmp / "vectors", images, labels)
     for i, (name, render) in enumerate(backends()):
+        signals.check()
         log(f"[4/5] rendering the {name.upper()} backend")
         render(graph, tmp, board)
     report = {"checkpoint": str(checkpoint), "board": board.name, "model": ckpt.spec["name"],
@@ -203,6 +206,7 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
                                    "backends": [n for n, _ in backends()]})
     except ValueError as exc:       # a path that no Makefile can hold
         raise BuildError(str(exc)) from None
+    signals.check()
     log("[5/5] writing the build folder")
     folder.commit()
     return report
