@@ -14,7 +14,6 @@ from .backends import hls as hls_backend
 from .backends import host as host_backend
 from .backends import rtl as rtl_backend
 from .boards import load_board
-from .checkpoint import load_checkpoint
 from .errors import BuildError
 from .fold import budget_refusal, fold, fold_table, fold_warnings, load_folding
 from .report import group_scale_record

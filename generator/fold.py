@@ -23,8 +23,7 @@ from . import perf, units
 from .boards import as_board
 from .errors import BuildError
 from .ir import ConvNode, Graph
-from .units import avgpool, check_folding, legal_pe, legal_simd  # noqa: F401  (folding API)
-from .units.common import divisors  # noqa: F401
+from .units import avgpool, check_folding, legal_pe, legal_simd
 
 DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
 # Starting price of each resource per unit of board capacity. DSPs start nearly free (they
