@@ -15,9 +15,16 @@
 //   [p*SIMD*8 +: SIMD*8]); SMEM word sf: GPC unsigned SCW-bit scales of the
 //   groups in beat sf (group sf/CPG when CPG > 1); BMEM word nf: PE signed
 //   BW-bit biases.
-// Pipeline A (accept, reads) -> B (sub-sums) -> C (group sums, scale
-// multiply) -> D (accumulate, bias, ReLU, assembly) -> FIFO, never stalling;
-// the beat completing a pixel needs an output credit (see cf_mvu).
+// PIPE (timing): 0 = as below; 1 = one more register stage R after the weight /
+//   scale / bias reads (the block RAM output register, or a fabric register the
+//   DSP48 B/A input register can absorb: the weight ROM's 2.45 ns clock-to-out no
+//   longer starts the multiply-add cascade). It delays the whole beat (data, valid,
+//   first/last/end/group flags, scales, bias): same results, one more cycle of
+//   latency, the same rate (an output credit is held one cycle longer, which the
+//   generator's FIFO depths absorb: FD 8 below 4 beats per pixel, 2 from 4, 1 from 8).
+// Pipeline A (accept, reads) -> [R (read register, PIPE 1)] -> B (sub-sums) ->
+// C (group sums, scale multiply) -> D (accumulate, bias, ReLU, assembly) -> FIFO,
+// never stalling; the beat completing a pixel needs an output credit (see cf_mvu).
 `default_nettype none
 module cf_scalemac #(
     parameter IB      = 8,
@@ -37,7 +44,8 @@ module cf_scalemac #(
     parameter WFILE   = "",
     parameter WSTYLE  = 0,
     parameter SFILE   = "",
-    parameter BFILE   = ""
+    parameter BFILE   = "",
+    parameter PIPE    = 0
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -71,6 +79,9 @@ module cf_scalemac #(
         if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
             cf_scalemac_needs_FD_1_to_128_a_power_of_2 u_bad ();
         end
+        if (!(PIPE == 0 || PIPE == 1)) begin : g_bad_pipe
+            cf_scalemac_needs_PIPE_0_or_1 u_bad ();
+        end
     endgenerate
 
     // divisors kept >= 1 (the checks above refuse smaller values): a refused instance
@@ -99,6 +110,16 @@ module cf_scalemac #(
     localparam ZI   = ((ZI0 > ZI1) ? ZI0 : ZI1) + 1;   // accumulator
     localparam OUTW = CO * OB;
     localparam FCW  = $clog2(FD + 1);
+    // pixels in flight (accepted, not yet pushed): a pixel-completing beat accepted in
+    // cycle t is counted from t+1 and pushed in cycle t+LAT (stages A, [R], B, C), at
+    // most one is accepted per cycle, so inflight <= LAT = 3 + PIPE <= 4 < 2^IFW (3 bits,
+    // as before PIPE existed); occ = fcount + inflight <= FD + 7 <= 135 fits its 8 bits
+    localparam LAT  = 3 + ((PIPE == 1) ? 1 : 0);
+    localparam IFW0 = $clog2(LAT + 1);
+    localparam IFW  = (IFW0 > 3) ? IFW0 : 3;
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [IFW-1:0] IF_ONE = 1;
+    /* verilator lint_on WIDTHTRUNC */
 
     /* verilator lint_off WIDTHTRUNC */
     localparam [WAW-1:0] NW_LAST  = NW - 1;
@@ -122,8 +143,8 @@ module cf_scalemac #(
     reg [CGW-1:0] cig;                 // beat index inside the current group
     wire next_end = (ia == NW_LAST);
     wire [FCW-1:0] fcount;
-    reg  [2:0]     inflight;
-    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {5'd0, inflight};
+    reg  [IFW-1:0] inflight;
+    wire [7:0] occ = {{(8-FCW){1'b0}}, fcount} + {{(8-IFW){1'b0}}, inflight};
     wire credit = occ < FDS8;
     assign s_ready = !next_end || credit;
     wire beat = s_valid && s_ready;
@@ -168,6 +189,39 @@ module cf_scalemac #(
     cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
         .clk(clk), .en(beat), .addr(ia), .q(wa));
 
+    // ------------------------------------------------------------ stage R (PIPE 1)
+    // the stage-A beat as stage B sees it: registered once more when PIPE is 1
+    wire               vr, firstr, lastr, endr, gstartr, gendr;
+    wire [SIMD*IB-1:0] xr;
+    wire [PE*LW-1:0]   wr;
+    wire [GPC*SCW-1:0] sr;
+    wire [PE*BW-1:0]   br;
+    generate
+        if (PIPE >= 1) begin : g_rreg
+            reg               v_q, first_q, last_q, end_q, gstart_q, gend_q;
+            reg [SIMD*IB-1:0] x_q;
+            reg [PE*LW-1:0]   w_q;
+            reg [GPC*SCW-1:0] s_q;
+            reg [PE*BW-1:0]   b_q;
+            always @(posedge clk) begin
+                x_q <= xa; w_q <= wa; s_q <= sa; b_q <= ba;
+                first_q <= firsta; last_q <= lasta; end_q <= enda;
+                gstart_q <= gstarta; gend_q <= genda;
+            end
+            always @(posedge clk) begin
+                if (rst) v_q <= 1'b0;
+                else     v_q <= va;
+            end
+            assign vr = v_q, firstr = first_q, lastr = last_q, endr = end_q;
+            assign gstartr = gstart_q, gendr = gend_q;
+            assign xr = x_q, wr = w_q, sr = s_q, br = b_q;
+        end else begin : g_rnone
+            assign vr = va, firstr = firsta, lastr = lasta, endr = enda;
+            assign gstartr = gstarta, gendr = genda;
+            assign xr = xa, wr = wa, sr = sa, br = ba;
+        end
+    endgenerate
+
     // ------------------------------------------------------------ stage B
     wire [PE*GPC*SJW-1:0] sub;
     genvar gp, gj;
@@ -180,11 +234,11 @@ module cf_scalemac #(
                     s = {SJW{1'b0}};
                     for (i = 0; i < GS; i = i + 1)
                         if (ISIGNED)
-                            s = s + $signed(xa[(gj*GS + i)*IB +: IB])
-                                  * $signed(wa[gp*LW + (gj*GS + i)*8 +: 8]);
+                            s = s + $signed(xr[(gj*GS + i)*IB +: IB])
+                                  * $signed(wr[gp*LW + (gj*GS + i)*8 +: 8]);
                         else
-                            s = s + $signed({1'b0, xa[(gj*GS + i)*IB +: IB]})
-                                  * $signed(wa[gp*LW + (gj*GS + i)*8 +: 8]);
+                            s = s + $signed({1'b0, xr[(gj*GS + i)*IB +: IB]})
+                                  * $signed(wr[gp*LW + (gj*GS + i)*8 +: 8]);
                 end
                 assign sub[(gp*GPC + gj)*SJW +: SJW] = s;
             end
@@ -195,13 +249,13 @@ module cf_scalemac #(
     reg [PE*BW-1:0]      bb;
     reg vb, firstb, lastb, endb, gstartb, gendb;
     always @(posedge clk) begin
-        sb <= sub; scb <= sa; bb <= ba;
-        firstb <= firsta; lastb <= lasta; endb <= enda;
-        gstartb <= gstarta; gendb <= genda;
+        sb <= sub; scb <= sr; bb <= br;
+        firstb <= firstr; lastb <= lastr; endb <= endr;
+        gstartb <= gstartr; gendb <= gendr;
     end
     always @(posedge clk) begin
         if (rst) vb <= 1'b0;
-        else     vb <= va;
+        else     vb <= vr;
     end
 
     // ------------------------------------------------------------ stage C
@@ -288,8 +342,9 @@ module cf_scalemac #(
     wire push = vc && lastc && endc;
 
     always @(posedge clk) begin
-        if (rst) inflight <= 3'd0;
-        else inflight <= inflight + ((beat && next_end) ? 3'd1 : 3'd0) - (push ? 3'd1 : 3'd0);
+        if (rst) inflight <= {IFW{1'b0}};
+        else inflight <= inflight + ((beat && next_end) ? IF_ONE : {IFW{1'b0}})
+                            - (push ? IF_ONE : {IFW{1'b0}});
     end
 
     wire fifo_s_ready;   // 1 on push: guaranteed by the credit check
