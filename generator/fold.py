@@ -63,6 +63,7 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
     """Every legal folding of a node (its unit plan) with its cycles and priced resources;
     a convolution's pipelining follows the target clock (units.conv.choose_pipe)."""
     conv = node.kind == "conv"
+    piped = node.kind in ("conv", "scalemac")
     saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
@@ -70,8 +71,8 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
         for pe in legal_pe(node):
             for simd in legal_simd(node):
                 node.pe, node.simd = pe, simd
-                if conv:
-                    node.pipe = units.conv.choose_pipe(node, clock_mhz)
+                if piped:
+                    node.pipe = units.unit(node).choose_pipe(node, clock_mhz)
                 meets = units.conv.meets_clock(node, clock_mhz) if conv else True
                 variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
                 seen = set()
@@ -88,12 +89,12 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                     out.append(Option(pe, simd, style, cap if (int8 and cap is not None
                                                                and d["DSP"] >= cap) else None,
                                       p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
-                                      node.pipe if conv else 0, meets))
+                                      node.pipe if piped else 0, meets))
     finally:
         node.pe, node.simd = saved[0], saved[1]
         if saved[2] is not None:
             node.mult = saved[2]
-        if conv:
+        if piped:
             node.pipe = saved[3]
     return out
 
@@ -171,7 +172,7 @@ def _apply(graph: Graph, pick: dict) -> dict:
     for node in graph.nodes:
         o = pick[node.name]
         node.pe, node.simd = o.pe, o.simd
-        if isinstance(node, ConvNode):
+        if node.kind in ("conv", "scalemac"):
             node.pipe = o.pipe          # the pipelining its resources were priced with
         if o.mult is not None:
             mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}

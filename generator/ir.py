@@ -133,6 +133,9 @@ class ScaleMacNode(Node):
     scale_bits: int = 16
     bias: np.ndarray = None         # int64 [C_out]
     relu: bool = True
+    # register stage after the weight/scale/bias reads (cf_scalemac PIPE 0/1), chosen by the
+    # folding from the target clock (generator/pipeline.py)
+    pipe: int = 0
     group_bits: int = 0             # signed width of P
     acc_bits: int = 0               # signed width of z
     out_scale: float = 1.0
@@ -188,25 +191,8 @@ class Graph:
             if asdict(n.inp) != asdict(prev):
                 raise BuildError(f"node {n.name}: input stream {_desc(n.inp)} does not match "
                                  f"the previous stream {_desc(prev)}")
-            i, o = n.inp, n.out
-            if hasattr(n, "k"):
-                want = (out_dim(i.h, n.k, n.stride, n.pad), out_dim(i.w, n.k, n.stride, n.pad))
-                if n.k < 1 or n.stride < 1 or n.pad < 0 or min(want) < 1:
-                    raise BuildError(f"node {n.name}: window k{n.k} s{n.stride} p{n.pad} does "
-                                     f"not fit its {i.h}x{i.w} input")
-            elif n.kind == "globalsum":
-                want = (1, 1)
-            else:
-                want = (i.h, i.w)
-            if (o.h, o.w) != want:
-                raise BuildError(f"node {n.name}: output {o.h}x{o.w}, but its {n.kind} on "
-                                 f"{i.h}x{i.w} gives {want[0]}x{want[1]}")
-            if n.kind != "conv" and n.kind != "scalemac" and o.c != i.c:
-                raise BuildError(f"node {n.name}: a {n.kind} keeps its {i.c} channels, "
-                                 f"output has {o.c}")
-            if n.pe < 1 or n.simd < 1:
-                raise BuildError(f"node {n.name}: PE and SIMD must be positive")
-            prev = o
+            check_node(n)
+            prev = n.out
         return self
 
     # --- serialization: graph.json (scalars) + graph.npz (arrays) ---
@@ -278,6 +264,105 @@ def check_stream(s: Stream, what: str) -> None:
         raise BuildError(f"{what}: {s.bits!r:.20} bits is not a {s.kind} stream")
     if min(s.h, s.w, s.c) < 1:
         raise BuildError(f"{what}: empty stream {_desc(s)}")
+
+
+def _array(n, name: str, shape: tuple, lo=None, hi=None) -> np.ndarray:
+    a = getattr(n, name)
+    if a is None or np.shape(a) != shape:
+        raise BuildError(f"node {n.name}: {name} shaped {np.shape(a) if a is not None else None}, "
+                         f"expected {shape}")
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise BuildError(f"node {n.name}: {name} must be integers, got {a.dtype}")
+    if a.size and ((lo is not None and a.min() < lo) or (hi is not None and a.max() > hi)):
+        raise BuildError(f"node {n.name}: {name} in [{a.min()}, {a.max()}], outside [{lo}, {hi}]")
+    return a
+
+
+def _width(n, name: str, bits: int, values: np.ndarray, signed: bool = True) -> None:
+    if not isinstance(bits, int) or bits < 1:
+        raise BuildError(f"node {n.name}: the width of its {name} is missing in the IR")
+    if values.size:
+        lo, hi = int(values.min()), int(values.max())
+        need = signed_bits(lo, hi) if signed else unsigned_bits(hi)
+        if need > bits or (not signed and lo < 0):
+            raise BuildError(f"node {n.name}: {name} in [{lo}, {hi}] do not fit the IR's {bits} "
+                             f"{'signed' if signed else 'unsigned'} bits")
+
+
+def check_node(n) -> None:
+    """The IR fields a node kind's hardware reads: its output size and channels, arrays of
+    the right shapes and ranges, widths present and wide enough, stream kinds its arithmetic
+    takes (docs/ARITHMETIC.md). Both backends rely on it (Graph.validate), so they refuse a
+    damaged IR identically."""
+    i, o = n.inp, n.out
+    if hasattr(n, "k"):
+        want = (out_dim(i.h, n.k, n.stride, n.pad), out_dim(i.w, n.k, n.stride, n.pad))
+        if n.k < 1 or n.stride < 1 or n.pad < 0 or min(want) < 1:
+            raise BuildError(f"node {n.name}: window k{n.k} s{n.stride} p{n.pad} does "
+                             f"not fit its {i.h}x{i.w} input")
+    elif n.kind == "globalsum":
+        want = (1, 1)
+    else:
+        want = (i.h, i.w)
+    if (o.h, o.w) != want:
+        raise BuildError(f"node {n.name}: output {o.h}x{o.w}, but its {n.kind} on "
+                         f"{i.h}x{i.w} gives {want[0]}x{want[1]}")
+    if n.kind != "conv" and n.kind != "scalemac" and o.c != i.c:
+        raise BuildError(f"node {n.name}: a {n.kind} keeps its {i.c} channels, "
+                         f"output has {o.c}")
+    if n.pe < 1 or n.simd < 1:
+        raise BuildError(f"node {n.name}: PE and SIMD must be positive")
+    if n.kind == "conv":
+        if n.matrix not in ("xnor", "int8"):
+            raise BuildError(f"node {n.name}: unknown matrix {n.matrix!r:.20}")
+        xnor = n.matrix == "xnor"
+        if (i.kind, i.bits) != (("bit", 1) if xnor else ("uint", 8)):
+            raise BuildError(f"node {n.name}: the {n.matrix} matrix needs a "
+                             f"{'bit' if xnor else 'uint8'} input stream, got {i.kind}{i.bits}")
+        _array(n, "weights", (o.c, n.K), 0 if xnor else -128, 1 if xnor else 127)
+        if not isinstance(n.acc_bits, int) or n.acc_bits < 1:
+            raise BuildError(f"node {n.name}: acc_bits missing in the IR")
+        if n.act == "threshold":
+            if o.kind != "bit":
+                raise BuildError(f"node {n.name}: a threshold activation needs a bit output stream")
+            _width(n, "thresholds", n.thr_bits, _array(n, "thresholds", (o.c,)))
+            _array(n, "direction", (o.c,), -1, 1)
+        elif n.act == "relu_offset":
+            if o.kind == "bit":
+                raise BuildError(f"node {n.name}: relu_offset needs an int/uint output stream")
+            _array(n, "offset", (o.c,))
+            _array(n, "sign", (o.c,), -1, 1)
+        else:
+            raise BuildError(f"node {n.name}: unknown activation {n.act!r:.20}")
+    elif n.kind == "maxpool":
+        if i.kind != "bit" or o.kind != "bit":
+            raise BuildError(f"node {n.name}: a max-pool maps bit streams")
+        if n.invert is not None:
+            _array(n, "invert", (i.c,), 0, 1)
+    elif n.kind == "avgpool":
+        if i.kind == "bit" or o.kind != "bit":
+            raise BuildError(f"node {n.name}: an average pool maps an int/uint stream to bits")
+        if not isinstance(n.sum_bits, int) or n.sum_bits < 1:
+            raise BuildError(f"node {n.name}: sum_bits missing in the IR")
+        _width(n, "thresholds", n.thr_bits, _array(n, "thresholds", (i.c,)))
+        _array(n, "direction", (i.c,), -1, 1)
+    elif n.kind == "scalemac":
+        if i.kind == "bit":
+            raise BuildError(f"node {n.name}: a scale MAC needs an int/uint input stream")
+        if not isinstance(n.n, int) or n.n < 1 or i.c % n.n:
+            raise BuildError(f"node {n.name}: group size n={n.n!r:.20} must divide C_in={i.c}")
+        _array(n, "weights", (o.c, i.c), -128, 127)
+        _width(n, "scales", n.scale_bits, _array(n, "scales", (i.c // n.n,), 0), signed=False)
+        _array(n, "bias", (o.c,))
+        for f in ("group_bits", "acc_bits"):
+            if not isinstance(getattr(n, f), int) or getattr(n, f) < 1:
+                raise BuildError(f"node {n.name}: {f} missing in the IR")
+        if not n.relu and o.kind != "int":
+            raise BuildError(f"node {n.name}: without ReLU the output stream must be 'int'")
+    elif n.kind == "globalsum":
+        if i.kind == "bit":
+            raise BuildError(f"node {n.name}: a global sum needs an int/uint input stream")
 
 
 def jsonable(v):

@@ -253,6 +253,10 @@ def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[R
         r.FF -= m_w["FF"]
     r.add("registers", 0, regs)
     r.add("smac_ctrl", C["smac_ctrl_lut"], C["smac_ctrl_ff"])
+    if c.pipe:
+        # stage R: the weight register goes into the DSPs' B registers; the scales, bias
+        # and flags are delayed in SRL16Es (measured, Yosys 0.70, NIN conv9: +36 SRL16E)
+        r.add("pipe_read", n_s + n_b + 4, -1)
     r.merge(fifo_res(c.co * c.ob, c.fd, t), "out_")
     return r, {"weights_mem": m_w["style"], "scale_mults": n_sc, "scale_mult_dsp": d_sc}
 
@@ -381,7 +385,7 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
         total.DSP += res.DSP
         nodes.append({"name": node.name, "kind": node.kind, "pe": node.pe, "simd": node.simd,
                       "cycles": p.cycles, "pipeline_depth": p.pipe,
-                      **({"pipe": p.core.pipe} if p.kind == "conv" else {}),
+                      **({"pipe": p.core.pipe} if p.kind in ("conv", "scalemac") else {}),
                       "resources": res.as_dict(detail=True),
                       **({"mult": info["mult"]} if "mult" in info else {}),
                       **({"lanes": info["lanes"]} if "lanes" in info else {}),

@@ -65,6 +65,22 @@ def mvu_pipe(matrix: str, simd: int, bram: bool, clock_mhz: float | None) -> int
     return MAX_PIPE
 
 
+SMAC_DSP_NS = 6.373          # cf_scalemac's DSP48E1 cascade (B -> PCOUT -> PCIN x 2), cells only
+
+
+def smac_path_ns(bram: bool, pipe: int) -> float:
+    """Estimated worst path of cf_scalemac: the weight read (a block RAM's clock-to-out and
+    one net, unless PIPE 1 registers it) into the DSP cascade; fitted to NIN conv9 (10.03 ns
+    at PIPE 0, 6.93 at PIPE 1, bench/results/timing_nin_pynq-z2.json, tests/test_scalemac_pipe.py)."""
+    src = (BRAM_CO_NS + NET_NS) if (bram and pipe == 0) else 0.0
+    return src + SMAC_DSP_NS + UNC_NS
+
+
+def smac_pipe(bram: bool, clock_mhz: float | None) -> int:
+    """cf_scalemac PIPE for the target clock."""
+    return 0 if smac_path_ns(bram, 0) <= period_ns(clock_mhz) else 1
+
+
 def mvu_meets(matrix: str, simd: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
     """Whether the modelled dot-product path at `pipe` fits the period."""
     return mvu_path_ns(matrix, simd, bram, pipe) <= period_ns(clock_mhz)

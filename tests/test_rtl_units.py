@@ -350,21 +350,26 @@ def test_dsp2_bit_exact(name, simulator, tmp_path):
 
 
 @pytest.mark.parametrize("name,pipe", [("windows", 2), ("arith", 1)])
-def test_mvu_pipeline_stages_bit_exact(name, pipe, tmp_path):
+def test_mvu_pipeline_stages_bit_exact(name, pipe, tmp_path, monkeypatch):
     """cf_mvu PIPE 1 (read register) and 2 (plus registered partial popcounts, PCH 3 so the
-    split is exercised on these small SIMD widths): bit exact under random stalls and reset,
-    and the interval is unchanged (the stages delay whole beats; credits keep the rate)."""
-    import re
+    split is exercised on these small SIMD widths), set in the IR as the folding sets it: bit
+    exact under random stalls and reset, and the interval is unchanged (the stages delay
+    whole beats; credits keep the rate)."""
+    from generator import pipeline
+
+    monkeypatch.setattr(pipeline, "PCH", 3)
+    monkeypatch.setattr(rtl, "PCH", 3)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     graph, full = UNIT_GRAPHS[name](rng)
+    convs = [n for n in graph.nodes if n.kind == "conv" and n.matrix == "xnor"]
+    assert len(convs) >= 2, "expected xnor convolutions in the unit graph"
+    for n in convs:
+        n.pipe = pipe
     out = tmp_path / name
     G.write_vectors(graph, out, 4, seed=0, full_range=full)
-    rtl.render(graph, out, {"name": "test", "clock_mhz": 100})
-    top = out / "rtl" / "cfgen_top.v"
-    text, n = re.subn(r"\.MULT\((\d)\)", lambda m: f".MULT({m.group(1)}), .PIPE({pipe}), .PCH(3)",
-                      top.read_text())
-    assert n >= 3, "expected cf_mvu instances in the generated top"
-    top.write_text(text)
+    man = rtl.render(graph, out, {"name": "test", "clock_mhz": 100})
+    mvu = [u["params"] for n in man["nodes"] for u in n["units"] if u["module"] == "cf_mvu"]
+    assert sum(1 for p in mvu if p["PIPE"] == pipe and p["PCH"] == 3) == len(convs)
     res = rtlsim.run(out, frames=4, simulator="verilator", tests=["perf", "stalls", "reset"],
                      perf_frames=3, pattern_frames=1, seed=0)
     assert_exact(res)

@@ -1,8 +1,7 @@
 """cf_scalemac PIPE 1 (the read register after the weight / scale / bias reads).
 
-The RTL backend does not pass PIPE to cf_scalemac yet: these tests render unit graphs
-(tests/rtl_unit_tb/graphs.py) with the backend and patch `.PIPE(1)` into every cf_scalemac
-instance of the generated top. Each graph is simulated (cocotb + Verilator) at PIPE 0 and
+These tests render unit graphs (tests/rtl_unit_tb/graphs.py) with the backend, PIPE set in
+the IR as the folding sets it (ScaleMacNode.pipe). Each graph is simulated (cocotb + Verilator) at PIPE 0 and
 PIPE 1 from the same vectors: PIPE 1 must be bit exact under random valid / ready stalls and
 a mid-frame reset, keep the interval of PIPE 0 and add exactly one cycle of latency per
 scale MAC on the path. Lint: PIPE 1 instances are clean under `verilator --lint-only -Wall`;
@@ -105,18 +104,19 @@ GRAPHS = {"chain": graph_chain, "par": graph_par}
 
 
 def _build(name, out: Path, pipe: int, fd: int | None = None) -> int:
-    """Render graph `name` into `out` with PIPE `pipe` (and FD `fd`) patched into every
-    cf_scalemac instance; returns the number of instances."""
+    """Render graph `name` into `out` with PIPE `pipe` in the IR of every scale MAC (and FD
+    `fd` patched into every cf_scalemac instance); returns the number of instances."""
     rng = np.random.default_rng(zlib.crc32(b"smac_pipe" + name.encode()))
     graph, full = GRAPHS[name](rng)
+    for node in graph.nodes:
+        node.pipe = pipe
     G.write_vectors(graph, out, 4, seed=0, full_range=full)
     rtl.render(graph, out, {"name": "test", "clock_mhz": 100})
     top = out / "rtl" / "cfgen_top.v"
     text = top.read_text()
     n = text.count("cf_scalemac #(")
     assert n == len(graph.nodes), "expected one cf_scalemac instance per node"
-    if pipe:
-        text = text.replace("cf_scalemac #(", f"cf_scalemac #(\n        .PIPE({pipe}),")
+    assert text.count(f".PIPE({pipe})") == n
     if fd is not None:
         text, k = re.subn(r"(cf_scalemac #\((?:(?!\);).)*?)\.FD\(\d+\)", rf"\1.FD({fd})", text,
                           flags=re.S)

@@ -50,8 +50,8 @@ def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
     want = {k: (p.cycles, p.pipe) for k, p in plans.items()}
     for n in g.nodes:
         assert (units.cycles(n), units.pipeline_depth(n)) == want[n.name]
-        if n.kind == "conv":
-            assert n.pipe == units.conv.choose_pipe(n, board["clock_mhz"]) == plans[n.name].core.pipe
+        if n.kind in ("conv", "scalemac"):
+            assert n.pipe == units.unit(n).choose_pipe(n, board["clock_mhz"]) == plans[n.name].core.pipe
     assert summary["cycles"] == {k: v[0] for k, v in want.items()}
     assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in summary["nodes"]} == want
     pred = perf.predict(g, board)
@@ -72,6 +72,8 @@ def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
         p = plans[n.name]
         if n.kind == "conv":
             assert mvu[n.name]["PIPE"] == p.core.pipe and mvu[n.name]["MULT"] == int(p.core.dsp2)
+        if n.kind == "scalemac":
+            assert f".PIPE({p.core.pipe})" in top
         if n.kind == "avgpool":
             assert f"cf::avgpool_thr<{n.inp.c}, {n.simd}," in \
                 (tmp_path / "hls" / "src" / "nodes" / f"{n.name}.h").read_text()

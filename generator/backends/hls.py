@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import escape, names, units
 from ..errors import BuildError
-from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_stream,
+from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_node, check_stream,
                   out_dim,
                   signed_bits)
 
@@ -137,12 +137,6 @@ def c_init(nested, fmt, per_line: int = 8, indent: int = 2) -> str:
     return rec(nested, 0)
 
 
-def _fits_signed(values, width: int, what: str) -> None:
-    v = np.asarray(values, dtype=np.int64)
-    if v.size and signed_bits(int(v.min()), int(v.max())) > width:
-        raise BuildError(f"{what}: values in [{v.min()}, {v.max()}] do not fit the IR's {width} signed bits")
-
-
 def _bits_of(values) -> int:
     v = np.asarray(values, dtype=np.int64)
     return signed_bits(int(v.min()), int(v.max())) if v.size else 1
@@ -245,64 +239,39 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     simd, pe = node.simd, node.pe
     up = units.plan(node)                       # legality, row taps, widener, cycles
     oh, ow = out_dim(i.h, k, st, pad), out_dim(i.w, k, st, pad)
-    if (o.h, o.w) != (oh, ow):
-        raise BuildError(f"{node.name}: output {o.h}x{o.w} but k{k} s{st} p{pad} on {i.h}x{i.w} gives {oh}x{ow}")
     mw, mh = k * k * i.c, o.c
     w = np.asarray(node.weights)
-    if w.shape != (mh, mw):
-        raise BuildError(f"{node.name}: weights shaped {w.shape}, expected {(mh, mw)}")
-    if node.acc_bits < 1:
-        raise BuildError(f"{node.name}: acc_bits missing in the IR")
     if node.matrix == "xnor":
-        if i.kind != "bit":
-            raise BuildError(f"{node.name}: xnor matrix needs a bit input stream, got {i.kind}")
-        if ((w != 0) & (w != 1)).any():
-            raise BuildError(f"{node.name}: xnor weights must be 0/1")
         dot = f"cf::XnorDot<{simd}, {mw}, {node.acc_bits}>"
         words = pack_matrix(w, 1, simd, pe)
         ww = simd
-    elif node.matrix == "int8":
-        if w.min() < -128 or w.max() > 127:
-            raise BuildError(f"{node.name}: int8 weights out of range")
+    else:
         # the folding's multiplier choice: dsp2 = two products per DSP48 (IntDot MULT 1,
         # packed weights in the 25-bit pre-adder); the integers are the same
         dsp2 = getattr(node, "mult", "dsp") == "dsp2"
-        if dsp2 and w.min() < -127:
-            raise BuildError(f"{node.name}: dsp2 multipliers need int8 weights in [-127, 127]")
         hint = ", 1" if dsp2 else ""
         dot = (f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, "
                f"{node.acc_bits}{hint}>")
         words = pack_matrix(w, 8, simd, pe)
         ww = 8 * simd
-    else:
-        raise BuildError(f"{node.name}: unknown matrix {node.matrix!r}")
     p.max_width = max(p.max_width, ww)
     nf = mh // pe
     wname, aname = f"{ident}_weights", f"{ident}_act"
     p.table(f"static const {rom_ctype(ww)} {wname}[{pe}][{(mw // simd) * nf}] = "
             + c_init(words, lambda x: rom_literal(x, ww)) + ";")
     if node.act == "threshold":
-        if o.kind != "bit":
-            raise BuildError(f"{node.name}: threshold activation needs a bit output stream")
-        if node.thr_bits < 1:
-            raise BuildError(f"{node.name}: thr_bits missing in the IR")
-        _fits_signed(node.thresholds, node.thr_bits, f"{node.name} thresholds")
         act_t = f"cf::ThresholdAct<{pe}, {nf}, {node.thr_bits}>"
         p.table(f"typedef {act_t} {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
                 f"  {c_init(per_lane(node.thresholds, pe), lambda x: srom_literal(x, node.thr_bits))},\n"
                 f"  {c_init(lane_bits(np.asarray(node.direction) > 0, pe), lambda x: rom_literal(x, pe))}}};")
         obits = 1
-    elif node.act == "relu_offset":
-        if o.kind == "bit":
-            raise BuildError(f"{node.name}: relu_offset activation needs an int/uint output stream")
+    else:
         off_bits = _bits_of(node.offset)
         act_t = f"cf::ReluOffsetAct<{pe}, {nf}, {node.frac_bits}, {off_bits}, {o.bits}>"
         p.table(f"typedef {act_t} {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
                 f"  {c_init(per_lane(node.offset, pe), lambda x: srom_literal(x, off_bits))},\n"
                 f"  {c_init(lane_bits(np.asarray(node.sign) > 0, pe), lambda x: rom_literal(x, pe))}}};")
         obits = o.bits
-    else:
-        raise BuildError(f"{node.name}: unknown activation {node.act!r}")
     p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={wname} complete dim=1",
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
@@ -333,11 +302,7 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
 def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
-    if i.kind != "bit" or o.kind != "bit" or i.c != o.c:
-        raise BuildError(f"{node.name}: max-pool maps bit streams of equal channels")
-    oh, ow = out_dim(i.h, node.k, node.stride, node.pad), out_dim(i.w, node.k, node.stride, node.pad)
-    if (o.h, o.w) != (oh, ow):
-        raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
+    oh, ow = o.h, o.w
     inv = np.zeros(i.c, np.uint8) if node.invert is None else np.asarray(node.invert)
     inv_word = pack_values(inv.astype(np.int64) & 1, 1)
     iname = f"{ident}_invert"
@@ -352,14 +317,7 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
 def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
-    if i.kind == "bit" or o.kind != "bit" or i.c != o.c:
-        raise BuildError(f"{node.name}: average pool maps an int/uint stream to a bit stream")
     oh, ow = out_dim(i.h, node.k, node.stride, node.pad), out_dim(i.w, node.k, node.stride, node.pad)
-    if (o.h, o.w) != (oh, ow):
-        raise BuildError(f"{node.name}: output {o.h}x{o.w}, expected {oh}x{ow}")
-    if node.sum_bits < 1 or node.thr_bits < 1:
-        raise BuildError(f"{node.name}: sum_bits/thr_bits missing in the IR")
-    _fits_signed(node.thresholds, node.thr_bits, f"{node.name} thresholds")
     up = units.plan(node)                   # lanes (node.simd): channels summed per beat
     lanes, cf = up.core.simd, up.core.cf
     aname = f"{ident}_act"
@@ -381,23 +339,9 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
     n, simd, pe = node.n, node.simd, node.pe
-    if (i.h, i.w) != (o.h, o.w):
-        raise BuildError(f"{node.name}: scale MAC keeps the spatial size")
-    if i.kind == "bit":
-        raise BuildError(f"{node.name}: scale MAC needs an int/uint input stream")
-    if i.c % n or i.c % simd or o.c % pe or not (n % simd == 0 or simd % n == 0):
-        raise BuildError(f"{node.name}: n {n} must divide C_in {i.c}, SIMD {simd} divide C_in and n "
-                         f"(or n divide SIMD), PE {pe} divide C_out {o.c}")
+    units.plan(node)                            # the folding's legality
     w = np.asarray(node.weights)
-    if w.shape != (o.c, i.c) or w.min() < -128 or w.max() > 127:
-        raise BuildError(f"{node.name}: weights must be int8 shaped {(o.c, i.c)}")
     scales = np.asarray(node.scales, dtype=np.int64)
-    if scales.shape != (i.c // n,) or scales.min() < 0 or int(scales.max()) >> node.scale_bits:
-        raise BuildError(f"{node.name}: {i.c // n} unsigned {node.scale_bits}-bit scales expected")
-    if node.group_bits < 1 or node.acc_bits < 1:
-        raise BuildError(f"{node.name}: group_bits/acc_bits missing in the IR")
-    if not node.relu and o.kind != "int":
-        raise BuildError(f"{node.name}: without ReLU the output stream must be 'int'")
     bias_bits = _bits_of(node.bias)
     nf, sf = o.c // pe, i.c // simd
     pname = f"{ident}_params"
@@ -429,8 +373,6 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
 def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
-    if (o.h, o.w) != (1, 1) or o.c != i.c or i.kind == "bit":
-        raise BuildError(f"{node.name}: global sum maps HxWxC ints to 1x1xC")
     p.calls.append(f"cf::global_sum<{i.c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {i.h * i.w}, "
                    f"{o.bits}>(in, out, reps);")
     p.summary = _timing(units.plan(node))
@@ -442,8 +384,11 @@ PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool,
 
 
 def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePlan:
+    """The node's HLS plan; its IR fields are checked once, by ir.check_node (also run by
+    Graph.validate for whole graphs), the folding by the unit plan."""
     _check_stream(node.inp, f"{node.name} input")
     _check_stream(node.out, f"{node.name} output")
+    check_node(node)
     try:
         planner = PLANNERS[node.kind]
     except KeyError:

@@ -215,6 +215,7 @@ def plan_scalemac(i: int, node, inp: str, tag: str) -> NodePlan:
         ("IB", c.ib), ("ISIGNED", int(c.isigned)), ("SIMD", c.simd), ("PE", c.pe),
         ("CI", c.ci), ("CO", c.co), ("N", c.n), ("SCW", c.scw), ("GW", c.gw),
         ("ZW", c.zw), ("BW", c.bw), ("OB", c.ob), ("RELU", int(c.relu)), ("FD", c.fd),
+        ("PIPE", c.pipe),
         ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", int(wmem.block)),
         ("SFILE", vstr(MEM_DIR + f"{tag}_s.hex")),
         ("BFILE", vstr(MEM_DIR + f"{tag}_b.hex"))],

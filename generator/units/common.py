@@ -66,6 +66,14 @@ class Memory:
         return self.depth * self.width * self.copies
 
 
+def in_block_ram(depth: int, width: int, rom: bool = True, block: bool = False) -> bool:
+    """Whether a memory ends up in block RAM (its read then starts with the RAM's clock-to-out):
+    a ram_style = "block" memory, or one the synthesis tool's mapping (the technology model)
+    puts there."""
+    from ..tech import xc7
+    return block or xc7.map_memory(depth, width, rom=rom, style="auto")["style"].startswith("RAMB")
+
+
 def out_fifo_depth(width: int, beats: int) -> int:
     """Depth of a matrix unit's output FIFO (cf_mvu / cf_scalemac FD) for `width`-bit pixels
     completed every `beats` input beats. Few beats per pixel need slack (8); a wide pixel

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import pipeline
 from ..ir import ConvNode, clog2, signed_bits
-from .common import (PIPE, Memory, Plan, Widen, check, divisors, illegal, out_fifo_depth,
-                     pixel_rate_cycles, replicate, rom_block, window)
+from .common import (PIPE, Memory, Plan, Widen, check, divisors, illegal, in_block_ram,
+                     out_fifo_depth, pixel_rate_cycles, replicate, rom_block, window)
 
 KIND = "conv"
 #: int8 multiplier styles both backends implement: 'dsp' one product per DSP48 (cf_mvu
@@ -182,7 +182,7 @@ def parameters(node: ConvNode) -> dict:
 def _weights_in_bram(node: ConvNode) -> bool:
     kd, pe, simd = node.K, node.pe, node.simd
     nw, width = (kd // simd) * (node.out.c // pe), pe * simd * (1 if node.matrix == "xnor" else 8)
-    return rom_block(nw, width)
+    return in_block_ram(nw, width, block=rom_block(nw, width))
 
 
 def choose_pipe(node: ConvNode, clock_mhz: float | None) -> int:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import pipeline
 from ..ir import ScaleMacNode, clog2, signed_bits, unsigned_bits
-from .common import (PIPE, Memory, Plan, check, divisors, illegal, out_fifo_depth,
+from .common import (PIPE, Memory, Plan, check, divisors, illegal, in_block_ram, out_fifo_depth,
                      pixel_rate_cycles, rom_block, window)
 
 KIND = "scalemac"
@@ -50,6 +51,7 @@ class ScaleMac:
     ob: int
     relu: bool
     fd: int
+    pipe: int = 0           # cf_scalemac PIPE: 1 = read register before the DSPs
 
     @property
     def sf(self) -> int:
@@ -95,8 +97,16 @@ class ScaleMac:
         return max(max(self.zw, self.bw), self.mw + clog2(self.ci // self.n + 1) + 1) + 1
 
 
+def choose_pipe(node: ScaleMacNode, clock_mhz: float | None) -> int:
+    """cf_scalemac PIPE for the node at its folding and the target clock."""
+    sf, nf = node.inp.c // node.simd, node.out.c // node.pe
+    depth, width = nf * sf, node.pe * node.simd * 8
+    return pipeline.smac_pipe(in_block_ram(depth, width, block=rom_block(depth, width)), clock_mhz)
+
+
 def plan(node: ScaleMacNode) -> Plan:
     s, o = node.inp, node.out
+    check(node.pipe in (0, 1), f"{node.name}: pipe {node.pipe!r:.20} must be 0 or 1")
     check(node.n >= 1 and s.c % node.n == 0,
           f"{node.name}: group size n={node.n} must divide C_in={s.c}")
     err = folding_error(node)
@@ -110,14 +120,14 @@ def plan(node: ScaleMacNode) -> Plan:
                     max(int(node.scale_bits), unsigned_bits(int(scales.max()))),
                     int(node.group_bits or 1), int(node.acc_bits or 1),
                     signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0))), o.bits,
-                    bool(node.relu), out_fifo_depth(o.beat_bits, sf * nf))
+                    bool(node.relu), out_fifo_depth(o.beat_bits, sf * nf), int(node.pipe))
     win = window(s, 1, 1, 0, node.simd, nf, 0, 1, node.name)
     mems = (Memory("weights", nf * sf, node.pe * node.simd * 8, rom=True,
                    block=rom_block(nf * sf, node.pe * node.simd * 8)),
             Memory("scales", sf, core.gpc * core.scw, rom=True),
             Memory("bias", nf, node.pe * core.bw, rom=True))
     return Plan(node.name, KIND, pixel_rate_cycles(o.h * o.w, sf * nf, s.h * s.w),
-                float(sf * nf), PIPE["swg"] + PIPE["smac"], win, None, core, mems, core.fd,
+                float(sf * nf), PIPE["swg"] + PIPE["smac"] + core.pipe, win, None, core, mems, core.fd,
                 o.beat_bits, o.h * o.w, node.pe)
 
 
