@@ -64,7 +64,7 @@ C = {
     "mvu_ctrl_lut": 30,             # fit: cf_mvu counters, credits, valid pipeline
     "mvu_ctrl_ff": 16,
     "swg_ctrl_lut": 95,             # fit: cf_swg window counters, address arithmetic
-    "swg_ctrl_ff": 45,
+    "swg_ctrl_ff": 67,             # fit; +22 measured when need/oldest became registers (cf_swg, NIN: 4,996 -> 5,241 FF over 11 units)
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
     "swg_mux_scale": 1.0,           # fit: cf_swg chunk multiplexer vs mux_luts()
     "swg_mux_scale_bram": 1.6,      # fit: NIN avgpool19 buffer in block RAM (64 x 3,264 bits, 32 chunks): select 1,390 LUT
