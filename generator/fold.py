@@ -187,6 +187,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
     the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
     styles = mult_styles(mult)
+    graph.validate()            # the IR once; the unit plans then check only the folding
     clock = as_board(board).clock_mhz
     capacity = {r: float(v) for r, v in as_board(board).resources.items()}
     budget = _budget(board, util)

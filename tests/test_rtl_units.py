@@ -23,6 +23,7 @@ from generator import rtlsim, tools, units
 from generator.backends import rtl
 from generator.ir import Stream
 from rtl_unit_tb import graphs as G
+from rtl_unit_tb.checks import assert_exact
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.sim
@@ -187,14 +188,6 @@ def run_graph(graph, out: Path, frames: int, full_range=False, simulator="verila
     rtl.render(graph, out, {"name": "test", "clock_mhz": 100})
     return rtlsim.run(out, frames=frames, simulator=simulator, tests=list(tests),
                       perf_frames=3, pattern_frames=1, seed=seed)
-
-
-def assert_exact(res):
-    bad = {k: v for k, v in res["per_node"].items() if v["mismatches"]}
-    failed = {k: t.get("message", "") for k, t in res["tests"].items() if not t["passed"]}
-    assert res["bit_exact"], f"mismatching streams {bad}; failed tests {failed}"
-    for name, v in res["per_node"].items():
-        assert v["beats"] > 0, f"stream {name} never moved"
 
 
 @pytest.mark.parametrize("name", list(UNIT_GRAPHS))

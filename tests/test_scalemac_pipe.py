@@ -22,6 +22,7 @@ from generator import rtlsim, tools, units
 from generator.backends import rtl
 from generator.ir import Stream
 from rtl_unit_tb import graphs as G
+from rtl_unit_tb.checks import assert_exact
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.sim
@@ -128,14 +129,6 @@ def _build(name, out: Path, pipe: int, fd: int | None = None) -> int:
 def _sim(out: Path, tests, simulator="verilator", frames=4):
     return rtlsim.run(out, frames=frames, simulator=simulator, tests=list(tests),
                       perf_frames=3, pattern_frames=1, seed=0)
-
-
-def assert_exact(res):
-    bad = {k: v for k, v in res["per_node"].items() if v["mismatches"]}
-    failed = {k: t.get("message", "") for k, t in res["tests"].items() if not t["passed"]}
-    assert res["bit_exact"], f"mismatching streams {bad}; failed tests {failed}"
-    for name, v in res["per_node"].items():
-        assert v["beats"] > 0, f"stream {name} never moved"
 
 
 @pytest.mark.parametrize("name,slot", [("chain", False), ("chain", True), ("par", False)],

@@ -26,7 +26,9 @@ def unit(node):
 
 
 def plan(node) -> Plan:
-    """The node at its folding (node.pe, node.simd, node.mult) as hardware."""
+    """The node at its folding (node.pe, node.simd, node.mult) as hardware. Its IR fields are
+    assumed checked (ir.check_node, run by Graph.validate before folding and rendering);
+    the plan checks the folding."""
     return unit(node).plan(node)
 
 

@@ -91,7 +91,6 @@ def plan(node: AvgPoolNode) -> Plan:
     s, o = node.inp, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
-    check(s.kind in ("int", "uint"), f"{node.name}: average-pool input must be int/uint")
     _, _, sw, tw = thresholds(node)
     kk = node.k * node.k
     core = AvgPool(s.c, node.simd, s.bits, s.kind == "int", kk, sw, tw, POOL_FIFO_DEPTH)

@@ -27,7 +27,6 @@ def plan(node: GlobalSumNode) -> Plan:
     s, o = node.inp, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
-    check(s.kind in ("int", "uint"), f"{node.name}: global sum input must be int/uint")
     core = GlobalSum(s.c, s.bits, s.kind == "int", s.h * s.w, o.bits, POOL_FIFO_DEPTH)
     # the sum leaves one cycle after the frame's last pixel, then the unit's pipeline
     return Plan(node.name, KIND, s.h * s.w, 1.0, 1 + PIPE["gsum"], None, None, core, (),

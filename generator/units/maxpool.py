@@ -41,7 +41,6 @@ def plan(node: MaxPoolNode) -> Plan:
     s, o = node.inp, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
-    check(s.kind == "bit", f"{node.name}: max-pool input must be a bit stream")
     inv = np.zeros(s.c, np.int64) if node.invert is None else np.asarray(node.invert).astype(np.int64)
     invv = int(sum(int(b & 1) << c for c, b in enumerate(inv)))
     kk = node.k * node.k
