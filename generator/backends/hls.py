@@ -275,7 +275,7 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={wname} complete dim=1",
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
-    pad_word = pack_values([node.pad_value] * i.c, i.bits)
+    pad_word = up.window.pad_pixel
     rows = up.window.row_taps
     if up.widen is not None:
         # tap-parallel: whole pixels (rows = 1) or whole window rows of k pixels (rows = k)
@@ -303,14 +303,14 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
     oh, ow = o.h, o.w
-    inv = np.zeros(i.c, np.uint8) if node.invert is None else np.asarray(node.invert)
-    inv_word = pack_values(inv.astype(np.int64) & 1, 1)
+    up = units.plan(node)
+    inv_word = up.core.invert                   # bit c: channel c pools inverted
     iname = f"{ident}_invert"
     p.table(f"static const {rom_ctype(i.c)} {iname} = {rom_literal(inv_word, i.c)};")
     # Out-of-image taps = invert: the identity of OR in the inverted domain.
     win = _window(p, node, "in", i.c, inv_word, node.k, node.stride, node.pad)
     p.calls.append(f"cf::maxpool_bin<{i.c}, {node.k}, {oh * ow}>({win}, out, {iname}, reps);")
-    p.summary = _timing(units.plan(node))
+    p.summary = _timing(up)
     return p
 
 
@@ -339,7 +339,7 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
     p = NodePlan(node, ident, depth)
     i, o = node.inp, node.out
     n, simd, pe = node.n, node.simd, node.pe
-    units.plan(node)                            # the folding's legality
+    up = units.plan(node)                       # the folding's legality
     w = np.asarray(node.weights)
     scales = np.asarray(node.scales, dtype=np.int64)
     bias_bits = _bits_of(node.bias)
@@ -366,7 +366,7 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
                    f"({src}, {y}, {pname}, reps);")
     _join(p, y, pe * o.bits, o.beat_bits, o.h * o.w)
     p.summary = {"n": n, "SIMD": simd, "PE": pe, "group_multiplies_per_output": i.c // n,
-                 **_timing(units.plan(node))}
+                 **_timing(up)}
     return p
 
 
