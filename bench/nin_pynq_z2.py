@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     if have_rtl and not args.no_sim:
         t0 = time.monotonic()
         try:
-            sh("-m", "generator.rtlsim", out, "--simulator", args.simulator, "--tests", "perf",
+            sh("-m", "generator.flows.rtlsim", out, "--simulator", args.simulator, "--tests", "perf",
                "--frames", args.frames, "--perf-frames", max(3, args.frames),
                timeout=args.sim_timeout)
         except subprocess.TimeoutExpired:
@@ -88,12 +88,12 @@ def main(argv=None) -> int:
         t0 = time.monotonic()
         try:
             # ABC9 of Yosys 0.23 aborts on these designs; plain ABC works
-            sh("-m", "generator.synth", out, "--no-abc9", "--timeout", args.synth_timeout,
+            sh("-m", "generator.flows.synth", out, "--no-abc9", "--timeout", args.synth_timeout,
                timeout=args.synth_timeout + 600)
         except subprocess.TimeoutExpired:
             print(f"synth: timed out after {args.synth_timeout:.0f} s")
         res["synth_s"] = round(time.monotonic() - t0, 1)
-    sh("-m", "generator.report", out)
+    sh("-m", "generator.flows.report", out)
     rep = json.loads((out / "report.json").read_text())
     meas = rep.get("measured", {})
     res["measured"] = meas

@@ -1,4 +1,4 @@
-"""Measured resources of a build folder: OUT/synth/resources.json from `python -m generator.synth`,
+"""Measured resources of a build folder: OUT/synth/resources.json from `python -m generator.flows.synth`,
 or (when that driver cannot parse Yosys 0.23's `stat -json` output) the same figures computed
 here from the files Yosys left in OUT/synth/."""
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _top_cells(path: Path, top: str) -> dict:
 
 
 def from_yosys_files(out: Path) -> dict:
-    from generator.tech.xc7 import count_cells
+    from generator.hw.tech.xc7 import count_cells
     syn = out / "synth"
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     top = man["top"]
@@ -75,7 +75,7 @@ def measure(out, abc9: bool = False, rerun: bool = False, timeout: float = 3600)
     if rj.is_file() and not rerun:
         return json.loads(rj.read_text())
     if rerun or not (out / "synth" / "stat.json").is_file():
-        cmd = [sys.executable, "-m", "generator.synth", str(out), "--timeout", str(timeout)]
+        cmd = [sys.executable, "-m", "generator.flows.synth", str(out), "--timeout", str(timeout)]
         if not abc9:
             cmd.append("--no-abc9")
         subprocess.run(cmd, capture_output=True, text=True,

@@ -1,10 +1,10 @@
-"""Benchmark: the timing estimate (generator/timing.py) of NIN CF-16 on a board.
+"""Benchmark: the timing estimate (generator/flows/timing.py) of NIN CF-16 on a board.
 
     python bench/timing_nin.py [--board pynq-z2] [--clock MHz] [--out DIR] [--ckpt CKPT]
     make -C bench timing-nin          (pynq-z2 at its 100 MHz)
 
 Builds NIN CF-16 (an untrained `init nin --cf 16` checkpoint unless --ckpt: timing does not
-depend on training), runs `python -m generator.timing` (Yosys 0.70 synth_xilinx -abc9 + sta
+depend on training), runs `python -m generator.flows.timing` (Yosys 0.70 synth_xilinx -abc9 + sta
 per unit, Artix-7 cell delays, no placement or routing; 0.6 / 0.9 ns per net, 0.3 ns clock
 uncertainty) and writes the per-unit worst paths, the implied clock and the frames/s at it
 to bench/results/timing_nin_<board>[_<clock>].json. One NIN run takes tens of minutes on two
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     if sh(*build):
         return 2
     t0 = time.monotonic()
-    if sh("-m", "generator.timing", out):
+    if sh("-m", "generator.flows.timing", out):
         return 2
     res = json.loads((out / "timing" / "timing.json").read_text())
     rep = json.loads((out / "report.json").read_text())["predicted"]

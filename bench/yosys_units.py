@@ -1,11 +1,11 @@
-"""Synthesize single cfgen RTL library units with Yosys (calibration of the cost model, generator/perf.py + generator/tech/xc7.py).
+"""Synthesize single cfgen RTL library units with Yosys (calibration of the cost model, generator/hw/perf.py + generator/hw/tech/xc7.py).
 
     python bench/yosys_units.py --mvu-sweep     cf_mvu XNOR datapath LUTs vs SIMD x PE
     python bench/yosys_units.py --popcount      a registered XNOR + popcount alone
     python bench/yosys_units.py MODULE '{params}' ['{MEMPARAM: [words, width]}']
 
 Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad -flatten`), with random
-memory contents of the right shape, and its cells are counted by generator/tech/xc7.py's count_cells, as generator/synth.py counts
+memory contents of the right shape, and its cells are counted by generator/hw/tech/xc7.py's count_cells, as generator/flows/synth.py counts
 them. Results are cached in $CFGEN_YOSYS_CACHE (default /tmp/cfgen_yosys_units).
 `synth_build_units(OUT)` synthesizes every unit of a build folder this way (in parallel).
 """
@@ -25,7 +25,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from generator.tech.xc7 import count_cells  # noqa: E402  (the one cell counter)
+from generator.hw.tech.xc7 import count_cells  # noqa: E402  (the one cell counter)
 
 RTL = REPO / "rtl"
 CACHE = Path(os.environ.get("CFGEN_YOSYS_CACHE", Path(tempfile.gettempdir()) / "cfgen_yosys_units"))

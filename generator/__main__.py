@@ -1,6 +1,6 @@
 import sys
 
-from . import signals
+from .core import signals
 
 signals.install()  # before the CLI imports torch: a signal during start-up is handled too
 try:

@@ -9,21 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import escape, golden, signals
+from .core import paths
+from .core import escape, signals
+from .hw import golden
 from .backends import hls as hls_backend
 from .backends import host as host_backend
 from .backends import rtl as rtl_backend
-from .boards import load_board
-from .errors import BuildError
-from .fold import budget_refusal, fold, fold_table, fold_warnings, load_folding
-from .report import group_scale_record
-from .report import render as render_report
-from .ir import Graph
-from .lower import lower
-from .outdir import BuildFolder, check_output_path
-from .streams import write_hex
+from .hw.boards import load_board
+from .core.errors import BuildError
+from .hw.fold import budget_refusal, fold, fold_table, fold_warnings, load_folding
+from .flows.report import group_scale_record
+from .flows.report import render as render_report
+from .hw.ir import Graph
+from .hw.lower import lower
+from .core.outdir import BuildFolder, check_output_path
+from .hw.streams import write_hex
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = paths.TEMPLATES
 
 
 def test_images(graph: Graph, data: str, frames: int, data_dir: str | None, seed: int = 0):
@@ -32,7 +34,7 @@ def test_images(graph: Graph, data: str, frames: int, data_dir: str | None, seed
         rng = np.random.default_rng(seed)
         s = graph.input
         return rng.integers(0, 256, (frames, s.c, s.h, s.w), dtype=np.uint8), None
-    from .data import load_dataset
+    from .model.data import load_dataset
     ds = load_dataset(data, data_dir)
     images, labels = ds.test.images[:frames], ds.test.labels[:frames]
     s = graph.input
@@ -160,7 +162,7 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     board = load_board(board_name)
     if clock_mhz:
         board = board.with_clock(clock_mhz)       # --clock overrides the board's clock
-    from .qonnx_io import load_model_file   # .pt checkpoint or .onnx (QONNX) file
+    from .model.qonnx_io import load_model_file  # .pt checkpoint or .onnx (QONNX) file
     ckpt = load_model_file(checkpoint)
     log(f"[1/5] lowering {checkpoint} ({ckpt.spec['name']}) to the hardware graph")
     graph = lower(ckpt)

@@ -2,7 +2,7 @@
 
 Each subcommand lives in generator/commands/<name>.py with add_parser(sub) and run(args).
 User errors (CfgenError) print one line and exit 2; SIGINT / SIGTERM / SIGHUP exit 128 + the
-signal number after every staged output is removed (generator/signals.py).
+signal number after every staged output is removed (generator/core/signals.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .entry import OneLineParser, run_main
+from .core.entry import OneLineParser, run_main
 
 COMMANDS = ("init", "train", "eval", "convert", "build", "import", "export")
 # subcommands whose module name differs (`import` is a Python keyword)

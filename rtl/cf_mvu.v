@@ -32,7 +32,7 @@
 //         [p*(TW+1) +: TW+1] = {flag, value}.
 // Output: one beat per output pixel, channel o at [o*OB +: OB].
 //
-// PIPE (timing, chosen from the target clock by generator/pipeline.py): 0 = as below;
+// PIPE (timing, chosen from the target clock by generator/hw/pipeline.py): 0 = as below;
 //         1 = one more register stage after the weight / parameter read (the block RAM
 //         output register: its 2.45 ns clock-to-out no longer starts the dot product);
 //         2 = 1 plus, for xnor, the popcount split into registered partial counts of

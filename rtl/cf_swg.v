@@ -30,7 +30,7 @@
 // need and oldest + DEPTH are registers of the current window, stepped from
 // registers when the window origin moves, so each check is one compare (no
 // origin -> clamp -> *W -> compare -> issue path: 12-14 ns at 0.9 ns/net in
-// generator/timing.py, now <= 8.3 ns). wcnt counts every write since reset;
+// generator/flows/timing.py, now <= 8.3 ns). wcnt counts every write since reset;
 // it and the bounds wrap modulo 2^QW and compare as signed differences (the
 // writer may run into the next frame, or stay behind when trailing
 // rows/columns are unused by any window).

@@ -22,7 +22,7 @@
 // cycle it is moved into an empty hold, otherwise one cycle after the move.
 // Cycles per window with an input beat every cycle and the output always
 // ready (M = R*SF input beats, N = NF*SF output beats): N when N > M, M when
-// N < M, and alternately M and M+1 when N = M (generator/units/common.py, Widen).
+// N < M, and alternately M and M+1 when N = M (generator/hw/units/common.py, Widen).
 `default_nettype none
 module cf_widen #(
     parameter IW = 8,

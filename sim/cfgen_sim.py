@@ -1,19 +1,19 @@
 """cocotb test module for a cfgen RTL build (copied to OUT/sim/ by generator.backends.rtl;
-run by `python -m generator.rtlsim OUT`, which builds OUT/sim/cfgen_tb.v around OUT/rtl/).
+run by `python -m generator.flows.rtlsim OUT`, which builds OUT/sim/cfgen_tb.v around OUT/rtl/).
 
 The DUT wrapper (cfgen_tb) checks every node's output stream against the golden vectors
 in hardware (cf_check instances), so the only per-cycle Python work is the AXI-stream
 source/sink of cocotbext-axi. Each test also compares the AXI output frames here, beat
-by beat, and writes OUT/sim/parts/<test>.json, which generator.rtlsim merges into
+by beat, and writes OUT/sim/parts/<test>.json, which generator.flows.rtlsim merges into
 OUT/sim/results.json.
 
-Run-time options (environment, set by generator.rtlsim):
+Run-time options (environment, set by generator.flows.rtlsim):
   CFGEN_FRAMES         frames for the random-stall test (default 10)
   CFGEN_SEED           random seed (default 1)
   CFGEN_PERF_FRAMES    back-to-back frames for the interval measurement (default 4)
   CFGEN_PATTERN_FRAMES frames per back-pressure pattern (default 2)
 
-generator.rtlsim checks the vector files before the simulator starts (generator/vectorcheck.py);
+generator.flows.rtlsim checks the vector files before the simulator starts (generator/flows/vectorcheck.py);
 the module-level checks below only stop a hand-started run with a plain message.
 """
 
@@ -58,7 +58,7 @@ VEC_FRAMES = len(_IN) // IN_BEATS
 if VEC_FRAMES < 1 or len(_IN) % IN_BEATS or len(_EXP) != VEC_FRAMES * OUT_BEATS:
     raise RuntimeError(f"vectors/: {len(_IN)} input beats ({IN_BEATS} per frame) and {len(_EXP)} "
                        f"output beats ({OUT_BEATS} per frame) are not the same whole frames: "
-                       f"run python -m generator.rtlsim, which checks them")
+                       f"run python -m generator.flows.rtlsim, which checks them")
 INPUT_FRAMES = [_IN[f * IN_BEATS:(f + 1) * IN_BEATS] for f in range(VEC_FRAMES)]
 EXPECTED = [_EXP[f * OUT_BEATS:(f + 1) * OUT_BEATS] for f in range(VEC_FRAMES)]
 # generous per-frame time limit: 8x the ideal interval plus slack for stalls

@@ -53,7 +53,7 @@ def nin_cf16(tmp_path_factory) -> Path:
 def yowasp_warm(tmp_path_factory):
     """Compile yosys.wasm once per machine (a cold cache costs minutes, reported), under a
     lock shared by the pytest-xdist workers so that two test files never compile it twice."""
-    from generator import timing
+    from generator.flows import timing
 
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -1,4 +1,4 @@
-"""generator/boards.py: the typed, frozen Board with every default resolved once, and the
+"""generator/hw/boards.py: the typed, frozen Board with every default resolved once, and the
 consumers that read it (HLS / RTL / host backends, folding, performance model, package)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import fold, perf
+from generator.hw import fold, perf
 from generator.backends import hls, host, rtl
-from generator.boards import (OPTIONAL, PARTIAL_DEFAULTS, REQUIRED, Board, as_board, board_names,
+from generator.hw.boards import (OPTIONAL, PARTIAL_DEFAULTS, REQUIRED, Board, as_board, board_names,
                               load_board)
-from generator.errors import BuildError
+from generator.core.errors import BuildError
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))

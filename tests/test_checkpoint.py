@@ -1,4 +1,4 @@
-"""Checkpoint format (generator/checkpoint.py): round trip, weights_only loading, refusals."""
+"""Checkpoint format (generator/model/checkpoint.py): round trip, weights_only loading, refusals."""
 
 import os
 import subprocess
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from generator import checkpoint as C
+from generator.model import checkpoint as C
 from generator.cli import main
 from generator.commands.init import init_model
-from generator.errors import CheckpointError
+from generator.core.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parent.parent
 

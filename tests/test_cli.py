@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from generator.checkpoint import load_checkpoint, save_checkpoint
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
 from generator.cli import main
 from generator.commands.init import init_model
-from generator.quant import group_scales
+from generator.model.quant import group_scales
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

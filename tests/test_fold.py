@@ -1,4 +1,4 @@
-"""Folding (generator/fold.py) and the analytic model (generator/perf.py).
+"""Folding (generator/hw/fold.py) and the analytic model (generator/hw/perf.py).
 
 Fast tests: legality and its one-line errors, the three folding modes, round trips through a
 folding file, the memory-mapping rules, the multiplier options, NIN CF-16 on pynq-z2.
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import fold, perf, units
-from generator.tech import xc7
-from generator.errors import BuildError
-from generator.ir import Graph
+from generator.hw import fold, perf, units
+from generator.hw.tech import xc7
+from generator.core.errors import BuildError
+from generator.hw.ir import Graph
 
 from rtl_unit_tb import graphs as G
 
@@ -283,9 +283,9 @@ def test_nin_cf16_pynq_z2(tmp_path):
     """NIN CF-16 on pynq-z2: the default folding fits the budget, the first layer's DSP
     budget is respected, and --fps 1000 gives a slower, smaller design."""
     from conftest import run_cli
-    from generator.boards import load_board
-    from generator.checkpoint import load_checkpoint
-    from generator.lower import lower
+    from generator.hw.boards import load_board
+    from generator.model.checkpoint import load_checkpoint
+    from generator.hw.lower import lower
 
     ck = tmp_path / "nin.pt"
     run_cli("init", "nin", "--cf", "16", "-o", ck)
@@ -303,7 +303,7 @@ def test_nin_cf16_pynq_z2(tmp_path):
 # --------------------------------------------------------------------------- against the tools
 
 def _tools_or_skip():
-    from generator import tools
+    from generator.core import tools
     try:
         tools.yosys()
         tools.iverilog()
@@ -328,7 +328,7 @@ def test_model_agrees_with_rtlsim_and_yosys(name, tmp_path):
     """Predicted interval within 5 % of the RTL simulation, latency within 15 %, LUT and FF
     within 15 % of Yosys, BRAM36 and DSP within 15 % (or one unit)."""
     _tools_or_skip()
-    from generator import rtlsim, synth
+    from generator.flows import rtlsim, synth
     from generator.backends import rtl
 
     g = chain(FOLDINGS[name])
@@ -387,7 +387,7 @@ def test_build_refuses_an_over_budget_model_and_over_budget_builds_it(tmp_path, 
 
 
 def test_folding_prefers_foldings_that_meet_the_clock():
-    from generator import pipeline
+    from generator.hw import pipeline
 
     # the model's dot-product path, fitted to the NIN estimate: 15 partial counts of 32 bits
     # (conv4 at SIMD 480) miss 10 ns even at PIPE 2, 3 of them (SIMD 96) do not

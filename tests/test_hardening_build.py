@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator import cli
-from generator import spec as specmod
-from generator.checkpoint import save_checkpoint
-from generator.model import CFNet, calibrate_batchnorm, pixels_to_input
-from generator.outdir import MARKER
+from generator.model import spec as specmod
+from generator.model.checkpoint import save_checkpoint
+from generator.model.network import CFNet, calibrate_batchnorm, pixels_to_input
+from generator.core.outdir import MARKER
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD = json.loads((REPO / "boards" / "pynq-z2.json").read_text())
@@ -98,7 +98,7 @@ def test_bad_numeric_and_choice_options(tmp_path, capsys, ckpt, opt, value, matc
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers()))
 def test_fps_is_refused_or_used(tmp_path_factory, ckpt, fps):
     from generator.build import check_options
-    from generator.errors import BuildError
+    from generator.core.errors import BuildError
     ok = isinstance(fps, (int, float)) and fps == fps and 0 < fps <= 1e9
     if ok:
         check_options(1, fps, 0)
@@ -284,7 +284,7 @@ def test_deeply_nested_spec_inside_a_checkpoint(tmp_path, capsys, ckpt):
 
 def _start_build(tmp_path, ckpt, out, frames=30000):
     # No .pyc: modules imported after the staging folder is made are compiled from source,
-    # where a SIGTERM used to be swallowed (the constant folding case in generator/signals.py).
+    # where a SIGTERM used to be swallowed (the constant folding case in generator/core/signals.py).
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     return subprocess.Popen([sys.executable, "-m", "generator", "build", str(ckpt), "--board",
                              "pynq-z2", "-o", str(out), "--frames", str(frames)], cwd=tmp_path,
@@ -317,7 +317,7 @@ def test_signal_during_build_leaves_nothing(tmp_path, ckpt, sig):
 
 _FOLDING_SCRIPT = """
 import signal, sys
-from generator import signals
+from generator.core import signals
 signal.signal(signal.SIGALRM, signals._raise)
 source = "\\n".join(f"x{i} = 2**62" for i in range(100_000))
 signal.setitimer(signal.ITIMER_REAL, 0.02)       # lands while compile() parses and folds
@@ -340,7 +340,7 @@ def test_a_signal_during_constant_folding_is_not_swallowed():
 
 
 def test_a_swallowed_signal_still_cancels_the_build(tmp_path, capsys, ckpt):
-    from generator import signals
+    from generator.core import signals
     try:
         signals._raise(signal.SIGTERM, None)     # received, its exception lost on the way
     except signals.Terminated:
@@ -356,7 +356,7 @@ def test_a_swallowed_signal_still_cancels_the_build(tmp_path, capsys, ckpt):
 
 @pytest.mark.parametrize("force", [False, True])
 def test_a_signal_during_the_swap_never_tears_it(tmp_path, capsys, ckpt, monkeypatch, force):
-    from generator import outdir, signals
+    from generator.core import outdir, signals
     out = tmp_path / "out"
     if force:
         assert run(["build", ckpt, "--board", "pynq-z2", "-o", out, "--frames", 2], capsys)[0] == 0

@@ -475,8 +475,8 @@ def _cifar_dir(tmp_path, test_obj, protocol=2, train_obj=None) -> Path:
 
 def _load_paths(folder: Path):
     """Every way a CIFAR-10 batch gets loaded: driver, generator (test and train), notebook."""
-    from generator import data
-    from generator.errors import DataError
+    from generator.model import data
+    from generator.core.errors import DataError
     yield "driver", drv.DataFileError, lambda: drv.cifar.load_test_batch(folder / "test_batch", 4)
     yield "generator", DataError, lambda: data.load_dataset("cifar10", str(folder.parent))
     yield "generator-test-only", DataError, lambda: data.load_cifar10(str(folder), train=False)
@@ -493,8 +493,8 @@ def test_crafted_pickles_refused_everywhere(tmp_path, protocol):
             assert not marker.exists(), (what, path)
         # the same evil object in a training batch (test_batch fine)
         folder = _cifar_dir(tmp_path, _good_batch(), protocol, train_obj=obj)
-        from generator import data
-        from generator.errors import DataError
+        from generator.model import data
+        from generator.core.errors import DataError
         raises_one_line(DataError, data.load_dataset, "cifar10", str(folder))
         assert not marker.exists()
 
@@ -507,7 +507,7 @@ def test_good_batches_load_the_same_everywhere(tmp_path, protocol):
     x, y = drv.cifar.load_test_batch(folder / "test_batch")
     want = good[b"data"].reshape(-1, 3, 32, 32)
     assert np.array_equal(x, want.transpose(0, 2, 3, 1)) and y.tolist() == good[b"labels"]
-    from generator import data
+    from generator.model import data
     ds = data.load_dataset("cifar10", str(folder))
     assert np.array_equal(ds.test.images, want) and ds.test.labels.tolist() == good[b"labels"]
     assert len(ds.train.images) == 25  # five data_batch_i of 5 images
@@ -523,8 +523,8 @@ def test_good_batches_load_the_same_everywhere(tmp_path, protocol):
 def test_malformed_batches(tmp_path, raw):
     (tmp_path / "test_batch").write_bytes(raw)
     raises_one_line(drv.DataFileError, drv.cifar.read_batch, tmp_path / "test_batch")
-    from generator import data
-    from generator.errors import DataError
+    from generator.model import data
+    from generator.core.errors import DataError
     raises_one_line(DataError, data.load_cifar10, str(tmp_path), train=False)
 
 
@@ -538,7 +538,7 @@ def _percent_cells(text: str):
 
 def test_notebook_cifar_cell_refuses_crafted_pickle(build, tmp_path, monkeypatch):
     """The generated notebook's own code: cell 1 (open) and cell 2 (images) with a CIFAR dir."""
-    from generator.notebook import render_notebook_text
+    from generator.flows.notebook import render_notebook_text
     text = render_notebook_text(drv.load_meta(build), package=False)
     assert "pickle.load" not in text and "import pickle" not in text
     code = [body for kind, body in _percent_cells(text) if kind == "code"]
@@ -570,7 +570,7 @@ def test_notebook_cifar_cell_refuses_crafted_pickle(build, tmp_path, monkeypatch
 
 
 def test_notebook_frames_setting(build):
-    from generator.notebook import render_notebook_text
+    from generator.flows.notebook import render_notebook_text
     code = [b for k, b in _percent_cells(render_notebook_text(drv.load_meta(build), package=True)) if k == "code"]
     src = code[0].split("MAX_FRAMES =")[0]
     ns = {}
@@ -613,7 +613,7 @@ def md_code_shows(s: str) -> str:
 
 
 def _judge(kind: str, s: str, want: str):
-    from generator.escape import one_line
+    from generator.core.escape import one_line
     if kind == "py":
         assert ast.literal_eval(s) == want, (s, want)
     elif kind == "md":
@@ -666,14 +666,14 @@ def _meta_with(meta, name, board, classes=None):
 
 
 def _render_readme(meta, build_dir, safe="safe"):
-    from generator.notebook import jinja_env
+    from generator.flows.notebook import jinja_env
     return jinja_env().get_template("README.md.j2").render(
         meta=meta, complete=False, missing=["no bitstream (.bit): run `make bitstream`"], bitfile="cf_digits.bit",
         hwhfile="cf_digits.hwh", build_dir=build_dir, created="2026-01-01T00:00:00", safe_name=safe)
 
 
 def check_all_renderings(meta, name: str, board: str, path: str):
-    from generator.notebook import notebook_from_percent, render_notebook_text
+    from generator.flows.notebook import notebook_from_percent, render_notebook_text
     import nbformat
     classes = [f"{name}{i}" for i in range(10)]
     ph = {"QQNAMEQQ": name, "QQBOARDQQ": board, "/QQDIRQQ": path}
@@ -724,7 +724,7 @@ def test_package_cli_with_nasty_model_name_and_folder(build, tmp_path, name):
     g = json.loads((out / "graph.json").read_text())
     g["name"] = name
     (out / "graph.json").write_text(json.dumps(g))
-    r = cli("generator.package", out)
+    r = cli("generator.flows.package", out)
     assert r.returncode == 0, r.stderr
     pkg = out / "package"
     m = json.loads((pkg / "cfgen_meta.json").read_text())
@@ -762,7 +762,7 @@ def pkg_build(build, tmp_path_factory):
 
 @pytest.mark.parametrize("names", BAD_CLASS_NAMES, ids=range(len(BAD_CLASS_NAMES)))
 def test_package_class_names_checked(pkg_build, names, capsys):
-    from generator import package
+    from generator.flows import package
     before = snapshot(pkg_build)
     assert package.main([str(pkg_build), "--class-names", names]) == 2
     err = capsys.readouterr().err.strip()
@@ -773,10 +773,10 @@ def test_package_class_names_checked(pkg_build, names, capsys):
 
 def test_package_class_names_subprocess_and_good(pkg_build):
     before = snapshot(pkg_build)
-    assert_cli_refused(cli("generator.package", pkg_build, "--class-names", "a b,1,2,3,4,5,6,7,8,9"), "class name")
+    assert_cli_refused(cli("generator.flows.package", pkg_build, "--class-names", "a b,1,2,3,4,5,6,7,8,9"), "class name")
     assert snapshot(pkg_build) == before
     good = "zero,one,two,three,four,five,six,seven,eight,nine"
-    r = cli("generator.package", pkg_build, "--class-names", good)
+    r = cli("generator.flows.package", pkg_build, "--class-names", good)
     assert r.returncode == 0, r.stderr
     assert json.loads((pkg_build / "package" / "cfgen_meta.json").read_text())["class_names"] == good.split(",")
 
@@ -807,13 +807,13 @@ def test_package_cli_damaged_build(build, tmp_path, damage):
     out = clone_build(build, tmp_path / "out")
     PACKAGE_DAMAGE[damage](out)
     before = snapshot(tmp_path)
-    assert_cli_refused(cli("generator.package", out))
+    assert_cli_refused(cli("generator.flows.package", out))
     assert snapshot(tmp_path) == before
 
 
 def test_package_strict_leaves_nothing(pkg_build):
     before = snapshot(pkg_build)
-    assert_cli_refused(cli("generator.package", pkg_build, "--strict"), "strict")
+    assert_cli_refused(cli("generator.flows.package", pkg_build, "--strict"), "strict")
     assert snapshot(pkg_build) == before
 
 
@@ -824,7 +824,7 @@ BAD_NOTEBOOK_ARGS = [["--frames", "-5"], ["--frames", "0"], ["--frames", "nan"],
 
 @pytest.mark.parametrize("args", BAD_NOTEBOOK_ARGS, ids=" ".join)
 def test_notebook_cli_numeric_options(pkg_build, args, capsys):
-    from generator import notebook
+    from generator.flows import notebook
     before = snapshot(pkg_build)
     with pytest.raises(SystemExit) as info:
         notebook.main([str(pkg_build), *args])
@@ -835,14 +835,14 @@ def test_notebook_cli_numeric_options(pkg_build, args, capsys):
 
 
 def test_notebook_cli_subprocess_and_api(pkg_build, tmp_path):
-    assert_cli_refused(cli("generator.notebook", pkg_build, "--frames", "-5"), "frames")
-    assert_cli_refused(cli("generator.notebook", tmp_path), "not a cfgen build folder")
-    from generator import notebook
-    from generator.errors import BuildError
+    assert_cli_refused(cli("generator.flows.notebook", pkg_build, "--frames", "-5"), "frames")
+    assert_cli_refused(cli("generator.flows.notebook", tmp_path), "not a cfgen build folder")
+    from generator.flows import notebook
+    from generator.core.errors import BuildError
     for kw in ({"frames": 0}, {"frames": -1}, {"frames": 2.5}, {"timeout": float("nan")}, {"backend": "x"}):
         raises_one_line(BuildError, notebook.run, pkg_build, **kw)
     out = clone_build(pkg_build, tmp_path / "out")
     (out / "host" / "cfgen_meta.json").write_text('{"format": "cfgen-host-meta", "version": 1}')
     before = snapshot(out)
-    assert_cli_refused(cli("generator.notebook", out), "cfgen_meta.json")
+    assert_cli_refused(cli("generator.flows.notebook", out), "cfgen_meta.json")
     assert snapshot(out) == before

@@ -26,11 +26,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import checkpoint as C
+from generator.model import checkpoint as C
 from generator.cli import main, make_parser
 from generator.commands.init import init_model
-from generator.errors import CheckpointError
-from generator.train import TrainConfig, state_path, train
+from generator.core.errors import CheckpointError
+from generator.model.train import TrainConfig, state_path, train
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -173,7 +173,7 @@ def test_milestones_beyond_the_run(argv, match, tmp_path, capsys):
 def test_train_options_parse_into_range_or_refuse_in_one_line(value, option, capsys):
     """Property: any text either parses to a value inside the documented range, or the
     parser exits 2 with exactly one error line."""
-    from generator.train import LIMITS
+    from generator.model.train import LIMITS
 
     capsys.readouterr()
     try:
@@ -203,7 +203,7 @@ def test_usage_errors_are_one_line(capsys, tmp_path):
 
 
 def test_api_refuses_bad_numbers_too(tmp_path):
-    from generator.errors import CfgenError
+    from generator.core.errors import CfgenError
 
     with pytest.raises(CfgenError, match=r"--calib-batches must be an integer in \[1, 1000\]"):
         init_model("digits", 2, calib_batches=-2)
@@ -542,8 +542,8 @@ def test_malformed_cifar_batches(kind, good_ckpt, tmp_path, capsys):
 
 
 def test_split_from_batch_refuses_empty_and_odd_batches():
-    from generator.data import split_from_batch
-    from generator.errors import DataError
+    from generator.model.data import split_from_batch
+    from generator.core.errors import DataError
 
     with pytest.raises(DataError, match=r"'data' has shape \(0, 3072\), expected \(N, 3072\) "
                                         r"with N >= 1"):
@@ -679,7 +679,7 @@ def test_damaged_state_archives(run_state, tmp_path, capsys):
 # ----------------------------------------------------------------------------- train --from
 
 def _spec_variant(tmp_path, change) -> Path:
-    spec = json.loads((REPO / "generator" / "zoo" / "digits.json").read_text())
+    spec = json.loads((REPO / "generator" / "model" / "zoo" / "digits.json").read_text())
     change(spec)
     path = tmp_path / "variant" / "digits.json"
     path.parent.mkdir(exist_ok=True)

@@ -24,14 +24,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import escape
-from generator import spec as specmod
-from generator.boards import load_board
+from generator.core import escape
+from generator.model import spec as specmod
+from generator.hw.boards import load_board
 from generator.build import build, render_project_files
-from generator.checkpoint import load_checkpoint, save_checkpoint
-from generator.errors import BuildError, CheckpointError, SpecError
-from generator.model import CFNet, calibrate_batchnorm, pixels_to_input
-from generator.names import NAME_RE
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
+from generator.core.errors import BuildError, CheckpointError, SpecError
+from generator.model.network import CFNet, calibrate_batchnorm, pixels_to_input
+from generator.core.names import NAME_RE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -224,7 +224,7 @@ def test_makefile_from_a_hostile_interpreter_path_runs_only_that_interpreter(tmp
     proc = subprocess.run(["make", "-C", str(out), "csim"], capture_output=True, text=True, timeout=60,
                           env=env)
     assert proc.returncode == 0, proc.stderr
-    assert (weird / "argv").read_text().split("\n")[:4] == ["-m", "generator.csim", ".", "--frames"]
+    assert (weird / "argv").read_text().split("\n")[:4] == ["-m", "generator.flows.csim", ".", "--frames"]
     help_out = subprocess.run(["make", "-C", str(out), "help"], capture_output=True, text=True,
                               timeout=60)
     assert help_out.returncode == 0 and "PWN" in help_out.stdout

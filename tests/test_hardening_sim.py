@@ -1,9 +1,9 @@
 """Hardening of the simulation drivers and of the AXI-stream input (issue 11).
 
-1. `python -m generator.csim` / `python -m generator.rtlsim` check every vector file and
+1. `python -m generator.flows.csim` / `python -m generator.flows.rtlsim` check every vector file and
    numeric option before a compiler or simulator starts: each fault below must give exit 2,
    exactly one `error: ...` line on stderr, no traceback, and leave the build folder as it
-   was (generator/vectorcheck.py).
+   was (generator/flows/vectorcheck.py).
 2. Input TLAST resynchronisation (docs/CONTRACT.md) on a small design (8x8x3 conv -> 2x2
    max-pool): the RTL in cocotb (short, long, one-beat and multi-frame packets between good
    frames; the interval unchanged) and the HLS top in C simulation, which must also be able
@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import csim, rtlsim, tools
+from generator.flows import csim, rtlsim
+from generator.core import tools
 from generator.backends import hls, rtl
-from generator.ir import Stream
+from generator.hw.ir import Stream
 from rtl_unit_tb import graphs as G
 
 REPO = Path(__file__).resolve().parent.parent
@@ -202,7 +203,7 @@ def test_bad_options_one_error_line(tiny, tmp_path, capsys, driver, opts):
 
 
 def test_api_range_checks(tiny):
-    from generator.errors import CfgenError
+    from generator.core.errors import CfgenError
     for kw in ({"frames": 0}, {"frames": 10**12}, {"batch": 0}, {"frames": True}):
         with pytest.raises(CfgenError):
             csim.run_csim(tiny, **kw)
@@ -219,7 +220,7 @@ def test_good_folder_passes_the_checks(tiny):
     assert have == FRAMES
 
 
-@pytest.mark.parametrize("module", ["generator.csim", "generator.rtlsim"])
+@pytest.mark.parametrize("module", ["generator.flows.csim", "generator.flows.rtlsim"])
 def test_truncated_input_command_line(tiny, tmp_path, module):
     """The issue's case as a user runs it (`make csim FRAMES=2` runs this command): 1.56
     frames of input.hex is an error, not 'BIT EXACT, 1 frames'."""
@@ -274,7 +275,7 @@ def test_hls_tlast_resync(tiny):
 @pytest.mark.hls
 def test_hls_tlast_check_can_fail(tiny, tmp_path):
     """A top whose input adapter ignores TLAST (the old behaviour) fails the check."""
-    from generator.errors import CfgenError
+    from generator.core.errors import CfgenError
     out = _copy(tiny, tmp_path / "old")
     hdr = out / "hls" / "include" / "cf_axis.h"
     text = hdr.read_text()

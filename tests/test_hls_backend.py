@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import csim
-from generator import units
+from generator.flows import csim
+from generator.hw import units
 from generator.backends import hls
-from generator.errors import BuildError
-from generator.ir import Graph, Stream
+from generator.core.errors import BuildError
+from generator.hw.ir import Graph, Stream
 
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))
 import hls_graphs as graphs  # noqa: E402
@@ -225,7 +225,7 @@ def test_tap_parallel_chain_bit_exact(tmp_path, simd1, simd2):
 def test_row_taps_rule():
     """units.conv.row_taps (both backends' TAPS): k for a tap-parallel conv (SIMD = m*C_in, m > 1)
     with m % k == 0, k > 1 and NF*SF < k*k, else 1."""
-    from generator.ir import ConvNode
+    from generator.hw.ir import ConvNode
 
     def node(c, k, simd, pe=4):
         return ConvNode(name="c", inp=Stream(8, 8, c, "bit", 1), out=Stream(8, 8, 4, "bit", 1), pe=pe, simd=simd,
@@ -266,7 +266,7 @@ def test_e2e_digits_cf4(tmp_path):
     out = tmp_path / "build"
     _cli("build", str(tmp_path / "x.pt"), "--board", "pynq-z2", "-o", str(out), "--data", "digits",
          "--frames", "24", cwd=REPO)
-    r = subprocess.run([sys.executable, "-m", "generator.csim", str(out), "--frames", "24", "--werror"], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "generator.flows.csim", str(out), "--frames", "24", "--werror"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "BIT EXACT" in r.stdout

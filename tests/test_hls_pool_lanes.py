@@ -160,7 +160,7 @@ CASES = _cases()
 
 
 def _tools():
-    from generator.csim import find_ap_types, find_cxx
+    from generator.flows.csim import find_ap_types, find_cxx
     return find_cxx(), find_ap_types()
 
 

@@ -1,4 +1,4 @@
-"""C-simulation unit tests of the HLS header library (hls/*.h) against generator/golden.py.
+"""C-simulation unit tests of the HLS header library (hls/*.h) against generator/hw/golden.py.
 
 Every case is a small configuration of one unit (random shapes, k 1..5, stride 1..3,
 padding, PE/SIMD foldings, widths above 64 bits) fed random frames; its output must equal
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import golden
+from generator.hw import golden
 from generator.backends import hls
-from generator.ir import Stream
-from generator.streams import from_beats, to_beats
+from generator.hw.ir import Stream
+from generator.hw.streams import from_beats, to_beats
 
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))
 import hls_graphs as graphs  # noqa: E402
@@ -451,12 +451,12 @@ CASES = _cases()
 # --------------------------------------------------------------------------- build
 
 def _ap_types() -> Path:
-    from generator.csim import find_ap_types
+    from generator.flows.csim import find_ap_types
     return find_ap_types()
 
 
 def _cxx() -> str:
-    from generator.csim import find_cxx
+    from generator.flows.csim import find_cxx
     return find_cxx()
 
 

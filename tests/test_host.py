@@ -30,8 +30,8 @@ from cfgen_driver.backends import CSimBackend, GoldenBackend  # noqa: E402
 from cfgen_driver.board import PynqBackend  # noqa: E402
 from cfgen_driver.fakepynq import FakePynq  # noqa: E402
 
-from generator import streams  # noqa: E402
-from generator.ir import Graph, Stream  # noqa: E402
+from generator.hw import streams  # noqa: E402
+from generator.hw.ir import Graph, Stream  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -45,7 +45,7 @@ def build(tmp_path_factory) -> Path:
         run_cli("build", ckpt, "--board", "pynq-z2", "-o", path, "--frames", 20, "--data", "digits", "--force")
         if not (path / "host" / "cfgen_meta.json").is_file():  # until build.py lists the host backend
             from generator.backends import host
-            from generator.boards import load_board
+            from generator.hw.boards import load_board
             host.render(Graph.load(path), path, load_board("pynq-z2"))
     return _shared(tmp_path_factory, "host_digits_build", make)
 
@@ -71,7 +71,7 @@ def _has_hls(build) -> bool:
 def csim(build, meta):
     if not _has_hls(build):
         pytest.skip("this build has no HLS backend (generator/backends/hls.py)")
-    from generator import tools
+    from generator.core import tools
     try:
         tools.cxx(), tools.ap_types_include()
     except tools.ToolMissing as e:
@@ -139,7 +139,7 @@ def test_input_packing_is_vectorized():
 # ----------------------------------------------------------------------------- metadata
 
 def test_metadata(build, meta):
-    from generator.data import CIFAR10_CLASSES
+    from generator.model.data import CIFAR10_CLASSES
     assert meta["input"]["h"] == 8 and meta["input"]["frame_bytes"] == 64
     assert meta["output"]["beat_bytes"] == (meta["output"]["c"] * meta["output"]["bits"] + 7) // 8
     assert meta["class_names"] == [str(d) for d in range(10)]
@@ -415,7 +415,7 @@ def test_package(build, meta, tmp_path):
         assert f in man["files"], f
     assert "INCOMPLETE" in (pkg / "README.md").read_text()
     assert (build / "package.tar.gz").is_file()
-    from generator import package
+    from generator.flows import package
     assert package.main([str(build), "--strict"]) == 2
     # with an overlay from `make bitstream` (OUT/vivado/<top>.bit + .hwh)
     top = meta["ip"]["top"]

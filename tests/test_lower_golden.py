@@ -8,14 +8,15 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from generator import golden, spec as specmod
-from generator.checkpoint import Checkpoint
+from generator.hw import golden
+from generator.model import spec as specmod
+from generator.model.checkpoint import Checkpoint
 from generator.commands.init import init_model
-from generator.compare import layerwise
-from generator.errors import LoweringError, SpecError
-from generator.ir import Graph
-from generator.lower import fold_threshold, lower
-from generator.model import CFNet, calibrate_batchnorm, pixels_to_input
+from generator.hw.compare import layerwise
+from generator.core.errors import LoweringError, SpecError
+from generator.hw.ir import Graph
+from generator.hw.lower import fold_threshold, lower
+from generator.model.network import CFNet, calibrate_batchnorm, pixels_to_input
 
 
 def as_ckpt(model: CFNet) -> Checkpoint:
@@ -186,9 +187,9 @@ def test_random_specs_golden_equals_float(case):
 # --- a trained model on real data ------------------------------------------------
 
 def test_digits_trained_agreement(trained_digits):
-    from generator.checkpoint import load_checkpoint
-    from generator.compare import agreement
-    from generator.data import load_digits
+    from generator.model.checkpoint import load_checkpoint
+    from generator.hw.compare import agreement
+    from generator.model.data import load_digits
 
     ckpt = load_checkpoint(trained_digits)
     graph = lower(ckpt)

@@ -1,4 +1,4 @@
-"""QONNX in and out (generator/qonnx_io.py, issue 16).
+"""QONNX in and out (generator/model/qonnx_io.py, issue 16).
 
 - A Brevitas model with FINN-style binary quantizers and CF-4 grouped per-channel scales,
   trained a few epochs on digits, exported to QONNX and imported: QONNX execution, the imported
@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 import torch
 
-from generator import golden
+from generator.hw import golden
 from generator.cli import main
 from generator.commands.init import init_model
-from generator.compare import agreement, layerwise
-from generator.data import load_dataset
-from generator.errors import CfgenError
-from generator.lower import lower
-from generator.qonnx_io import QonnxError, export_model, export_onnx, import_onnx
+from generator.hw.compare import agreement, layerwise
+from generator.model.data import load_dataset
+from generator.core.errors import CfgenError
+from generator.hw.lower import lower
+from generator.model.qonnx_io import QonnxError, export_model, export_onnx, import_onnx
 
 REPO = Path(__file__).resolve().parent.parent
 CF = 4
@@ -240,7 +240,7 @@ def test_brevitas_digits_onnx_builds_and_csim_is_bit_exact(brevitas_digits, tmp_
     out = tmp_path / "build"
     cli("build", brevitas_digits["onnx"], "--board", "pynq-z2", "-o", out, "--data", "digits",
         "--frames", 32)
-    r = cli(out, "--frames", 32, "--werror", module="generator.csim")
+    r = cli(out, "--frames", 32, "--werror", module="generator.flows.csim")
     assert "BIT EXACT" in r.stdout
     res = json.loads((out / "csim" / "results.json").read_text())
     assert res["bit_exact"] and res["frames"] == 32 and not any(res["mismatches"].values())
@@ -254,7 +254,7 @@ def test_brevitas_digits_onnx_builds_and_csim_is_bit_exact(brevitas_digits, tmp_
 def test_zoo_export_runs_in_qonnx_and_imports_to_the_same_tensors(arch, cf, frames, tmp_path,
                                                                   capsys):
     model = init_model(arch, cf, seed=1, calib_batches=1)
-    from generator.checkpoint import load_checkpoint, save_checkpoint
+    from generator.model.checkpoint import load_checkpoint, save_checkpoint
 
     pt, onnx_path, back = tmp_path / "m.pt", tmp_path / "m.onnx", tmp_path / "back.pt"
     save_checkpoint(pt, model, meta={"kind": "init"})
@@ -284,7 +284,7 @@ def test_zoo_export_runs_in_qonnx_and_imports_to_the_same_tensors(arch, cf, fram
 
 def test_metadata_that_does_not_fit_the_graph_is_ignored(tmp_path):
     model = init_model("digits", 4, seed=2, calib_batches=1)
-    from generator.checkpoint import Checkpoint
+    from generator.model.checkpoint import Checkpoint
 
     ckpt = Checkpoint(model.spec, model.state_dict())
     proto = export_model(ckpt)
@@ -312,7 +312,7 @@ def test_metadata_that_does_not_fit_the_graph_is_ignored(tmp_path):
 @pytest.fixture(scope="module")
 def digits_proto():
     model = init_model("digits", 4, seed=3, calib_batches=1)
-    from generator.checkpoint import Checkpoint
+    from generator.model.checkpoint import Checkpoint
 
     return export_model(Checkpoint(model.spec, model.state_dict()))
 
@@ -525,7 +525,7 @@ def test_layer_names_from_onnx_are_mapped_to_identifiers(digits_proto, tmp_path)
     got = [l["name"] for l in ckpt.spec["layers"]]
     assert got[0] == "features_0_Conv" and "features_0_Conv_2" in got
     assert "n0bad_name_rm_rf" in got and "x_y" in got
-    from generator.names import IDENT_RE
+    from generator.core.names import IDENT_RE
     assert all(IDENT_RE.fullmatch(n) for n in got) and len(set(got)) == len(got)
 
 
@@ -536,7 +536,7 @@ def test_cli_start_does_not_import_onnx_and_missing_packages_are_one_line(monkey
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
-    import generator.qonnx_io as q
+    import generator.model.qonnx_io as q
 
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(CfgenError, match=r"needs the Python packages onnx==1\.23\.2"):
@@ -564,7 +564,7 @@ def test_brevitas_quantizer_facts():
     from brevitas.quant import SignedBinaryActPerTensorConst
     from qonnx.custom_op.general.bipolar_quant import binary_quant
 
-    from generator.quant import sign_ste
+    from generator.model.quant import sign_ste
 
     z = torch.tensor([-0.5, 0.0, 0.5])
     sign = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst).eval()

@@ -1,4 +1,4 @@
-"""CF-n binarization (generator/quant.py) against the formulas of BRIEF section 1."""
+"""CF-n binarization (generator/model/quant.py) against the formulas of BRIEF section 1."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
-from generator.errors import SpecError
-from generator.quant import (CFConv2d, CFLinear, ClampedBatchNorm, cf_binarize,
+from generator.core.errors import SpecError
+from generator.model.quant import (CFConv2d, CFLinear, ClampedBatchNorm, cf_binarize,
                              cf_scales_from_filterwise, check_cf, convert_to_cf, group_scales,
                              sign_ste)
 

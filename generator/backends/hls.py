@@ -13,7 +13,7 @@ Layout written (see docs/HLS.md):
     out_dir/hls/src/<top>_trace.h   C-sim trace declarations
     out_dir/hls/tb/tb.cpp     C test bench: checks every node against vectors/<node>.hex
     out_dir/hls/*.tcl         Vitis HLS: csim / csynth / cosim / export (IP catalog)
-    out_dir/hls/manifest.json what generator.csim and host code need (widths, beats, nodes)
+    out_dir/hls/manifest.json what generator.flows.csim and host code need (widths, beats, nodes)
     out_dir/vivado/bd.tcl     Zynq PS + AXI DMA + accelerator block design, .bit and .hwh
 
 Every width comes from the IR (Stream.bits, acc_bits, thr_bits, sum_bits, group_bits,
@@ -30,20 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import escape, names, units
-from ..errors import BuildError
-from ..ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_node, check_stream,
-                  out_dim,
-                  signed_bits)
+from ..core import paths
+from ..core import escape, names
+from ..hw import units
+from ..core.errors import BuildError
+from ..hw.ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_node, check_stream, out_dim, signed_bits
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HLS_LIB = REPO_ROOT / "hls"
-TEMPLATES = REPO_ROOT / "templates" / "hls"
+REPO_ROOT = paths.REPO_ROOT
+HLS_LIB = paths.HLS_LIB
+TEMPLATES = paths.TEMPLATES / "hls"
 
 #: FIFO depth between units (all paths are linear chains: 2 is deadlock-free).
 DEFAULT_FIFO_DEPTH = 2
 
-# identifiers are decided once, in generator/names.py
+# identifiers are decided once, in generator/core/names.py
 sanitize, unique_idents = names.sanitize, names.unique_idents
 
 
@@ -418,9 +418,9 @@ def ap_int_max_w(width: int) -> int:
 
 
 def _board_info(board) -> dict:
-    """The template / manifest view of the board (generator/boards.py resolves every default
+    """The template / manifest view of the board (generator/hw/boards.py resolves every default
     and checks the Tcl tokens: part, board_part, preset, hp_port)."""
-    from ..boards import as_board
+    from ..hw.boards import as_board
     b = as_board(board)
     return {"name": b.name, "part": b.part, "family": b.family, "zynqmp": b.zynqmp,
             "clock_mhz": float(b.clock_mhz), "clock_ns": b.clock_ns, "board_part": b.board_part,

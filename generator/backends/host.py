@@ -4,7 +4,7 @@
         out_dir/host/cfgen_meta.json    weights-independent metadata (shapes, formats, classes)
         out_dir/host/csim_shim.cpp      extern "C" shim for the C-simulation shared library
         out_dir/notebook/cfgen_demo.ipynb  the demo notebook, set up to run from the build folder
-`python -m generator.package OUT` assembles the board package, `python -m generator.notebook OUT`
+`python -m generator.flows.package OUT` assembles the board package, `python -m generator.flows.notebook OUT`
 executes the notebook (docs/HOST.md).
 """
 
@@ -14,17 +14,19 @@ import json
 import shutil
 from pathlib import Path
 
-from ..hostdriver import HOST_DIR, driver  # noqa: F401  (re-exported for the flows)
+from ..core import paths
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO_ROOT / "templates" / "host"
+from ..core.hostdriver import HOST_DIR, driver  # noqa: F401  (re-exported for the flows)
+
+REPO_ROOT = paths.REPO_ROOT
+TEMPLATES = paths.TEMPLATES / "host"
 
 
 def read_build_json(path, what: str = "object") -> dict:
     """A JSON object from the build folder (graph.json, report.json, hls/manifest.json, ...);
     BuildError (one line) when it is missing, not JSON, or not an object."""
-    from ..errors import BuildError
-    from ..escape import one_line
+    from ..core.errors import BuildError
+    from ..core.escape import one_line
 
     path = Path(path)
     try:
@@ -46,7 +48,7 @@ def hls_interface(graph_dict: dict) -> dict:
     rules (names.top_name for the top name, hls.axi_bits / hls.dma_bits for the port widths): the
     values hls/manifest.json records ('top', 'ports', 'input'/'output' 'axi_bits'), so the
     host backend does not depend on the order in which the backends render."""
-    from ..names import top_name as _top
+    from ..core.names import top_name as _top
     from .hls import axi_bits, dma_bits
     out = {"top": _top(graph_dict["name"]), "ports": dict(HLS_PORTS)}
     for key, s in (("input", graph_dict["input"]), ("output", graph_dict["nodes"][-1]["out"])):
@@ -57,14 +59,14 @@ def hls_interface(graph_dict: dict) -> dict:
 
 def top_name(graph_name: str, out_dir=None) -> str:
     """The HLS top of a graph named `graph_name` (names.top_name)."""
-    from ..names import top_name as _top
+    from ..core.names import top_name as _top
     return _top(graph_name)
 
 
 def build_board(out_dir):
     """The Board a build folder was made for: OUT/board.json (written by `build`, --clock
     included), else the board named in report.json (older folders), else None."""
-    from ..boards import Board, load_board
+    from ..hw.boards import Board, load_board
     out_dir = Path(out_dir)
     if (out_dir / "board.json").is_file():
         return Board.read(out_dir / "board.json")
@@ -80,7 +82,7 @@ def build_meta(graph_dict: dict, out_dir, board, *, data: str | None = None,
                class_names=None, predicted: dict | None = None) -> dict:
     """cfgen_meta.json contents for the build in out_dir (graph.json already written there).
     `board`: a boards.Board (or a board dict, resolved by boards.as_board) or None (unknown)."""
-    from ..boards import as_board
+    from ..hw.boards import as_board
     out_dir = Path(out_dir)
     m = driver().meta
     try:

@@ -1,13 +1,15 @@
 """Notebook backend: the demo notebook (templates/host/cfgen_demo.py.j2, percent-format
-cells) rendered as an .ipynb. `python -m generator.notebook OUT` executes it."""
+cells) rendered as an .ipynb. `python -m generator.flows.notebook OUT` executes it."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO_ROOT / "templates" / "host"
+from ..core import paths
+
+REPO_ROOT = paths.REPO_ROOT
+TEMPLATES = paths.TEMPLATES / "host"
 NOTEBOOK = "cfgen_demo.ipynb"
 
 
@@ -30,11 +32,11 @@ def notebook_from_percent(text: str):
 
 
 def jinja_env():
-    """The templates/host/ environment, with generator/escape.py's filters (`py`, `md`,
+    """The templates/host/ environment, with generator/core/escape.py's filters (`py`, `md`,
     `md_code`, `line`, `shell`, ...): every user string is rendered through one of them."""
     import jinja2
 
-    from .. import escape
+    from ..core import escape
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, autoescape=False)

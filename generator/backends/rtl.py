@@ -10,7 +10,7 @@
     out_dir/sim/cfgen_sim.py    the cocotb test module (copied from sim/)
 
 Memory files are referenced as "../rtl/mem/<file>" (MEM_DIR): run simulators and Yosys
-from a sibling folder of rtl/ (sim/, synth/), as generator.rtlsim and generator.synth do.
+from a sibling folder of rtl/ (sim/, synth/), as generator.flows.rtlsim and generator.flows.synth do.
 
 Every node maps to a few library units (docs/RTL.md):
     conv      cf_swg (window, replayed C_out/PE times) -> cf_mvu -> cf_fifo
@@ -30,18 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import escape, units
-from ..errors import BuildError
-from ..ir import Graph, Stream, clog2, next_pow2
-from ..names import node_idents
-from ..units import avgpool, conv, scalemac
-from ..pipeline import PCH
-from ..units.common import NODE_FIFO_DEPTH
+from ..core import paths
+from ..core import escape
+from ..hw import units
+from ..core.errors import BuildError
+from ..hw.ir import Graph, Stream, clog2, next_pow2
+from ..core.names import node_idents
+from ..hw.units import avgpool, conv, scalemac
+from ..hw.pipeline import PCH
+from ..hw.units.common import NODE_FIFO_DEPTH
 
-REPO = Path(__file__).resolve().parent.parent.parent
-LIB_DIR = REPO / "rtl"
-TEMPLATE_DIR = REPO / "templates" / "rtl"
-SIM_SRC_DIR = REPO / "sim"
+REPO = paths.REPO_ROOT
+LIB_DIR = paths.RTL_LIB
+TEMPLATE_DIR = paths.TEMPLATES / "rtl"
+SIM_SRC_DIR = paths.SIM_SRC
 
 TOP = "cfgen_top"
 TB = "cfgen_tb"
@@ -281,7 +283,7 @@ def _stream_desc(s: Stream) -> str:
 def render(graph: Graph, out_dir, board=None) -> dict:
     """Write out_dir/rtl/ and out_dir/sim/; returns the manifest. `board`: a boards.Board (or a
     board dict / None, resolved by boards.as_board)."""
-    from ..boards import as_board
+    from ..hw.boards import as_board
     board = as_board(board)
     out = Path(out_dir)
     rtl, mem, sim = out / "rtl", out / "rtl" / "mem", out / "sim"

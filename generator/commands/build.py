@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..boards import board_names
+from ..hw.boards import board_names
 from ..build import MAX_FRAMES
-from . import options
+from ..core import options
 
 
 def add_parser(sub):
@@ -45,7 +45,7 @@ def add_parser(sub):
 def run(args) -> int:
     import threading
 
-    from .. import signals
+    from ..core import signals
     if threading.current_thread() is threading.main_thread():
         signals.install()   # again: libraries imported since start-up may have taken SIGTERM
     from pathlib import Path
@@ -53,7 +53,7 @@ def run(args) -> int:
     from ..build import build
 
     out = args.output or str(Path("build") / Path(args.checkpoint).stem)
-    from ..fold import parse_util
+    from ..hw.fold import parse_util
 
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,

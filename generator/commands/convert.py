@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..checkpoint import check_output_path, load_checkpoint, save_checkpoint
-from ..errors import CheckpointError, SpecError
-from ..train import convert_model
-from .options import positive_int
+from ..model.checkpoint import check_output_path, load_checkpoint, save_checkpoint
+from ..core.errors import CheckpointError, SpecError
+from ..model.train import convert_model
+from ..core.options import positive_int
 
 
 def add_parser(sub):

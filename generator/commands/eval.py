@@ -10,11 +10,11 @@ import json
 
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..data import DATASETS, load_cifar10, load_dataset
-from ..errors import CfgenError
-from ..evaluate import check_compatible, float_accuracy
-from .options import positive_int
+from ..model.checkpoint import load_checkpoint
+from ..model.data import DATASETS, load_cifar10, load_dataset
+from ..core.errors import CfgenError
+from ..model.evaluate import check_compatible, float_accuracy
+from ..core.options import positive_int
 
 
 def add_parser(sub):
@@ -58,8 +58,8 @@ def run(args) -> int:
     with torch.no_grad():
         result["float_acc"] = float_accuracy(model, images, labels)
     if args.golden:
-        from ..compare import agreement, layerwise
-        from ..lower import lower
+        from ..hw.compare import agreement, layerwise
+        from ..hw.lower import lower
 
         graph = lower(ckpt)
         result.update({k: v for k, v in agreement(graph, model, images, labels).items()

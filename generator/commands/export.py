@@ -16,7 +16,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..qonnx_io import check_onnx_output, export_onnx, load_model_file
+    from ..model.qonnx_io import check_onnx_output, export_onnx, load_model_file
 
     check_onnx_output(args.output)
     ckpt = load_model_file(args.checkpoint)

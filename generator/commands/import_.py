@@ -20,8 +20,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..checkpoint import check_output_path, save_checkpoint
-    from ..qonnx_io import import_onnx
+    from ..model.checkpoint import check_output_path, save_checkpoint
+    from ..model.qonnx_io import import_onnx
 
     check_output_path(args.output)
     result = import_onnx(args.model)

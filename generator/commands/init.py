@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import spec as specmod
-from ..checkpoint import check_output_path, save_checkpoint
-from ..model import CFNet, calibrate_batchnorm, pixels_to_input
-from ..errors import CfgenError
-from .options import SEED_MAX, positive_int, seed
+from ..model import spec as specmod
+from ..model.checkpoint import check_output_path, save_checkpoint
+from ..model.network import CFNet, calibrate_batchnorm, pixels_to_input
+from ..core.errors import CfgenError
+from ..core.options import SEED_MAX, positive_int, seed
 
 MAX_CF = 1 << 16
 MAX_CALIB_BATCHES = 1000

@@ -5,11 +5,10 @@ Works under `torchrun --nproc_per_node K -m generator train ...` (DistributedDat
 
 from __future__ import annotations
 
-from .. import spec as specmod
-from ..data import DATASETS
-from ..train import (DIGITS_EPOCHS, LIMITS, PAPER, PAPER_EPOCHS, PAPER_MILESTONES, TrainConfig,
-                     train)
-from .options import finite_float, int_list, positive_int, seed
+from ..model import spec as specmod
+from ..model.data import DATASETS
+from ..model.train import DIGITS_EPOCHS, LIMITS, PAPER, PAPER_EPOCHS, PAPER_MILESTONES, TrainConfig, train
+from ..core.options import finite_float, int_list, positive_int, seed
 
 
 def add_parser(sub):

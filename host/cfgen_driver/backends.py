@@ -5,7 +5,7 @@ returns uint8 (n, output frame_bytes) exactly as the DMA would receive them, so 
 packing code is exercised everywhere. `timing` holds the last call's copy_in / compute /
 copy_out seconds.
 
-- GoldenBackend: the NumPy golden model (generator.golden) on OUT/graph.json + graph.npz.
+- GoldenBackend: the NumPy golden model (generator.hw.golden) on OUT/graph.json + graph.npz.
 - CSimBackend: the generated HLS top compiled with g++ into a shared library together with
   templates/host/csim_shim.cpp (extern "C" cfgen_run), called through ctypes.
 Both need the build folder and the cfgen repository (the `generator` package): off-board only.
@@ -145,11 +145,11 @@ class GoldenBackend(Backend):
         super().__init__(meta, max_batch)
         b = _check_build(build_dir, "golden")
         import_generator()
-        from generator import golden
-        from generator.ir import Graph
+        from generator.hw import golden
+        from generator.hw.ir import Graph
         self._golden = golden
         _check_meta_matches(meta, read_json(b / "graph.json"), b)
-        from generator.errors import CfgenError
+        from generator.core.errors import CfgenError
         try:
             self.graph = Graph.load(b)
         except CfgenError as e:  # the generator's own one-line reason (it checks the files too)
@@ -224,7 +224,7 @@ def csim_command(build_dir, output: Path) -> list[str]:
     """The g++ command that builds the C-simulation shared library of OUT/hls/."""
     build_dir = Path(build_dir)
     gen = import_generator()  # noqa: F841
-    from generator import tools
+    from generator.core import tools
     man = hls_manifest(build_dir)
     hls = build_dir / "hls"
     top = man["top"]

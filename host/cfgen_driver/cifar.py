@@ -1,7 +1,7 @@
 """CIFAR-10 python batches (data_batch_1..5, test_batch) read with a restricted unpickler.
 
 The one implementation used by the board-side notebook (cfgen_demo.ipynb) and by the generator
-(generator/data.py imports it from here): numpy only, no torch, no `generator`.
+(generator/model/data.py imports it from here): numpy only, no torch, no `generator`.
 
 The official batches are pickles of plain dicts holding a uint8 array and lists; the unpickler
 admits only the numpy reconstruction functions those need, so a hostile file (one whose

@@ -1,6 +1,6 @@
 """Weights-independent metadata of one accelerator build: `cfgen_meta.json`.
 
-Written at build/package time (generator/backends/host.py, generator/package.py) from
+Written at build/package time (generator/backends/host.py, generator/flows/package.py) from
 the hardware graph; read by the driver, which therefore needs neither torch nor
 graph.npz. Holds shapes, stream number formats, AXI byte widths, logit scale, class
 names, the accelerator's IP/port names and the board's DMA width.
@@ -104,7 +104,7 @@ def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, grap
         # the IP in the overlay by this name; without one it runs the stream free (RTL top).
         "ip": {"top": hm.get("top") or "cf_" + (re.sub(r"[^A-Za-z0-9_]", "_", str(graph["name"])) or "model"), "control": ports.get("control", "s_axi_control"),
                "reps_register": ports.get("reps", "reps")},
-        # the board's DMA width (generator/boards.py resolves it: 128 on zynq_ultra, 64 on
+        # the board's DMA width (generator/hw/boards.py resolves it: 128 on zynq_ultra, 64 on
         # zynq7); 64 only when no board is given at all
         "dma": {"data_width_bits": int(board["dma_data_width"]) if board else 64},
         "graph_digest": graph_digest,

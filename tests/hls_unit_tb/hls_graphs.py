@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator import golden
-from generator.ir import (AvgPoolNode, ConvNode, GlobalSumNode, Graph, MaxPoolNode, ScaleMacNode, Stream,
+from generator.hw import golden
+from generator.hw.ir import (AvgPoolNode, ConvNode, GlobalSumNode, Graph, MaxPoolNode, ScaleMacNode, Stream,
                           signed_bits, unsigned_bits)
 
 
@@ -134,7 +134,7 @@ def demo_chain(rng, frames=4, h=8, w=8, c=3, pe_simd=True):
 
 def write_vectors(out_dir, graph, pixels, trace):
     from pathlib import Path
-    from generator.streams import write_hex
+    from generator.hw.streams import write_hex
     vec = Path(out_dir) / "vectors"
     vec.mkdir(parents=True, exist_ok=True)
     write_hex(vec / "input.hex", pixels, graph.input)

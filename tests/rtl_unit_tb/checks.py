@@ -1,4 +1,4 @@
-"""Assertions on generator.rtlsim results shared by the RTL tests."""
+"""Assertions on generator.flows.rtlsim results shared by the RTL tests."""
 
 from __future__ import annotations
 

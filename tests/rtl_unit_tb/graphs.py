@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generator import golden
-from generator.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode,
+from generator.hw import golden
+from generator.hw.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode,
                           Stream, signed_bits)
-from generator.streams import write_hex
+from generator.hw.streams import write_hex
 
 
 def _range(s: Stream) -> tuple[int, int]:

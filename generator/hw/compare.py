@@ -1,0 +1,137 @@
+"""Agreement of the golden model with the float PyTorch model.
+
+Two views:
+- end to end: top-1 agreement and accuracy of golden vs float logits;
+- layer-wise (teacher forced): every segment of the graph is fed the float model's own
+  binarized input and its output bits are compared with the float model's signs. A
+  mismatch is *explained* when the golden pre-threshold value lies within the documented
+  rounding bound of the threshold (docs/ARITHMETIC.md); anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import golden
+from .ir import AvgPoolNode, ConvNode, GlobalSumNode, Graph, MaxPoolNode, ScaleMacNode
+from ..model.network import CFNet, pixels_to_input
+
+
+def to_nhwc(t: torch.Tensor, h: int, w: int, c: int) -> np.ndarray:
+    a = t.detach().double().numpy()
+    if a.ndim == 2:  # flattened (c, h, w) features
+        a = a.reshape(-1, c, h, w)
+    return a.transpose(0, 2, 3, 1)
+
+
+def _near(node, acc: np.ndarray, tol) -> np.ndarray:
+    return np.abs(acc - node.thresholds) <= tol
+
+
+def segment_near_threshold(graph: Graph, names: list[str], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run a binary segment; return (output bits, near-threshold mask per output bit)."""
+    near = None
+    for name in names:
+        node = graph.node(name)
+        if isinstance(node, ConvNode) and node.act == "threshold":
+            acc = golden.conv_acc(node, x)
+            if node.matrix == "int8":
+                tol = _int8_error_bound(node, x) + 1
+            else:
+                tol = 1  # exact integer arithmetic; float32 evaluation of the chain only
+            near = _near(node, acc, tol)
+            x = golden.threshold(acc, node.thresholds, node.direction)
+        elif isinstance(node, ConvNode):
+            x = golden.conv(node, x)
+        elif isinstance(node, MaxPoolNode):
+            near = golden.maxpool(MaxPoolNode(node.name, node.inp, node.out, k=node.k,
+                                              stride=node.stride, pad=node.pad,
+                                              invert=np.zeros_like(node.invert)),
+                                  near.astype(np.uint8)).astype(bool)
+            x = golden.maxpool(node, x)
+        elif isinstance(node, AvgPoolNode):
+            s = golden.avgpool_sum(node, x)
+            # Each rounded offset is off by at most 1/2 LSB: k*k/2 on the sum.
+            near = _near(node, s, node.k * node.k / 2 + 1)
+            x = golden.threshold(s, node.thresholds, node.direction)
+    return x, near
+
+
+def _int8_error_bound(node: ConvNode, x: np.ndarray) -> np.ndarray:
+    """Rigorous per-output bound on |acc(float weights) - acc(int8 weights)| for input x."""
+    cols = golden.sliding_window(x, node.k, node.stride, node.pad, node.pad_value)
+    return cols.astype(np.float64) @ np.abs(node.weight_error).T
+
+
+def scalemac_error_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
+    """Rigorous bound on |real z - golden z * out_scale| per output (before ReLU, which is
+    1-Lipschitz), from the three rounded quantities: W' to int8 (<= s_w/2), alpha_g to
+    Fa fractional bits (<= 2^-(Fa+1)) and each offset to F fractional bits (<= 2^-(F+1))."""
+    F, Fa = node.in_frac_bits, node.scale_frac_bits
+    sw = node.out_scale * 2.0 ** (F + Fa)
+    r = x.astype(np.float64) / 2 ** F + 2.0 ** -(F + 1)               # >= the real r
+    alpha_hi = np.repeat(node.scales / 2 ** Fa + 2.0 ** -(Fa + 1), node.n)   # >= real alpha
+    wq = np.abs(node.weights.astype(np.float64)) * sw
+    a_q = np.repeat(node.scales / 2 ** Fa, node.n)
+    per_o = ((sw / 2) * alpha_hi)[None, :] + wq * 2.0 ** -(Fa + 1)            # [K, C] times r
+    return r @ per_o.T + (wq * a_q[None, :]).sum(axis=1) * 2.0 ** -(F + 1) + node.out_scale / 2
+
+
+@torch.no_grad()
+def layerwise(graph: Graph, model: CFNet, pixels_nchw: np.ndarray) -> list[dict]:
+    """Per-segment bit agreement with the float model (teacher forced)."""
+    trace = model.trace(pixels_to_input(pixels_nchw))
+    x_pixels = pixels_nchw.transpose(0, 2, 3, 1).copy()
+    report = []
+    for seg in graph.meta["segments"]:
+        first = graph.node(seg["nodes"][0])
+        if seg["in_ref"] is None:
+            x = x_pixels
+        else:
+            s = first.inp
+            x = (to_nhwc(trace[seg["in_ref"]], s.h, s.w, s.c) >= 0).astype(np.uint8)
+        last = graph.node(seg["nodes"][-1])
+        entry = {"nodes": seg["nodes"], "layer": seg["nodes"][0]}
+        if seg["out"] == "bits":
+            bits, near = segment_near_threshold(graph, seg["nodes"], x)
+            o = last.out
+            ref = (to_nhwc(trace[seg["out_ref"]], o.h, o.w, o.c) >= 0).astype(np.uint8)
+            mism = bits != ref
+            entry.update(values=int(bits.size), mismatches=int(mism.sum()),
+                         near_threshold=int((mism & near).sum()),
+                         unexplained=int((mism & ~near).sum()))
+        else:
+            bound = None
+            for name in seg["nodes"]:
+                node = graph.node(name)
+                if isinstance(node, ScaleMacNode):
+                    bound = scalemac_error_bound(node, x)
+                elif isinstance(node, GlobalSumNode):
+                    bound = bound.mean(axis=(1, 2), keepdims=True)
+                x = golden.run_node(node, x)
+            got = x.reshape(len(x), -1) * graph.logit_scale
+            ref = trace[-1].double().numpy().reshape(len(x), -1)
+            bound = bound.reshape(len(x), -1)
+            # float32 evaluation of the model adds a relative error far below the bound.
+            slack = 1e-5 * max(float(trace[seg["float_layer"]].abs().max()), 1e-12)
+            err = np.abs(got - ref)
+            entry.update(values=int(got.size), max_abs_error=float(err.max()),
+                         max_bound=float(bound.max()),
+                         beyond_bound=int((err > bound + slack).sum()),
+                         top1_agreement=float((got.argmax(1) == ref.argmax(1)).mean()))
+        report.append(entry)
+    return report
+
+
+@torch.no_grad()
+def agreement(graph: Graph, model: CFNet, pixels_nchw: np.ndarray, labels=None) -> dict:
+    """End-to-end: float and golden accuracy and top-1 agreement (fractions)."""
+    fl = model(pixels_to_input(pixels_nchw)).double().numpy().reshape(len(pixels_nchw), -1)
+    gp = golden.predict(graph, pixels_nchw.transpose(0, 2, 3, 1).copy())
+    fp = fl.argmax(1)
+    out = {"frames": int(len(pixels_nchw)), "agreement": float((fp == gp).mean())}
+    if labels is not None:
+        out["float_acc"] = float((fp == labels).mean())
+        out["golden_acc"] = float((gp == labels).mean())
+    return out

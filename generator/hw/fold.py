@@ -1,0 +1,432 @@
+"""Folding: choose PE and SIMD (and the multiplier implementation of int8 layers) per node.
+
+Three modes (docs/FOLDING.md):
+- default: the fastest pipeline (smallest interval) whose predicted resources fit the
+  board's budget (80 % of LUT and FF, 90 % of BRAM36 and DSP unless --util says otherwise);
+- `fps`: the least resources meeting `clock / fps` cycles per frame;
+- a folding file: validated (one-line error naming the node and what is legal); nodes it
+  leaves out get the cheapest folding that does not slow the pipeline down.
+
+For a target interval T every node takes its cheapest legal option with cycles <= T, where
+"cheapest" is a weighted sum of its predicted resources (generator/hw/perf.py). The weights
+start at 1 / board capacity and grow for any resource the total overflows (a Lagrangian
+repair), so that a scarce resource (DSPs on a Zynq-7020) is spent where it saves most.
+The smallest T that fits is found by bisection over the cycle counts the nodes can take.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import perf, units
+from .boards import as_board
+from ..core.errors import BuildError
+from .ir import ConvNode, Graph
+from .units import avgpool, check_folding, legal_pe, legal_simd
+
+DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
+# Starting price of each resource per unit of board capacity. DSPs start nearly free (they
+# do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice.
+START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02}
+MULT_CHOICES = ("auto", "any", "dsp", "dsp2", "lut")
+
+
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Option:
+    pe: int
+    simd: int
+    mult: str | None          # int8 layers: 'dsp' | 'dsp2' | 'lut'; None otherwise
+    dsp_cap: int | None       # int8 layers: DSPs at most (the rest LUT multipliers)
+    cycles: int
+    res: dict                 # LUT, FF, BRAM36, DSP
+    pipe: int = 0             # convolutions: cf_mvu PIPE for the target clock
+    meets: bool = True        # its estimated worst path fits the clock period (pipeline.py)
+
+
+def mult_styles(mult: str) -> tuple[str, ...]:
+    if mult not in MULT_CHOICES:
+        raise BuildError(f"--mult {mult}: choose from {', '.join(MULT_CHOICES)}")
+    if mult == "auto":          # what both backends implement
+        return units.conv.MULT_STYLES
+    return perf.MULT_STYLES if mult == "any" else (mult,)
+
+
+def _pooled(node) -> bool:
+    """An average pool: its lanes follow the other nodes (avgpool.choose_lanes)."""
+    return node.kind == "avgpool"
+
+
+def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
+    """Every legal folding of a node (its unit plan) with its cycles and priced resources;
+    a convolution's pipelining follows the target clock (units.conv.choose_pipe)."""
+    conv = node.kind == "conv"
+    piped = node.kind in ("conv", "scalemac")
+    saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
+    out = []
+    int8 = isinstance(node, ConvNode) and node.matrix == "int8"
+    try:
+        for pe in legal_pe(node):
+            for simd in legal_simd(node):
+                node.pe, node.simd = pe, simd
+                if piped:
+                    node.pipe = units.unit(node).choose_pipe(node, clock_mhz)
+                meets = units.conv.meets_clock(node, clock_mhz) if conv else True
+                variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
+                seen = set()
+                for style, cap in variants:
+                    if style is not None:
+                        node.mult = style
+                    p = units.plan(node)
+                    res, _ = perf.price(p, cap)
+                    d = res.as_dict()
+                    key = (d["LUT"], d["FF"], d["BRAM36"], d["DSP"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    out.append(Option(pe, simd, style, cap if (int8 and cap is not None
+                                                               and d["DSP"] >= cap) else None,
+                                      p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
+                                      node.pipe if piped else 0, meets))
+    finally:
+        node.pe, node.simd = saved[0], saved[1]
+        if saved[2] is not None:
+            node.mult = saved[2]
+        if piped:
+            node.pipe = saved[3]
+    return out
+
+
+def _budget(board: dict, util: dict | None) -> dict:
+    avail = as_board(board).resources
+    u = dict(DEFAULT_UTIL)
+    u.update(util or {})
+    return {r: avail[r] * u[r] for r in perf.RESOURCES if r in avail}
+
+
+def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> dict | None:
+    """Cheapest option per node with cycles <= T under the given resource prices; an average
+    pool (`pools`: name -> node) then takes the fewest lanes within half the slowest other
+    node (avgpool.choose_lanes, the one rule of search and result)."""
+    pools = pools or {}
+    pick = {}
+    for name, opts in options.items():
+        if name in pools:
+            continue
+        best, best_cost = None, math.inf
+        # foldings estimated to meet the clock first (a wide popcount may not, even pipelined)
+        timed = [o for o in opts if o.cycles <= T and o.meets]
+        for o in timed or opts:
+            if o.cycles > T:
+                continue
+            cost = sum(prices[r] * o.res[r] for r in prices)
+            # ties: fewer cycles, then wider SIMD (bits are cheap)
+            key = (cost, o.cycles, -o.simd)
+            if best is None or key < best_cost:
+                best, best_cost = o, key
+        if best is None:
+            return None
+        pick[name] = best
+    budget = max((o.cycles for o in pick.values()), default=0) // 2
+    for name, node in pools.items():
+        opts = options[name]
+        if len(opts) == 1:
+            pick[name] = opts[0]
+            continue
+        lanes = avgpool.choose_lanes(node, budget)
+        pick[name] = next(o for o in opts if o.simd == lanes)
+    return pick
+
+
+def _total(pick: dict, shell: dict) -> dict:
+    return {r: sum(o.res[r] for o in pick.values()) + shell[r] for r in perf.RESOURCES}
+
+
+def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
+           rounds: int = 40, pools: dict | None = None) -> tuple[dict | None, bool]:
+    """Cheapest folding meeting T; (pick, fits_budget). Prices start at START_PRICE/capacity
+    and double for each resource the total overflows; when nothing fits, the attempt that
+    overflowed least."""
+    prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.RESOURCES}
+    best, best_over = None, math.inf
+    for _ in range(rounds):
+        pick = _choose(options, T, prices, pools)
+        if pick is None:
+            return None, False
+        tot = _total(pick, shell)
+        over = [r for r in budget if tot[r] > budget[r]]
+        if not over:
+            return pick, True
+        worst = max(tot[r] / budget[r] for r in over)
+        if worst < best_over:
+            best, best_over = pick, worst
+        for r in over:
+            prices[r] *= 2.0
+    return best, False
+
+
+def _apply(graph: Graph, pick: dict) -> dict:
+    mult = {}
+    for node in graph.nodes:
+        o = pick[node.name]
+        node.pe, node.simd = o.pe, o.simd
+        if node.kind in ("conv", "scalemac"):
+            node.pipe = o.pipe          # the pipelining its resources were priced with
+        if o.mult is not None:
+            mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
+            if isinstance(node, ConvNode):
+                node.mult = o.mult      # the IR carries the choice to the backends
+    return mult
+
+
+def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | None = None,
+         mult: str = "auto", util: dict | None = None) -> dict:
+    """Set node.pe / node.simd in place; returns the folding summary (report.json
+    'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
+    the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
+    styles = mult_styles(mult)
+    graph.validate()            # the IR once; the unit plans then check only the folding
+    clock = as_board(board).clock_mhz
+    capacity = {r: float(v) for r, v in as_board(board).resources.items()}
+    budget = _budget(board, util)
+    shell = perf.shell_resources(graph).as_dict()
+    shell = {r: float(shell[r]) for r in perf.RESOURCES}
+    dsp_b = budget.get("DSP")
+    caps = (None,) if dsp_b is None else (None, int(dsp_b))
+
+    fixed = apply_folding_file(graph, folding) if folding is not None else {}
+    pools = {n.name: n for n in graph.nodes if _pooled(n) and n.name not in fixed}
+    if folding is not None:
+        options = {}
+        for node in graph.nodes:
+            f = fixed.get(node.name, {})
+            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps, clock)
+            if node.name in fixed:
+                opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd]
+            if not opts:
+                raise BuildError(f"node {node.name}: no implementation of the folding "
+                                 f"PE={node.pe}, SIMD={node.simd} with --mult {mult}")
+            options[node.name] = opts
+        T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else \
+            max(min(o.cycles for o in opts) for opts in options.values())
+        T = max(T, max(min(o.cycles for o in opts) for opts in options.values()))
+        pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+        mode, target = "file", {"interval_cycles": T}
+    else:
+        options = {node.name: node_options(node, styles, caps, clock) for node in graph.nodes}
+        floor_T = max(min(o.cycles for o in opts) for opts in options.values())
+        if fps is not None:
+            if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+                raise BuildError(f"--fps must be a positive number, got {fps!r}")
+            T = int(clock * 1e6 // fps)
+            if T < floor_T:
+                slow = max(options, key=lambda n: min(o.cycles for o in options[n]))
+                raise BuildError(f"--fps {fps:g} needs at most {T} cycles per frame at {clock} MHz; "
+                                 f"node {slow} cannot go below {floor_T} cycles at its widest "
+                                 f"folding (at most {clock * 1e6 / floor_T:.0f} frames/s)")
+            pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+            if not fits:
+                best_T = _fastest_fitting(options, budget, shell, capacity, pools)
+                hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
+                        if best_T else "")
+                tot = _total(pick, shell)
+                over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
+                                 if tot[r] > budget[r])
+                raise BuildError(f"--fps {fps:g} does not fit {as_board(board).name} ({over}){hint}")
+            mode, target = "fps", {"fps": fps, "interval_cycles": T}
+        else:
+            T = _fastest_fitting(options, budget, shell, capacity, pools)
+            if T is None:
+                T = max(o.cycles for opts in options.values() for o in opts)
+                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+            else:
+                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+            mode, target = "max_fps", {"interval_cycles": T}
+    mults = _apply(graph, pick)
+    for node in graph.nodes:
+        check_folding(node)
+    summary = summarize(graph, board, mults)
+    summary.update({"mode": mode, "target": target, "mult_choice": mult,
+                    "budget": {r: round(v, 1) for r, v in budget.items()},
+                    "fits_budget": all(summary["resources"][r] <= budget[r] for r in budget)})
+    return summary
+
+
+def _fastest_fitting(options, budget, shell, capacity, pools) -> int | None:
+    """Smallest achievable interval whose cheapest folding fits the budget (bisection)."""
+    cands = sorted({o.cycles for opts in options.values() for o in opts})
+    floor_T = max(min(o.cycles for o in opts) for opts in options.values())
+    cands = [c for c in cands if c >= floor_T]
+    lo, hi, best = 0, len(cands) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        _, fits = _solve(options, cands[mid], budget, shell, capacity, pools=pools)
+        if fits:
+            best, hi = cands[mid], mid - 1
+        else:
+            lo = mid + 1
+    return best
+
+
+def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
+    """The folding summary for the folding the nodes carry (no search)."""
+    mults = mults or {}
+    pred = perf.predict(graph, board, mults)
+    folding = {}
+    for n in graph.nodes:
+        f = {"pe": n.pe, "simd": n.simd}
+        if n.name in mults:
+            f["mult"] = mults[n.name]["style"]
+        folding[n.name] = f
+    multipliers = {n["name"]: n["mult"] for n in pred["nodes"] if "mult" in n}
+    return {"cycles": {n["name"]: n["cycles"] for n in pred["nodes"]},
+            "interval_cycles": pred["interval_cycles"], "latency_cycles": pred["latency_cycles"],
+            "fps_at_clock": pred["fps_at_clock"], "clock_mhz": pred["clock_mhz"],
+            "bottleneck": pred["bottleneck"], "folding": folding, "multipliers": multipliers,
+            "resources": pred["resources"], "utilization": pred["utilization"],
+            "nodes": pred["nodes"], "shell": pred["shell"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Folding files
+
+def apply_folding_file(graph: Graph, folding: dict) -> dict:
+    """Validate {node: {"pe": P, "simd": S[, "mult": M]}} and set the named nodes; returns
+    the entries it applied. One-line BuildError on anything illegal."""
+    names = [n.name for n in graph.nodes]
+    unknown = [k for k in folding if k not in names]
+    if unknown:
+        raise BuildError(f"folding names unknown node(s) {', '.join(sorted(unknown))}; "
+                         f"the nodes are: {', '.join(names)}")
+    for node in graph.nodes:
+        if node.name not in folding:
+            continue
+        f = folding[node.name]
+        extra = set(f) - {"pe", "simd", "mult"}
+        if extra:
+            raise BuildError(f"node {node.name}: unknown folding key(s) {', '.join(sorted(extra))} "
+                             f"(use pe, simd and, for the int8 layer, mult)")
+        for key in ("pe", "simd"):
+            v = f.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BuildError(f"node {node.name}: {key} must be a positive integer, got {v!r}")
+        node.pe, node.simd = int(f.get("pe", 1)), int(f.get("simd", 1))
+        check_folding(node)
+        m = f.get("mult")
+        if m is not None:
+            if not (isinstance(node, ConvNode) and node.matrix == "int8"):
+                raise BuildError(f"node {node.name}: 'mult' applies only to the int8 (first) layer")
+            if m not in perf.MULT_STYLES:
+                raise BuildError(f"node {node.name}: mult must be one of {', '.join(perf.MULT_STYLES)}")
+    return {k: v for k, v in folding.items()}
+
+
+def load_folding(path) -> dict:
+    from ..core.jsonfile import read_json
+
+    data = read_json(path, "folding file", BuildError)
+    if isinstance(data, dict) and isinstance(data.get("folding"), dict):
+        data = data["folding"]          # a report.json 'predicted' block or OUT/folding.json
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BuildError(f"{path}: folding must map node names to {{\"pe\": P, \"simd\": S}}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------
+# Presentation
+
+def parse_util(text: str | None) -> dict | None:
+    """'LUT=0.8,DSP=0.9' -> {'LUT': 0.8, 'DSP': 0.9} (one-line BuildError when malformed)."""
+    if not text:
+        return None
+    out = {}
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        key = key.strip().upper().replace("BRAM", "BRAM36").replace("BRAM3636", "BRAM36")
+        try:
+            frac = float(val)
+        except ValueError:
+            frac = -1.0
+        if not sep or key not in perf.RESOURCES or not 0 < frac <= 1:
+            raise BuildError(f"--util {shown!r}: expected R=F pairs with R in "
+                             f"{', '.join(perf.RESOURCES)} and 0 < F <= 1 (e.g. LUT=0.8,DSP=0.9)")
+        if key in out:
+            raise BuildError(f"--util {shown!r}: {key} is given twice")
+        out[key] = frac
+    return out
+
+
+def fold_table(summary: dict, board: dict) -> str:
+    """Per-node folding, cycles and predicted resources, for the build log."""
+    cap = as_board(board).resources
+    rows = ["      node         PE  SIMD      cycles  share     LUT      FF  BRAM36  DSP"]
+    for n in summary["nodes"]:
+        r = n["resources"]
+        rows.append(f"      {n['name']:<10} {n['pe']:>4} {n['simd']:>5} {n['cycles']:>11,} "
+                    f"{100 * n['share']:>5.0f}% {r['LUT']:>7,} {r['FF']:>7,} {r['BRAM36']:>7} "
+                    f"{r['DSP']:>4}")
+    t = summary["resources"]
+    rows.append(f"      total (with AXI shell)                 {t['LUT']:>7,} {t['FF']:>7,} "
+                f"{t['BRAM36']:>7} {t['DSP']:>4}")
+    if cap:
+        rows.append("      of " + as_board(board).name + ": " + ", ".join(
+            f"{r} {100 * t[r] / cap[r]:.0f}%" for r in perf.RESOURCES if cap.get(r)))
+    return "\n".join(rows)
+
+
+def fold_warnings(summary: dict) -> list[str]:
+    out = []
+    if not summary.get("fits_budget", True):
+        over = [f"{r} {summary['resources'][r]:,} > {summary['budget'][r]:,.0f}"
+                for r in summary["budget"] if summary["resources"][r] > summary["budget"][r]]
+        out.append("the predicted resources exceed the folding budget (" + ", ".join(over) + ")")
+    supported = units.conv.MULT_STYLES
+    for name, m in summary.get("multipliers", {}).items():
+        if m["style"] not in supported and m["products"]:
+            out.append(f"{name}: the folding assumes '{m['style']}' multipliers "
+                       f"({m['products']} int8 products on {m['dsp']} DSP48 + {m['lut_products']} in "
+                       f"LUTs); the RTL backend implements {', '.join(supported)} only, so synthesis "
+                       f"will differ from the prediction")
+    return out
+
+
+def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
+    """Why a folding that exceeds the board's budget must not be built, as one line with
+    the numbers (what is needed, what the board has, the largest consumers, what would make
+    it fit); None when it fits."""
+    if summary.get("fits_budget", True):
+        return None
+    from .boards import board_names, load_board
+
+    board = as_board(board)
+    res, budget, cap = summary["resources"], summary["budget"], board.resources
+    over = [r for r in budget if res[r] > budget[r]]
+    worst = max(over, key=lambda r: res[r] / budget[r])
+    need = ", ".join(f"{r} {res[r]:,} (budget {budget[r]:,.0f} of {cap[r]:,})" for r in over)
+    top = sorted(summary["nodes"], key=lambda n: -n["resources"][worst])[:2]
+    who = ", ".join(f"{n['name']} {n['resources'][worst]:,}" for n in top if n["resources"][worst])
+    bits = {}
+    for node in graph.nodes:
+        for m in units.plan(node).memories:
+            bits[m.role] = bits.get(m.role, 0) + m.bits
+    mem = ", ".join(f"{k} {v / 1e6:.1f} Mbit" for k, v in sorted(bits.items(), key=lambda kv: -kv[1])
+                    if v >= 1e6)
+    bigger = []
+    for name in board_names():
+        try:
+            other = load_board(name)
+        except BuildError:
+            continue
+        if name != board.name and all(res[r] <= other.resources.get(r, 0) * DEFAULT_UTIL[r]
+                                      for r in over):
+            bigger.append(name)
+    where = (f"on {', '.join(bigger[:3])}" if bigger else
+             "on a bigger board (none in boards/ has room; UltraRAM is not modelled yet)")
+    return (f"{graph.name} does not fit {board.name}: the cheapest folding found needs {need}, "
+            f"most in {who}" + (f" ({mem} on chip)" if mem else "") +
+            f". It would fit {where}, with fewer channels, or with weights off chip (not "
+            f"supported yet); --over-budget builds it anyway ({summary['fps_at_clock']:.3g} "
+            f"frames/s)")

@@ -1,0 +1,401 @@
+"""The hardware graph: a chain of streaming integer units, the single source of truth
+for shapes, folding and number formats that the golden model and both backends read.
+
+Streams carry one pixel per beat in raster order (row, column), all channels of that
+pixel packed: a 'bit' stream holds channel c at bit c (1 = +1, 0 = -1); 'uint'/'int'
+streams hold `bits`-wide values, channel c at bits [c*bits, (c+1)*bits).
+The exact arithmetic of every node is defined in docs/ARITHMETIC.md and executed by
+generator/hw/golden.py.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import BuildError, GraphError
+from ..core.names import check_name
+from ..model.spec import out_dim  # noqa: F401  (the layer geometry; hw users import it from here)
+
+
+@dataclass
+class Stream:
+    h: int
+    w: int
+    c: int
+    kind: str   # 'bit' | 'uint' | 'int' (two's complement)
+    bits: int   # per channel value; 1 for 'bit'
+
+    @property
+    def beat_bits(self) -> int:
+        return self.c * self.bits
+
+
+@dataclass
+class Node:
+    name: str
+    inp: Stream
+    out: Stream
+    # PE: output channels computed in parallel; SIMD: input channels consumed in parallel.
+    pe: int = 1
+    simd: int = 1
+    # Where the float model holds the same value (spec layer index; see lower.py).
+    ref_layer: int = -1
+    ARRAYS = ()  # names of numpy-array fields
+
+    @property
+    def kind(self) -> str:
+        return type(self).KIND
+
+
+@dataclass
+class ConvNode(Node):
+    """Sliding window + matrix-vector unit + activation, one conv (or linear) layer.
+
+    Window taps are ordered (ky, kx, c): column j = (ky*k + kx)*C_in + c of `weights`.
+    Out-of-image taps take `pad_value` (a raw stream value: 0 for uint pixels, bit 0 = -1).
+    matrix 'int8':  acc = sum_j weights[o, j] * x_j           (x uint pixels)
+    matrix 'xnor':  acc = 2 * popcount(xnor(x, w_o)) - K      (K = k*k*C_in)
+    act 'threshold':   out bit = acc >= thresholds[o] if direction[o] > 0 else acc <= thresholds[o]
+    act 'relu_offset': out = max(0, sign[o] * acc * 2**frac_bits + offset[o])   (int)
+    """
+    KIND = "conv"
+    k: int = 1
+    stride: int = 1
+    pad: int = 0
+    pad_value: int = 0
+    matrix: str = "xnor"            # 'xnor' | 'int8'
+    # int8 only: multiplier implementation chosen by the folding (generator/hw/fold.py):
+    # 'dsp' one product per DSP48, 'dsp2' two per DSP48 (docs/RTL.md), 'lut' LUT multipliers
+    mult: str = "dsp"
+    # register stages of the matrix unit's dot product (cf_mvu PIPE 0..2), chosen by the
+    # folding from the target clock (generator/hw/pipeline.py); 0 for an unfolded graph
+    pipe: int = 0
+    weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
+    acc_bits: int = 0               # signed width that holds every reachable acc
+    act: str = "threshold"          # 'threshold' | 'relu_offset'
+    thresholds: np.ndarray = None   # int64 [C_out]
+    direction: np.ndarray = None    # int8 [C_out], +1 or -1
+    thr_bits: int = 0               # signed width of thresholds
+    frac_bits: int = 0              # relu_offset: fractional bits of the offset
+    sign: np.ndarray = None         # int8 [C_out], +1 or -1
+    offset: np.ndarray = None       # int64 [C_out]
+    # int8 only, not used by hardware: float weight / scale - int8 weight (LSBs), the one
+    # inexact step of the first layer, kept to bound its effect (generator/hw/compare.py).
+    weight_error: np.ndarray = None
+    ARRAYS = ("weights", "thresholds", "direction", "sign", "offset", "weight_error")
+
+    @property
+    def K(self) -> int:
+        return self.k * self.k * self.inp.c
+
+
+@dataclass
+class MaxPoolNode(Node):
+    """Binary max-pool: per channel OR over the window, or AND where invert[c] = 1
+    (a non-increasing threshold downstream); out-of-image taps are ignored."""
+    KIND = "maxpool"
+    k: int = 2
+    stride: int = 2
+    pad: int = 0
+    invert: np.ndarray = None       # uint8 [C]
+    ARRAYS = ("invert",)
+
+
+@dataclass
+class AvgPoolNode(Node):
+    """Average-pool sum of int values (out-of-image taps add 0), then a threshold:
+    out bit = S >= thresholds[c] if direction[c] > 0 else S <= thresholds[c]."""
+    KIND = "avgpool"
+    k: int = 2
+    stride: int = 2
+    pad: int = 0
+    sum_bits: int = 0
+    thresholds: np.ndarray = None   # int64 [C]
+    direction: np.ndarray = None    # int8 [C]
+    thr_bits: int = 0
+    ARRAYS = ("thresholds", "direction")
+
+
+@dataclass
+class ScaleMacNode(Node):
+    """Per-group scale MAC (1x1 / fully connected fixed-point layer after XNOR-CF outputs):
+    P[k, g] = sum_{o in group g} weights[k, o] * x_o          (integer MACs, group = o // n)
+    z_k     = sum_g scales[g] * P[k, g] + bias[k];  out = max(0, z_k) if relu else z_k
+    Real value: z_k * out_scale. C/n scales and C/n fixed-point multiplies per output."""
+    KIND = "scalemac"
+    n: int = 1
+    weights: np.ndarray = None      # int8 [C_out, C_in]
+    scales: np.ndarray = None       # int64 [C_in / n], unsigned, `scale_bits` wide
+    scale_bits: int = 16
+    bias: np.ndarray = None         # int64 [C_out]
+    relu: bool = True
+    # register stage after the weight/scale/bias reads (cf_scalemac PIPE 0/1), chosen by the
+    # folding from the target clock (generator/hw/pipeline.py)
+    pipe: int = 0
+    group_bits: int = 0             # signed width of P
+    acc_bits: int = 0               # signed width of z
+    out_scale: float = 1.0
+    # Not used by hardware: fractional bits of scales (Fa) and of the input values (F), so
+    # out_scale = s_w * 2**-(F + Fa); compare.py derives its rounding bound from them.
+    scale_frac_bits: int = 0
+    in_frac_bits: int = 0
+    ARRAYS = ("weights", "scales", "bias")
+
+
+@dataclass
+class GlobalSumNode(Node):
+    """Global average pool as a sum over all H*W positions per channel (divisor folded
+    into out_scale)."""
+    KIND = "globalsum"
+    out_scale: float = 1.0
+
+
+NODE_TYPES = {cls.KIND: cls for cls in (ConvNode, MaxPoolNode, AvgPoolNode, ScaleMacNode,
+                                        GlobalSumNode)}
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list
+    input: Stream
+    logit_scale: float              # real logits = output ints * logit_scale
+    num_classes: int
+    meta: dict = field(default_factory=dict)  # source checkpoint, cf, per-layer CF costs, ...
+
+    @property
+    def output(self) -> Stream:
+        return self.nodes[-1].out
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def validate(self) -> "Graph":
+        """Check the chain once (after lowering or folding, before any backend): every stream
+        well formed, every node's input the previous node's output, every output size what
+        its window gives. One-line BuildError naming the node."""
+        if not self.nodes:
+            raise BuildError(f"graph {self.name}: no nodes")
+        check_stream(self.input, "graph input")
+        prev = self.input
+        for n in self.nodes:
+            check_stream(n.inp, f"node {n.name} input")
+            check_stream(n.out, f"node {n.name} output")
+            if asdict(n.inp) != asdict(prev):
+                raise BuildError(f"node {n.name}: input stream {_desc(n.inp)} does not match "
+                                 f"the previous stream {_desc(prev)}")
+            check_node(n)
+            prev = n.out
+        return self
+
+    # --- serialization: graph.json (scalars) + graph.npz (arrays) ---
+    def to_dict(self) -> dict:
+        nodes = []
+        for n in self.nodes:
+            d = {"kind": n.kind}
+            for f in fields(n):
+                v = getattr(n, f.name)
+                if f.name in n.ARRAYS:
+                    continue
+                d[f.name] = asdict(v) if isinstance(v, Stream) else v
+            nodes.append(d)
+        return {"name": self.name, "input": asdict(self.input), "logit_scale": self.logit_scale,
+                "num_classes": self.num_classes, "meta": self.meta, "nodes": nodes}
+
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "graph.json").write_text(json.dumps(self.to_dict(), indent=2, default=jsonable))
+        arrays = {f"{n.name}.{a}": getattr(n, a) for n in self.nodes for a in n.ARRAYS
+                  if getattr(n, a) is not None}
+        np.savez(folder / "graph.npz", **arrays)
+
+    @classmethod
+    def load(cls, folder) -> "Graph":
+        """Read graph.json + graph.npz of a build folder; a missing, damaged or tampered pair
+        is one GraphError line (its names are re-checked: they reach generated files)."""
+        folder = Path(folder)
+        try:
+            d = json.loads((folder / "graph.json").read_bytes().decode("utf-8"))
+            with np.load(folder / "graph.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            nodes = []
+            for nd in d["nodes"]:
+                nd = dict(nd)
+                kind = nd.pop("kind")
+                node_cls = NODE_TYPES[kind]
+                check_name(nd["name"], "node name", GraphError, ident=True)
+                nd["inp"], nd["out"] = Stream(**nd["inp"]), Stream(**nd["out"])
+                for a in node_cls.ARRAYS:
+                    key = f"{nd['name']}.{a}"
+                    nd[a] = arrays[key] if key in arrays else None
+                nodes.append(node_cls(**nd))
+            graph = cls(check_name(d["name"], "graph name", GraphError), nodes,
+                        Stream(**d["input"]), float(d["logit_scale"]), int(d["num_classes"]),
+                        dict(d.get("meta", {})))
+        except GraphError as exc:
+            raise GraphError(f"{folder}: {exc}") from None
+        except FileNotFoundError as exc:
+            raise GraphError(f"{folder}: not a build folder (no {Path(exc.filename).name})") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+                zipfile.BadZipFile, UnicodeDecodeError) as exc:
+            raise GraphError(f"{folder}: damaged graph.json / graph.npz "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
+        if not nodes:
+            raise GraphError(f"{folder}: graph.json has no nodes")
+        return graph
+
+
+def _desc(s: Stream) -> str:
+    return f"{s.h}x{s.w}x{s.c} {s.kind}{s.bits}"
+
+
+def check_stream(s: Stream, what: str) -> None:
+    if s.kind not in ("bit", "uint", "int"):
+        raise BuildError(f"{what}: unknown stream kind {s.kind!r:.20}")
+    if not isinstance(s.bits, int) or s.bits < 1 or (s.kind == "bit" and s.bits != 1):
+        raise BuildError(f"{what}: {s.bits!r:.20} bits is not a {s.kind} stream")
+    if min(s.h, s.w, s.c) < 1:
+        raise BuildError(f"{what}: empty stream {_desc(s)}")
+
+
+def _array(n, name: str, shape: tuple, lo=None, hi=None) -> np.ndarray:
+    a = getattr(n, name)
+    if a is None or np.shape(a) != shape:
+        raise BuildError(f"node {n.name}: {name} shaped {np.shape(a) if a is not None else None}, "
+                         f"expected {shape}")
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise BuildError(f"node {n.name}: {name} must be integers, got {a.dtype}")
+    if a.size and ((lo is not None and a.min() < lo) or (hi is not None and a.max() > hi)):
+        raise BuildError(f"node {n.name}: {name} in [{a.min()}, {a.max()}], outside [{lo}, {hi}]")
+    return a
+
+
+def _width(n, name: str, bits: int, values: np.ndarray, signed: bool = True) -> None:
+    if not isinstance(bits, int) or bits < 1:
+        raise BuildError(f"node {n.name}: the width of its {name} is missing in the IR")
+    if values.size:
+        lo, hi = int(values.min()), int(values.max())
+        need = signed_bits(lo, hi) if signed else unsigned_bits(hi)
+        if need > bits or (not signed and lo < 0):
+            raise BuildError(f"node {n.name}: {name} in [{lo}, {hi}] do not fit the IR's {bits} "
+                             f"{'signed' if signed else 'unsigned'} bits")
+
+
+def check_node(n) -> None:
+    """The IR fields a node kind's hardware reads: its output size and channels, arrays of
+    the right shapes and ranges, widths present and wide enough, stream kinds its arithmetic
+    takes (docs/ARITHMETIC.md). Both backends rely on it (Graph.validate), so they refuse a
+    damaged IR identically."""
+    i, o = n.inp, n.out
+    if hasattr(n, "k"):
+        want = (out_dim(i.h, n.k, n.stride, n.pad), out_dim(i.w, n.k, n.stride, n.pad))
+        if n.k < 1 or n.stride < 1 or n.pad < 0 or min(want) < 1:
+            raise BuildError(f"node {n.name}: window k{n.k} s{n.stride} p{n.pad} does "
+                             f"not fit its {i.h}x{i.w} input")
+    elif n.kind == "globalsum":
+        want = (1, 1)
+    else:
+        want = (i.h, i.w)
+    if (o.h, o.w) != want:
+        raise BuildError(f"node {n.name}: output {o.h}x{o.w}, but its {n.kind} on "
+                         f"{i.h}x{i.w} gives {want[0]}x{want[1]}")
+    if n.kind != "conv" and n.kind != "scalemac" and o.c != i.c:
+        raise BuildError(f"node {n.name}: a {n.kind} keeps its {i.c} channels, "
+                         f"output has {o.c}")
+    if n.pe < 1 or n.simd < 1:
+        raise BuildError(f"node {n.name}: PE and SIMD must be positive")
+    if n.kind == "conv":
+        if n.matrix not in ("xnor", "int8"):
+            raise BuildError(f"node {n.name}: unknown matrix {n.matrix!r:.20}")
+        xnor = n.matrix == "xnor"
+        if (i.kind, i.bits) != (("bit", 1) if xnor else ("uint", 8)):
+            raise BuildError(f"node {n.name}: the {n.matrix} matrix needs a "
+                             f"{'bit' if xnor else 'uint8'} input stream, got {i.kind}{i.bits}")
+        _array(n, "weights", (o.c, n.K), 0 if xnor else -128, 1 if xnor else 127)
+        if not isinstance(n.acc_bits, int) or n.acc_bits < 1:
+            raise BuildError(f"node {n.name}: acc_bits missing in the IR")
+        if n.act == "threshold":
+            if o.kind != "bit":
+                raise BuildError(f"node {n.name}: a threshold activation needs a bit output stream")
+            _width(n, "thresholds", n.thr_bits, _array(n, "thresholds", (o.c,)))
+            _array(n, "direction", (o.c,), -1, 1)
+        elif n.act == "relu_offset":
+            if o.kind == "bit":
+                raise BuildError(f"node {n.name}: relu_offset needs an int/uint output stream")
+            _array(n, "offset", (o.c,))
+            _array(n, "sign", (o.c,), -1, 1)
+        else:
+            raise BuildError(f"node {n.name}: unknown activation {n.act!r:.20}")
+    elif n.kind == "maxpool":
+        if i.kind != "bit" or o.kind != "bit":
+            raise BuildError(f"node {n.name}: a max-pool maps bit streams")
+        if n.invert is not None:
+            _array(n, "invert", (i.c,), 0, 1)
+    elif n.kind == "avgpool":
+        if i.kind == "bit" or o.kind != "bit":
+            raise BuildError(f"node {n.name}: an average pool maps an int/uint stream to bits")
+        if not isinstance(n.sum_bits, int) or n.sum_bits < 1:
+            raise BuildError(f"node {n.name}: sum_bits missing in the IR")
+        _width(n, "thresholds", n.thr_bits, _array(n, "thresholds", (i.c,)))
+        _array(n, "direction", (i.c,), -1, 1)
+    elif n.kind == "scalemac":
+        if i.kind == "bit":
+            raise BuildError(f"node {n.name}: a scale MAC needs an int/uint input stream")
+        if not isinstance(n.n, int) or n.n < 1 or i.c % n.n:
+            raise BuildError(f"node {n.name}: group size n={n.n!r:.20} must divide C_in={i.c}")
+        _array(n, "weights", (o.c, i.c), -128, 127)
+        _width(n, "scales", n.scale_bits, _array(n, "scales", (i.c // n.n,), 0), signed=False)
+        _array(n, "bias", (o.c,))
+        for f in ("group_bits", "acc_bits"):
+            if not isinstance(getattr(n, f), int) or getattr(n, f) < 1:
+                raise BuildError(f"node {n.name}: {f} missing in the IR")
+        if not n.relu and o.kind != "int":
+            raise BuildError(f"node {n.name}: without ReLU the output stream must be 'int'")
+    elif n.kind == "globalsum":
+        if i.kind == "bit":
+            raise BuildError(f"node {n.name}: a global sum needs an int/uint input stream")
+
+
+def jsonable(v):
+    """json.dumps default= for numpy scalars and arrays."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(type(v))
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every integer in [lo, hi]."""
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi <= (1 << (b - 1)) - 1):
+        b += 1
+    return b
+
+
+def unsigned_bits(hi: int) -> int:
+    return max(1, int(hi).bit_length())
+
+
+def clog2(n: int) -> int:
+    """Bits to address n entries (Verilog $clog2)."""
+    return max(0, (int(n) - 1).bit_length())
+
+
+def next_pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p

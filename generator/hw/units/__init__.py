@@ -1,0 +1,61 @@
+"""The units layer: every folded IR node as one frozen hardware `Plan` (cycles, pipeline
+depth, window generator, widener, core parameters, memories, FIFO depths, lanes).
+
+One module per node kind, named like its HLS header, Verilog module and golden function
+(docs/ARCHITECTURE.md, "Adding a node kind"). The folding enumerates plans, the cost model
+(generator/hw/perf.py) prices them, both backends and the report print them; nothing here
+imports a backend.
+"""
+
+from __future__ import annotations
+
+from ...core.errors import BuildError
+from . import avgpool, conv, globalsum, maxpool, scalemac
+from .common import PIPE, Memory, Plan, Widen, Window  # noqa: F401  (the layer's types)
+
+UNITS = {m.KIND: m for m in (conv, maxpool, avgpool, scalemac, globalsum)}
+
+
+def unit(node):
+    """The unit module of a node's kind."""
+    try:
+        return UNITS[node.kind]
+    except (KeyError, AttributeError):
+        raise BuildError(f"{getattr(node, 'name', node)!s:.60}: no hardware unit for node kind "
+                         f"{getattr(node, 'kind', type(node).__name__)!r:.40}") from None
+
+
+def plan(node) -> Plan:
+    """The node at its folding (node.pe, node.simd, node.mult) as hardware. Its IR fields are
+    assumed checked (ir.check_node, run by Graph.validate before folding and rendering);
+    the plan checks the folding."""
+    return unit(node).plan(node)
+
+
+def legal_pe(node) -> list[int]:
+    return unit(node).legal_pe(node)
+
+
+def legal_simd(node) -> list[int]:
+    return unit(node).legal_simd(node)
+
+
+def check_folding(node) -> None:
+    """One-line BuildError naming the node and what is legal."""
+    err = unit(node).folding_error(node)
+    if err:
+        raise BuildError(f"node {node.name}: {err}")
+
+
+def cycles(node) -> int:
+    """Cycles per frame of a node at its folding (steady state, no stalls)."""
+    return plan(node).cycles
+
+
+def pipeline_depth(node) -> int:
+    """Cycles from the last input beat an output pixel needs to that pixel's output beat."""
+    return plan(node).pipe
+
+
+def plan_graph(graph) -> list[Plan]:
+    return [plan(n) for n in graph.nodes]
