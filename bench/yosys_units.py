@@ -4,10 +4,13 @@
     python bench/yosys_units.py --popcount      a registered XNOR + popcount alone
     python bench/yosys_units.py MODULE '{params}' ['{MEMPARAM: [words, width]}']
 
-Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad -flatten`), with random
-memory contents of the right shape, and its cells are counted by generator/hw/tech/xc7.py's count_cells, as generator/flows/synth.py counts
-them. Results are cached in $CFGEN_YOSYS_CACHE (default /tmp/cfgen_yosys_units).
-`synth_build_units(OUT)` synthesizes every unit of a build folder this way (in parallel).
+Each unit is synthesized alone (`synth_xilinx -family xc7 -noiopad -abc9 -flatten`) by Yosys
+0.70 through the one runner generator/flows/yowasp.py, with random memory contents of the
+right shape, and its cells are counted by generator/hw/tech/xc7.py's count_cells, as
+generator/flows/synth.py counts them. Results are cached in $CFGEN_YOSYS_CACHE (default
+/tmp/cfgen_yosys_units; the key includes the Yosys build and the script).
+`synth_build_units(OUT)` synthesizes every unit of a build folder this way (one at a time
+unless jobs > 1).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,23 +27,29 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from generator.flows import yowasp  # noqa: E402  (the one Yosys runner)
 from generator.hw.tech.xc7 import count_cells  # noqa: E402  (the one cell counter)
 
 RTL = REPO / "rtl"
 CACHE = Path(os.environ.get("CFGEN_YOSYS_CACHE", Path(tempfile.gettempdir()) / "cfgen_yosys_units"))
+SYNTH = "synth_xilinx -family xc7 -noiopad -abc9"
 
-def parse_stat(log: str) -> dict:
-    """Cells of the last `stat` block (the top, flattened by `flatten` in the script)."""
-    block = log[log.rfind("Number of cells"):]
-    cells = {}
-    for line in block.splitlines()[1:]:
-        m = re.match(r"\s+(\S+)\s+(\d+)\s*$", line)
-        if not m:
-            if cells:
-                break
-            continue
-        cells[m.group(1)] = int(m.group(2))
-    return cells
+
+def _quiet(*_a):
+    pass
+
+
+def yosys_cells(script: str, cwd: Path, name: str = "s", stat: str = "stat.json",
+                timeout: float = 3600) -> dict:
+    """Run `script` (relative paths only; it must end with `tee -q -o <stat> stat -json`)
+    in cwd with Yosys 0.70; the top's cell counts (submodules expanded)."""
+    yowasp.run_yosys(script, Path(cwd), name, timeout, log=_quiet, progress=False)
+    mods = yowasp.stat_modules(Path(cwd) / stat)
+    tot = yowasp.flatten_counts(mods)
+    # the top: the one module no other module instantiates
+    used = {c for m in mods.values() for c in m["cells"]}
+    tops = [m for m in mods if m not in used]
+    return tot[tops[0]] if tops else {}
 
 
 def rand_words(rng, n: int, width: int) -> list[str]:
@@ -53,16 +61,18 @@ def rand_words(rng, n: int, width: int) -> list[str]:
     return out
 
 
-def synth_unit(module: str, params: dict, mems: dict | None = None, deps=("cf_fifo.v",),
+def synth_unit(module: str, params: dict, mems: dict | None = None, deps=None,
                flags: str = "", seed: int = 0, cwd: str | None = None) -> dict:
-    """params: Verilog parameter values (ints or literal strings). mems: param -> (words, width)."""
+    """params: Verilog parameter values (ints or literal strings). mems: param -> (words, width).
+    deps: the library files the module instantiates (default: DEPS[module])."""
+    deps = DEPS.get(module, ("cf_fifo.v",)) if deps is None else deps
     memtext = ""
     if cwd:
         for v in params.values():
             m = re.fullmatch(r'"(.+\.hex)"', str(v))
             if m and (Path(cwd) / m.group(1)).is_file():
                 memtext += (Path(cwd) / m.group(1)).read_text()
-    key = json.dumps([module, params, mems, flags, seed, hashlib.sha1(memtext.encode()).hexdigest(),
+    key = json.dumps([yowasp.YOWASP_VERSION, SYNTH, module, params, mems, flags, seed, hashlib.sha1(memtext.encode()).hexdigest(),
                       hashlib.sha1(b"".join((RTL / f).read_bytes() for f in
                                             list(deps) + [module + ".v"])).hexdigest()],
                      sort_keys=True)
@@ -74,26 +84,26 @@ def synth_unit(module: str, params: dict, mems: dict | None = None, deps=("cf_fi
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as td:
         td = Path(td)
+        work = Path(cwd) if cwd else td
         chp = []
         for k, v in params.items():
             chp.append(f"-set {k} {v}")
         for k, (n, width) in (mems or {}).items():
             f = td / f"{k}.hex"
             f.write_text("\n".join(rand_words(rng, n, width)) + "\n")
-            chp.append(f'-set {k} "{f}"')
-        srcs = " ".join(str(RTL / f) for f in list(deps) + [module + ".v"])
+            chp.append(f'-set {k} "{os.path.relpath(f, work)}"')
+        srcs = " ".join(os.path.relpath(RTL / f, work) for f in list(deps) + [module + ".v"])
         script = (f"read_verilog -defer {srcs}\n"
                   f"chparam {' '.join(chp)} {module}\n"
                   f"hierarchy -top {module}\n"
-                  f"synth_xilinx -family xc7 -noiopad -flatten {flags}\n"
-                  f"stat\n")
-        (td / "s.ys").write_text(script)
-        r = subprocess.run(["yosys", "-q", "-l", str(td / "log.txt"), str(td / "s.ys")],
-                           capture_output=True, text=True, cwd=cwd or td)
-        log = (td / "log.txt").read_text() if (td / "log.txt").is_file() else ""
-        if r.returncode != 0:
-            raise RuntimeError(f"yosys failed on {module} {params}: {r.stderr[-2000:]}")
-        cells = parse_stat(log)
+                  f"{SYNTH} -flatten {flags}\n"
+                  f"tee -q -o stat.json stat -json\n")
+        # a shared folder (cwd): one script / log / stat per unit
+        stat = f"stat_{h}.json" if cwd else "stat.json"
+        try:
+            cells = yosys_cells(script.replace("stat.json", stat), work, f"u_{h}", stat)
+        except Exception as exc:
+            raise RuntimeError(f"yosys failed on {module} {params}: {exc}") from None
     res = {"module": module, "params": params, "cells": cells, **count_cells(cells)}
     hit.write_text(json.dumps(res))
     return res
@@ -114,7 +124,7 @@ def manifest_units(build_dir) -> list[tuple[str, str, dict]]:
     return units
 
 
-def synth_build_units(build_dir, jobs: int = 2, log=print) -> list[dict]:
+def synth_build_units(build_dir, jobs: int = 1, log=print) -> list[dict]:
     """Synthesize each distinct unit of a build folder alone; one result per unit instance."""
     from concurrent.futures import ThreadPoolExecutor
     build_dir = Path(build_dir).resolve()
@@ -154,10 +164,8 @@ def popcount_sweep(sizes=(8, 16, 32, 48, 64, 96, 128, 160)) -> dict:
         with tempfile.TemporaryDirectory() as td:
             td = Path(td)
             (td / "pc.v").write_text(POPCOUNT_V)
-            (td / "s.ys").write_text(f"read_verilog pc.v\nchparam -set N {n} pc\n"
-                                     "synth_xilinx -family xc7 -noiopad -top pc\nstat\n")
-            subprocess.run(["yosys", "-q", "-l", "log.txt", "s.ys"], cwd=td, capture_output=True)
-            cells = parse_stat((td / "log.txt").read_text())
+            cells = yosys_cells(f"read_verilog pc.v\nchparam -set N {n} pc\n"
+                                f"{SYNTH} -top pc\ntee -q -o stat.json stat -json\n", td)
         out[n] = count_cells(cells)["LUT"]
         print(f"N={n:4d}  LUT {out[n]:5d}  ({out[n] / n:.2f} per bit)", flush=True)
     return out

