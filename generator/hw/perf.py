@@ -104,16 +104,13 @@ def swg_res(win: units.Window, t=DEFAULT_TECH) -> Res:
     m = _mem(t, win.line_buffer)
     r.add("swg_buffer", taps * m["LUT"], taps * m["FF"], taps * m["BRAM36"])
     cf, ow = win.chunks, win.out_width
-    # chunk select: a CF:1 multiplexer per output bit; the read register's pad set/reset
-    # costs about a LUT per pixel bit when Yosys emulates it around LUT RAM (measured: bit
-    # streams and multi-bit pixels read whole or in few chunks yes; multi-bit pixels cut
-    # in many chunks mostly not)
-    sel = ow * t.mux_luts(cf) * C["swg_mux_scale"] if cf > 1 else 0.0
-    if m["style"].startswith("RAMB"):
-        sel *= C["swg_mux_scale_bram"]
-    if m["style"] != "logic" and not m["style"].startswith("RAMB"):
-        sel += taps * pw * (C["swg_pad_lut_per_bit"] if (win.bits == 1 or cf <= 8)
-                            else C["swg_pad_lut_per_bit_wide_mux"])
+    # chunk select: a CF:1 multiplexer per output bit (more of them behind a block RAM's
+    # read port, where Yosys cannot fold the select into the LUT RAM read); padding costs
+    # a few LUTs of control, the pad pixel itself is the read register's set/reset
+    scale = C["swg_mux_scale_bram"] if m["style"].startswith("RAMB") else C["swg_mux_scale"]
+    sel = ow * t.mux_luts(cf) * scale if cf > 1 else 0.0
+    if win.pad:
+        sel += C["swg_pad_lut"]
     r.add("swg_select", sel, 0)
     qw = clog2(win.h * win.w + depth + win.w * win.k + 2) + 2
     xw = clog2(win.h + win.w + 2 * win.pad + win.k + 2) + 2
@@ -236,13 +233,13 @@ def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[R
     n_b = m_b.get("distinct", pe * c.bw)
     # integer MACs inside a group: (IB+1) x 8 signed products
     d_int = t.dsp_per_mult(c.ib + (0 if c.isigned else 1), 8)
-    r.add("group_macs", pe * gpc * max(0, gs - 1) * sjw * C["int8_tree_lut_per_bit"], 0, 0,
-          pe * simd * d_int)
+    tree = C["smac_tree_lut_per_bit"] if d_int else C["int8_tree_lut_per_bit"]
+    r.add("group_macs", pe * gpc * max(0, gs - 1) * sjw * tree, 0, 0, pe * simd * d_int)
     # the per-group scale multiply: C/n of them per output instead of C
     d_sc = t.dsp_per_mult(sjw if cpg == 1 else gpw, c.scw + 1)
     n_sc = pe * (gpc if cpg == 1 else 1)
     r.add("scale_mult", pe * (gpc - 1) * mw_ if cpg == 1 else pe * gpw, 0, 0, n_sc * d_sc)
-    r.add("accumulate", pe * zi * C["adder_lut_per_bit"] + pe * c.ob * 0.5, 0)
+    r.add("accumulate", pe * (zi + c.ob) * C["smac_acc_lut_per_bit"], 0)
     # xa, sa/scb, ba/bb/bc, zacc, asmb; the DSPs absorb the weight register (AREG), the
     # sub-sum register sb and the scaled register mc (PREG)
     regs = simd * c.ib + n_s + n_b * 2 + pe * zi \
@@ -287,7 +284,7 @@ def avgpool_res(p: Plan, t=DEFAULT_TECH) -> Res:
 
 def globalsum_res(p: Plan, t=DEFAULT_TECH) -> Res:
     c = p.core
-    r = Res().add("sum", c.c * c.ob * t.C["mux_adder_lut_per_bit"] + t.C["pool_ctrl_lut"],
+    r = Res().add("sum", c.c * c.ob * t.C["gsum_lut_per_bit"] + t.C["pool_ctrl_lut"],
                   c.c * c.ob + clog2(c.n) + 1)
     return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
 

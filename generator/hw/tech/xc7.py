@@ -33,13 +33,17 @@ C = {
     # 3.0 LUT/bit at N = 8 up to 5.1 at N = 160, bench/yosys_units.py --popcount.)
     "xnor_lut_nlogn": 0.0,
     "xnor_lut_per_bit": 2.57,
+    "xnor_lut_offset": 9.0,         # fit (Yosys 0.70 -abc9, bench/calibrate.py): narrow popcounts
+                                    # cost less per bit (the chain's 8 and 16 bit ones)
     # measured: a popcount split into registered partial counts of 32 bits (cf_mvu PIPE 2)
     # costs less: NIN CF-16 pynq-z2, Yosys 0.23, PIPE 2 on five convs (4,928 bit pairs):
     # -2,211 LUT; NIN conv5 alone (SIMD 64 x PE 4): -110 LUT. 0.43 LUT per bit pair
     "xnor_split_saving_per_bit": 0.43,
     # --- accumulators, comparators, adders ----------------------------------------------
     "adder_lut_per_bit": 1.0,       # rule: one LUT (+ CARRY4) per bit of a 2-input adder
-    "mux_adder_lut_per_bit": 2.0,   # fit: adder whose input is muxed to 0 (cf_globalsum)
+    "mux_adder_lut_per_bit": 2.0,   # fit: adder whose input is muxed to 0 (cf_avgpool)
+    "gsum_lut_per_bit": 1.0,        # fit: cf_globalsum accumulate-or-load, one LUT3 + CARRY4
+                                    # per bit under ABC9 (chain gsum: 528 bits, 534 LUT)
     "cmp_lut_per_bit": 0.5,         # fit: magnitude comparator vs a stored value, per bit
     "cmp_const_lut_per_bit": 0.35,  # fit: comparator against a constant, per bit
     "avg_cmp_lut_per_bit": 0.5,     # fit: cf_avgpool threshold (chain test, NIN avgpool19)
@@ -59,23 +63,27 @@ C = {
                                     # SIMD 9 +74 (2 x 37), PE 96 x SIMD 3 +0 (no tree);
                                     # DSP 150 / 9 / 144 = ceil(PE/2) * SIMD (docs/FOLDING.md)
     "int8_tree_lut_per_bit": 1.0,   # rule: adder tree of SIMD products, per bit per adder
-    "int8_acc_lut_per_bit": 2.0,    # fit: int8 accumulator with its clear mux (tiny, NIN conv1)
+    "int8_acc_lut_per_bit": 1.0,    # fit: int8 accumulator with its clear mux (0.70 -abc9: one
+                                    # LUT + CARRY4 per bit; 0.23 needed two)
     # --- registers / control ----------------------------------------------------------
-    "mvu_ctrl_lut": 30,             # fit: cf_mvu counters, credits, valid pipeline
+    "mvu_ctrl_lut": 15,             # fit: cf_mvu counters, credits, valid pipeline (0.70 -abc9)
     "mvu_ctrl_ff": 16,
-    "swg_ctrl_lut": 95,             # fit: cf_swg window counters, address arithmetic
-    "swg_ctrl_ff": 67,             # fit; +22 measured when need/oldest became registers (cf_swg, NIN: 4,996 -> 5,241 FF over 11 units)
+    "swg_ctrl_lut": 68,             # fit: cf_swg window counters, address arithmetic (0.70 -abc9)
+    "swg_ctrl_ff": 57,             # fit; +22 measured when need/oldest became registers (cf_swg, NIN: 4,996 -> 5,241 FF over 11 units)
     "swg_ctrl_lut_per_addr_bit": 2.0,  # fit: grows with the buffer / frame address width
-    "swg_mux_scale": 1.0,           # fit: cf_swg chunk multiplexer vs mux_luts()
-    "swg_mux_scale_bram": 1.6,      # fit: NIN avgpool19 buffer in block RAM (64 x 3,264 bits, 32 chunks): select 1,390 LUT
-    "swg_pad_lut_per_bit": 1.0,     # fit: pad set/reset of the read register, per pixel bit
-    "swg_pad_lut_per_bit_wide_mux": 0.15,  # fit: the same, multi-bit pixels cut in > 8 chunks
+    "swg_mux_scale": 1.4,           # fit: cf_swg chunk multiplexer vs mux_luts()
+    "swg_mux_scale_bram": 1.95,     # fit: the same after a block RAM (NIN avgpool19, 64 x 3,264
+                                    # bits, 32 chunks: select about 1,700 LUT)
+    "swg_pad_lut": 12,              # fit: padding control (the pad value is the read register's
+                                    # set/reset: no LUT per pixel bit under ABC9)
     "swg_fifo_depth": 2,            # rule: cf_swg output FIFO (localparam FD)
     "pool_ctrl_lut": 10,
     "fifo_ctrl_lut": 8,             # fit: cf_fifo pointers and count (depth 2)
     "fifo_slot_lut": 2,             # cf_fifo DEPTH 1: full flag next state and ready (estimate)
     "fifo_ctrl_ff": 5,
-    "smac_ctrl_lut": 60,            # fit: cf_scalemac counters
+    "smac_ctrl_lut": 30,            # fit: cf_scalemac counters (0.70 -abc9)
+    "smac_tree_lut_per_bit": 0.0,   # fit: a group's products are summed down the DSP cascade
+    "smac_acc_lut_per_bit": 0.5,    # fit: the group accumulator and output clamp, per bit
     "smac_ctrl_ff": 40,
     # cf_widen (tap-parallel convolutions): measured, bench/yosys_units.py cf_widen, e.g.
     # IW 24 R 25 SF 1 NF 48: 18 LUT / 1,212 FF; IW 24 R 5 SF 5 NF 48: 264 LUT / 1,215 FF;
@@ -159,10 +167,10 @@ def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True,
         # logic: ROM as LUTs (+ output register), RAM as flip-flops + read mux
         if rom:
             # every output bit is a boolean function of the address; identical functions
-            # (and their registers) are merged, constants vanish: a shallow ROM has at most
-            # 2^(2^a) - 2 distinct non-constant bits (a address bits)
-            a = clog2(depth)
-            distinct = width if a >= 4 else min(width, max(0, 2 ** (2 ** a) - 2))
+            # (and their registers) are merged, constants vanish, unused addresses are don't
+            # cares: a shallow ROM has at most 2^depth - 2 distinct non-constant bits
+            # (measured: 6 x 288 random int8 bits, 61 FF)
+            distinct = width if depth >= 12 else min(width, max(0, 2 ** depth - 2))
             lut = distinct * (C["rom_lut_per_64b"] * max(1, depth / 64)
                               + C["rom_mux_lut_per_256b"] * max(0, depth / 256 - 1))
             if depth <= 2:
@@ -248,7 +256,8 @@ def widen_mux_luts(sf: int) -> float:
 
 def popcount_luts(n: int) -> float:
     """LUTs of XNOR + popcount over n bit pairs (one PE)."""
-    return C["xnor_lut_nlogn"] * n * math.log2(max(n, 2)) + C["xnor_lut_per_bit"] * n
+    return max(0.5 * n, C["xnor_lut_nlogn"] * n * math.log2(max(n, 2))
+               + C["xnor_lut_per_bit"] * n - C["xnor_lut_offset"])
 
 
 #: LUTs per LUT-RAM / shift-register cell (SLICEM LUTs it occupies)

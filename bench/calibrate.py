@@ -1,0 +1,98 @@
+"""Cost model vs Yosys 0.70, unit by unit: the calibration of generator/hw/perf.py and
+generator/hw/tech/xc7.py (docs/FOLDING.md, "Calibration").
+
+    python bench/calibrate.py [--designs narrow,wide,taps[,BUILD_FOLDER...]] [--no-abc9] [--work DIR]
+
+Builds each calibration design's RTL (the test suite's every-node chain at its three
+foldings, or the graph of a build folder such as NIN CF-16's), synthesizes it with
+generator.flows.synth (Yosys 0.70 synth_xilinx -abc9, hierarchy kept) and prints, per unit
+instance and in total, predicted / measured LUT and FF. Writes
+bench/results/calibration.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from generator.backends import rtl  # noqa: E402
+from generator.flows import synth  # noqa: E402
+from generator.hw import perf  # noqa: E402
+from generator.hw.boards import load_board  # noqa: E402
+
+BOARD = "pynq-z2"
+# the every-node chain of tests/test_fold.py (its slow test asserts the same figures)
+CHAIN_FOLDINGS = {
+    "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
+    "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
+    "taps": {"conv1": (4, 9), "conv2": (2, 24), "conv3": (2, 8), "conv4": (2, 8), "fc": (1, 4)},
+}
+# predicted part prefix -> instance suffix of the generated top
+PREFIX = {"swg.": "swg", "widen.": "widen", "mvu.": "mvu", "smac.": "smac", "pool.": "pool",
+          "gsum.": "gsum"}
+
+
+def design(name: str):
+    """A chain folding by name, or the folded graph of a build folder (python -m generator build)."""
+    if name in CHAIN_FOLDINGS:
+        from rtl_unit_tb import graphs as G
+        return G.brief_chain(np.random.default_rng(0), fold=CHAIN_FOLDINGS[name])
+    from generator.hw.ir import Graph
+    return Graph.load(Path(name))
+
+
+def compare(name: str, work: Path, abc9: bool = True, log=print) -> dict:
+    g = design(name)
+    out = work / Path(name).name
+    board = load_board(BOARD)
+    rtl.render(g, out, board)
+    meas = synth.run(out, abc9=abc9, log=lambda *a: None)
+    pred = perf.predict(g, board)
+    rows = []
+    for i, n in enumerate(pred["nodes"]):
+        parts = n["resources"]["parts"]
+        for pre, suffix in PREFIX.items():
+            p = {r: sum(v[r] for k, v in parts.items() if k.startswith(pre)) for r in ("LUT", "FF")}
+            m = meas["units"].get(f"u{i}_{suffix}")
+            if m is None and not any(k.startswith(pre) for k in parts):
+                continue
+            rows.append({"unit": f"{n['name']}.{suffix}", "pred": p,
+                         "meas": {r: (m or {}).get(r, 0) for r in ("LUT", "FF")}})
+    tot = {"pred": {r: pred["resources"][r] for r in perf.RESOURCES},
+           "meas": {r: meas[r] for r in perf.RESOURCES}}
+    for row in rows:
+        p, m = row["pred"], row["meas"]
+        log(f"  {row['unit']:14s} LUT {p['LUT']:8.0f} / {m['LUT']:<6}  FF {p['FF']:8.0f} / {m['FF']:<6}")
+    p, m = tot["pred"], tot["meas"]
+    log(f"  {name:14s} LUT {p['LUT']:8} / {m['LUT']:<6} ({100 * (p['LUT'] - m['LUT']) / m['LUT']:+.1f} %)"
+        f"  FF {p['FF']:8} / {m['FF']:<6} ({100 * (p['FF'] - m['FF']) / m['FF']:+.1f} %)"
+        f"  BRAM36 {p['BRAM36']} / {m['BRAM36']}  DSP {p['DSP']} / {m['DSP']}")
+    return {"design": name, "units": rows, **tot, "yosys": meas["version"], "command": meas["command"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--designs", default="narrow,wide,taps")
+    ap.add_argument("--no-abc9", action="store_true")
+    ap.add_argument("--work", default="/tmp/cfgen_calibration")
+    args = ap.parse_args()
+    results = []
+    for name in args.designs.split(","):
+        print(f"{name}:", flush=True)
+        results.append(compare(name, Path(args.work), abc9=not args.no_abc9))
+    dest = REPO / "bench" / "results" / "calibration.json"
+    dest.write_text(json.dumps(results, indent=1))
+    print(f"wrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
