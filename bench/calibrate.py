@@ -27,14 +27,9 @@ from generator.backends import rtl  # noqa: E402
 from generator.flows import synth  # noqa: E402
 from generator.hw import perf  # noqa: E402
 from generator.hw.boards import load_board  # noqa: E402
+from rtl_unit_tb import graphs as G  # noqa: E402
 
 BOARD = "pynq-z2"
-# the every-node chain of tests/test_fold.py (its slow test asserts the same figures)
-CHAIN_FOLDINGS = {
-    "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
-    "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
-    "taps": {"conv1": (4, 9), "conv2": (2, 24), "conv3": (2, 8), "conv4": (2, 8), "fc": (1, 4)},
-}
 # predicted part prefix -> instance suffix of the generated top
 PREFIX = {"swg.": "swg", "widen.": "widen", "mvu.": "mvu", "smac.": "smac", "pool.": "pool",
           "gsum.": "gsum"}
@@ -42,9 +37,8 @@ PREFIX = {"swg.": "swg", "widen.": "widen", "mvu.": "mvu", "smac.": "smac", "poo
 
 def design(name: str):
     """A chain folding by name, or the folded graph of a build folder (python -m generator build)."""
-    if name in CHAIN_FOLDINGS:
-        from rtl_unit_tb import graphs as G
-        return G.brief_chain(np.random.default_rng(0), fold=CHAIN_FOLDINGS[name])
+    if name in G.BRIEF_CHAIN_FOLDINGS:
+        return G.brief_chain(np.random.default_rng(0), fold=G.BRIEF_CHAIN_FOLDINGS[name])
     from generator.hw.ir import Graph
     return Graph.load(Path(name))
 

@@ -311,14 +311,7 @@ def _tools_or_skip():
         pytest.skip(str(exc))
 
 
-FOLDINGS = {
-    # the chain's small default folding, and a wider one
-    "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
-    "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
-    # tap-parallel convs (cf_widen): conv1 3 taps x 3 channels (SF 3), conv2 3 taps x 8
-    # channels replayed NF = 8 times (the slowest node)
-    "taps": {"conv1": (4, 9), "conv2": (2, 24), "conv3": (2, 8), "conv4": (2, 8), "fc": (1, 4)},
-}
+FOLDINGS = G.BRIEF_CHAIN_FOLDINGS
 
 
 @pytest.mark.slow

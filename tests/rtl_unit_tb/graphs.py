@@ -180,6 +180,18 @@ def chain(nodes, name="test") -> Graph:
     return Graph(name, nodes, nodes[0].inp, 1.0, nodes[-1].out.c)
 
 
+# foldings of brief_chain measured against RTL simulation and Yosys (tests/test_fold.py's slow
+# test; bench/calibrate.py fits the cost model to the same designs)
+BRIEF_CHAIN_FOLDINGS = {
+    # the chain's small default folding, and a wider one
+    "narrow": {"conv1": (1, 3), "conv2": (2, 4), "conv3": (1, 4), "conv4": (2, 4), "fc": (1, 2)},
+    "wide": {"conv1": (4, 3), "conv2": (8, 8), "conv3": (4, 16), "conv4": (4, 16), "fc": (2, 4)},
+    # tap-parallel convs (cf_widen): conv1 3 taps x 3 channels (SF 3), conv2 3 taps x 8
+    # channels replayed NF = 8 times (the slowest node)
+    "taps": {"conv1": (4, 9), "conv2": (2, 24), "conv3": (2, 8), "conv4": (2, 8), "fc": (1, 4)},
+}
+
+
 def brief_chain(rng, hw=8, c=(8, 16, 16, 16, 16), fold=None) -> Graph:
     """int8 conv k3 p1 threshold -> xnor conv k3 p1 threshold -> maxpool k2 -> xnor conv k1
     relu_offset -> avgpool k3 s2 p1 threshold -> xnor conv k1 relu_offset -> scalemac ->
