@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", type=float, default=None, help="build --clock (MHz)")
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--split", action=argparse.BooleanOptionalAction, default=None,
+                    help="one Yosys run per unit module (default: the flow's size rule)")
+    ap.add_argument("--jobs", type=int, default=None, help="parallel Yosys runs when split")
     args = ap.parse_args(argv)
     tag = args.board + (f"_{args.clock:g}" if args.clock else "")
     out = Path(args.out or REPO / "build" / "bench" / f"timing_nin_{tag}")
@@ -50,7 +53,9 @@ def main(argv=None) -> int:
     if sh(*build):
         return 2
     t0 = time.monotonic()
-    if sh("-m", "generator.flows.timing", out):
+    if sh("-m", "generator.flows.timing", out,
+          *([] if args.split is None else ["--split" if args.split else "--no-split"]),
+          *([] if args.jobs is None else ["--jobs", args.jobs])):
         return 2
     res = json.loads((out / "timing" / "timing.json").read_text())
     rep = json.loads((out / "report.json").read_text())["predicted"]
@@ -71,7 +76,8 @@ def main(argv=None) -> int:
                       "estimate_ns": v["estimate_ns"], "over": v["over_period"][key],
                       "start": v["start"], "end": v["end"]}
                   for k, v in sorted(res["units"].items(), key=lambda kv: -kv[1]["estimate_ns"][key])},
-        "design": res["design"], "yosys_seconds": res["seconds"],
+        "design": res["design"], "split": res.get("split"), "note": res.get("note"),
+        "yosys_seconds": res["seconds"],
         "wall_seconds": round(time.monotonic() - t0, 1),
     }
     dst = REPO / "bench" / "results" / f"timing_nin_{tag}.json"

@@ -94,3 +94,15 @@ def test_deep_popcount_flagged_pipelined_not(tmp_path, yowasp_warm):
     assert piped["estimate_ns"]["0.9"] < deep["estimate_ns"]["0.9"] - 2
     assert r["resources"]["BRAM36"] >= 1          # the weights are in block RAM
     assert r["design"]["over_period"]["0.9"]      # the whole design keeps the deep unit
+
+    # split mode (one Yosys run per unit module, for designs beyond one WebAssembly Yosys'
+    # memory) maps and times every unit as the whole-design run does
+    s = timing.analyze(tmp_path / "split", [f"../src/{f}" for f in
+                                            ("cf_fifo.v", "cf_rom.v", "cf_add.v", "cf_mvu.v", "tt.v")],
+                       "tt", period_ns=10.0, log=lambda *_: None, split=True, jobs=2)
+    assert s["split"] and s["design"] is None
+    assert set(s["units"]) == set(r["units"])
+    for k, u in r["units"].items():
+        assert s["units"][k]["estimate_ns"] == u["estimate_ns"], k
+        assert s["units"][k]["cells"] == u["cells"], k
+    assert s["resources"] == r["resources"]

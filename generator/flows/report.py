@@ -90,7 +90,8 @@ def load_measured(out: Path) -> dict:
                                        "levels": u.get("levels"), "over": u["over_period"][key]}
         meas["timing"] = {k: r.get(k) for k in ("what", "tool", "clock_mhz", "period_ns",
                                                 "worst_ns", "fmax_mhz", "meets", "flagged",
-                                                "net_delay_ns", "clock_uncertainty_ns")}
+                                                "net_delay_ns", "clock_uncertainty_ns",
+                                                "split", "note")}
         meas["timing"]["net_key"] = key
         meas["timing"]["nodes"] = per_node
     csim = out / "csim" / "results.json"

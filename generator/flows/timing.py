@@ -31,7 +31,9 @@ one-time compilation of yosys.wasm with progress lines).
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -190,11 +192,15 @@ def _yid(name: str) -> str:
 
 
 def analyze(work: Path, sources: list[str], top: str, period_ns: float, params: dict | None = None,
-            per_unit: bool = True, timeout: float = 7200, log=print) -> dict:
+            per_unit: bool = True, timeout: float = 7200, log=print, split: bool = False,
+            jobs: int = 1) -> dict:
     """Synthesize `sources` (paths relative to `work`) with `top` (and optional top
     parameters), then the worst path of every distinct submodule of the top and of the
-    flattened top."""
+    flattened top. `split`: one Yosys run per distinct unit module instead (see
+    analyze_split)."""
     work.mkdir(parents=True, exist_ok=True)
+    if split:
+        return analyze_split(work, sources, top, period_ns, params, timeout, log, jobs)
     chp = "".join(f" -chparam {k} {v}" for k, v in (params or {}).items())
     t0 = time.monotonic()
     log(f"timing: {SYNTH_CMD} on {top} in {work} (log yosys_synth.log)")
@@ -241,7 +247,84 @@ def analyze(work: Path, sources: list[str], top: str, period_ns: float, params: 
             "seconds": {"synth": round(t_synth, 1), "sta": round(t_sta, 1)}}
 
 
-def run(out_dir, clock_mhz: float | None = None, timeout: float = 7200, log=print) -> dict:
+def _unit_script(t: str, k: int) -> str:
+    """Synthesis and sta of one elaborated unit module in one Yosys run (design -reset
+    between them frees the synthesis netlist before the cell models are read)."""
+    return "\n".join([
+        "read_rtlil elab.il", f"hierarchy -top {_yid(t)}", f"{SYNTH_CMD} -top {_yid(t)}",
+        f"tee -q -o stat_{k}.json stat -json", "delete =A:blackbox", f"write_rtlil mapped_{k}.il",
+        "design -reset", "read_verilog -lib -specify +/xilinx/cells_sim.v",
+        f"read_rtlil mapped_{k}.il", f"hierarchy -top {_yid(t)}", "flatten",
+        f"tee -q -o sta_{k}.txt sta"]) + "\n"
+
+
+def analyze_split(work: Path, sources: list[str], top: str, period_ns: float,
+                  params: dict | None = None, timeout: float = 7200, log=print,
+                  jobs: int = 1) -> dict:
+    """Per-unit mode for designs too large for one WebAssembly Yosys (its memory ends at
+    4 GiB: NIN on zcu104, 175 k LUT, died inside synth_xilinx): elaborate once, then
+    synthesize and time every distinct unit module in its own run, `jobs` at a time.
+    synth_xilinx keeps the hierarchy, so each unit maps as it does inside the whole
+    design. The top is wiring only (generated; unit ports meet directly), so resources are
+    the sum over its instances; paths that cross unit boundaries are not analysed here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chp = "".join(f" -chparam {k} {v}" for k, v in (params or {}).items())
+    t0 = time.monotonic()
+    log(f"timing: elaborating {top} in {work} (split: one Yosys run per unit module)")
+    run_yosys("\n".join([
+        "read_verilog " + " ".join(sources), f"hierarchy -check -top {top}{chp}",
+        f"select -module {top}", "tee -q -o top_cells.il dump c:*", "select -clear",
+        "write_rtlil elab.il"]) + "\n", work, "elab", timeout, log)
+    insts = _top_instances(work / "top_cells.il")
+    types = sorted(set(insts.values()))
+    done = [0]
+
+    def one(k_t):
+        k, t = k_t
+        t1 = time.monotonic()
+        run_yosys(_unit_script(t, k), work, f"unit_{k}", timeout, log, progress=False)
+        done[0] += 1
+        log(f"  [{time.monotonic() - t0:7.1f}s] {done[0]}/{len(types)} {t.split(chr(92))[-1]} "
+            f"({', '.join(i for i, ty in insts.items() if ty == t)}) in "
+            f"{time.monotonic() - t1:.0f} s")
+        return k
+
+    log(f"timing: {SYNTH_CMD} + sta on {len(types)} unit module(s), {jobs} at a time "
+        "(logs yosys_unit_*.log)")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        list(ex.map(one, enumerate(types)))
+    mods: dict = {}
+    by_type = {}
+    for k, t in enumerate(types):
+        mods.update(_stat_modules(work / f"stat_{k}.json"))
+        p = parse_sta((work / f"sta_{k}.txt").read_text())
+        by_type[t] = path_summary(p, period_ns) if p else None
+    units = {inst: {"module": t.split("\\")[-1], **by_type[t]}
+             for inst, t in insts.items() if by_type.get(t) is not None}
+    from ..hw.tech.xc7 import count_cells
+    flat = flatten_counts(mods)
+    total: dict[str, int] = {}
+    for t in insts.values():
+        for c, n in flat.get(t, {}).items():
+            total[c] = total.get(c, 0) + n
+    return {"units": units, "design": None, "resources": count_cells(total), "split": True,
+            "seconds": {"synth+sta": round(time.monotonic() - t0, 1)}}
+
+
+def predicted_luts(out: Path) -> float | None:
+    try:
+        return float(json.loads((out / "report.json").read_text())["predicted"]["resources"]["LUT"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# one WebAssembly Yosys holds NIN on pynq-z2 (32 k LUT) and ultra96-v2; zcu104 (175 k) ran out
+SPLIT_ABOVE_LUTS = 80_000
+
+
+def run(out_dir, clock_mhz: float | None = None, timeout: float = 7200, log=print,
+        split: bool | None = None, jobs: int | None = None) -> dict:
     out = Path(out_dir).resolve()
     man_path = out / "rtl" / "manifest.json"
     if not man_path.is_file():
@@ -252,7 +335,12 @@ def run(out_dir, clock_mhz: float | None = None, timeout: float = 7200, log=prin
     period = 1000.0 / clock
     work = out / "timing"
     srcs = [f"../rtl/{f}" for f in man["sources"]]
-    r = analyze(work, srcs, man["top"], period, timeout=timeout, log=log)
+    if split is None:
+        luts = predicted_luts(out)
+        split = luts is not None and luts > SPLIT_ABOVE_LUTS
+    if jobs is None:
+        jobs = max(1, min(4, os.cpu_count() or 1)) if split else 1
+    r = analyze(work, srcs, man["top"], period, timeout=timeout, log=log, split=split, jobs=jobs)
     node_of = {u["inst"]: n["name"] for n in man["nodes"] for u in n["units"]}
     for inst, u in r["units"].items():
         u["node"] = node_of.get(inst)
@@ -268,7 +356,11 @@ def run(out_dir, clock_mhz: float | None = None, timeout: float = 7200, log=prin
         "meets": not flagged, "flagged": flagged,
         "design": r["design"], "units": r["units"], "resources": r["resources"],
         "seconds": r["seconds"], "board": board.get("name"),
+        "split": bool(r.get("split")),
     }
+    if r.get("split"):
+        result["note"] = ("split: each unit module synthesized and timed alone; the top is "
+                          "wiring only and paths crossing unit boundaries were not analysed")
     (work / "timing.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -288,6 +380,12 @@ def main(argv=None) -> int:
                     help="target clock in MHz (default: the board's)")
     ap.add_argument("--timeout", type=options.finite_float(1, 7 * 86400), default=7200,
                     help="seconds before each Yosys run is killed")
+    ap.add_argument("--split", action=argparse.BooleanOptionalAction, default=None,
+                    help="one Yosys run per unit module (default: above "
+                         f"{SPLIT_ABOVE_LUTS:,} predicted LUT, where one run can exhaust "
+                         "the WebAssembly Yosys' 4 GiB)")
+    ap.add_argument("--jobs", type=int, choices=range(1, 65), metavar="N", default=None,
+                    help="parallel Yosys runs in split mode (default: CPUs, at most 4)")
     args = ap.parse_args(argv)
     return run_main(lambda: _main(args))
 
@@ -299,6 +397,8 @@ def report_lines(res: dict) -> list[str]:
              f"worst {res['worst_ns']} ns at {n} ns/net -> {res['fmax_mhz']} MHz; "
              + ("every path within the period" if res["meets"] else
                 f"over the period: {', '.join(res['flagged'])}")]
+    if res.get("note"):
+        lines.append(f"  {res['note']}")
     rows = ([("design", res["design"])] if res["design"] else []) + sorted(
         res["units"].items(), key=lambda kv: -kv[1]["estimate_ns"][n])
     for k, v in rows:
@@ -312,7 +412,8 @@ def report_lines(res: dict) -> list[str]:
 
 
 def _main(args) -> int:
-    res = run(args.out, clock_mhz=args.clock, timeout=args.timeout)
+    res = run(args.out, clock_mhz=args.clock, timeout=args.timeout, split=args.split,
+              jobs=args.jobs)
     for line in report_lines(res):
         print(line)
     print(f"  wrote {Path(args.out) / 'timing' / 'timing.json'}")
