@@ -1,10 +1,13 @@
 // cfgen HLS: pooling reductions over the window taps of a sliding_window; one output
 // pixel (all C channels in one beat) per window.
 //
-// maxpool_bin : binary max-pool on taps of a sliding_window with SIMD = C (one whole pixel
-//               per beat, K*K beats per output pixel). out = invert XOR OR_taps(tap XOR
-//               invert): OR per channel, AND where invert[c] = 1. Feed the sliding window
-//               pad_pixel = invert so out-of-image taps are the identity (ignored).
+// maxpool     : max-pool on taps of a sliding_window with SIMD = C (one whole pixel per
+//               beat of C channels of B bits, K*K beats per output pixel). out = mask XOR
+//               max_taps(tap XOR mask), an unsigned max per channel (B = 1: OR, AND where
+//               the mask bit is 1; B > 1: an all-ones channel mask pools the minimum, a
+//               sign-bit mask orders two's complement values; golden.pool_mask). Feed the
+//               sliding window pad_pixel = mask so out-of-image taps are 0 in the masked
+//               domain, the identity (ignored).
 // avgpool_thr : average-pool sum S[c] = sum_taps x[c] (SUM_BITS two's complement; feed
 //               pad_pixel = 0 so out-of-image taps add 0), then a per-channel activation,
 //               folded over channels like rtl/cf_avgpool.v. Input: what sliding_window emits
@@ -27,11 +30,12 @@
 
 namespace cf {
 
-template <unsigned C, unsigned K, unsigned OPIX>
-void maxpool_bin(hls::stream<ap_uint<C> >& in, hls::stream<ap_uint<C> >& out, const typename rom<C>::type& invert,
-                 const unsigned reps) {
-  const ap_uint<C> inv = rom_reader<C>::get(invert);
-  ap_uint<C> acc = 0;
+template <unsigned C, unsigned B, unsigned K, unsigned OPIX>
+void maxpool(hls::stream<ap_uint<C * B> >& in, hls::stream<ap_uint<C * B> >& out,
+             const typename rom<C * B>::type& mask, const unsigned reps) {
+  static_assert(C >= 1 && B >= 1 && K >= 1 && OPIX >= 1, "maxpool: C, B, K and OPIX must be >= 1");
+  const ap_uint<C * B> inv = rom_reader<C * B>::get(mask);
+  ap_uint<C * B> acc = 0;
   unsigned t = 0;
 frames:
   for (unsigned r = 0; r < reps; r++) {
@@ -39,8 +43,17 @@ frames:
   taps:
     for (unsigned i = 0; i < OPIX * K * K; i++) {
 #pragma HLS PIPELINE II=1
-      const ap_uint<C> x = in.read() ^ inv;
-      acc = (t == 0) ? x : ap_uint<C>(acc | x);
+      const ap_uint<C * B> x = in.read() ^ inv;
+      if (B == 1) {
+        acc = (t == 0) ? x : ap_uint<C * B>(acc | x);
+      } else {
+      channels:
+        for (unsigned c = 0; c < C; c++) {
+#pragma HLS UNROLL
+          const ap_uint<B> xc = x.range(c * B + B - 1, c * B), ac = acc.range(c * B + B - 1, c * B);
+          if (t == 0 || xc > ac) acc.range(c * B + B - 1, c * B) = xc;
+        }
+      }
       if (t == K * K - 1) {
         out.write(acc ^ inv);
         t = 0;

@@ -1,34 +1,37 @@
-// cf_maxpool: binary max-pool reducer.
+// cf_maxpool: max-pool reducer, one whole pixel per beat.
 //
-// Input : KK = k*k taps per output pixel, one whole pixel (C bits) per beat,
-//         as cf_swg emits them (SIMD = C, NF = 1). cf_swg pads out-of-image
-//         taps with INV, which is the identity of the reduction below, so
+// Input : KK = k*k taps per output pixel, one whole pixel (C channels of B bits) per beat,
+//         as cf_swg emits them (SIMD = C, NF = 1).
+// Output: per channel the unsigned maximum of the taps in the domain x ^ INV (INV holds a
+//         B-bit mask per channel, channel c at bits [c*B, (c+1)*B)). B = 1: OR of the bits,
+//         AND where the mask is 1. B > 1: an all-ones mask pools the minimum instead, a
+//         sign-bit mask orders two's complement values. cf_swg pads out-of-image taps
+//         with INV, which is 0 -- the identity of the maximum -- in that domain, so
 //         out-of-image taps are ignored.
-// Output: per channel c, OR of the taps, or AND where INV[c] = 1
-//         (computed as OR in the domain x ^ INV).
 // The output beat is pushed into a FIFO when the last tap is accepted; the
 // last tap is accepted only if the FIFO has room (registered count), so
 // s_ready does not depend on m_ready.
 `default_nettype none
 module cf_maxpool #(
     parameter C  = 4,
+    parameter B  = 1,
     parameter KK = 4,
-    parameter [C-1:0] INV = {C{1'b0}},
+    parameter [C*B-1:0] INV = {C*B{1'b0}},
     parameter FD = 2
 ) (
-    input  wire         clk,
-    input  wire         rst,
-    input  wire         s_valid,
-    output wire         s_ready,
-    input  wire [C-1:0] s_data,
-    output wire         m_valid,
-    input  wire         m_ready,
-    output wire [C-1:0] m_data
+    input  wire           clk,
+    input  wire           rst,
+    input  wire           s_valid,
+    output wire           s_ready,
+    input  wire [C*B-1:0] s_data,
+    output wire           m_valid,
+    input  wire           m_ready,
+    output wire [C*B-1:0] m_data
 );
     // elaboration-time parameter checks (an unknown module stops every tool)
     generate
-        if (!(C >= 1 && KK >= 1)) begin : g_bad_size
-            cf_maxpool_needs_C_and_KK_at_least_1 u_bad ();
+        if (!(C >= 1 && B >= 1 && KK >= 1)) begin : g_bad_size
+            cf_maxpool_needs_C_B_and_KK_at_least_1 u_bad ();
         end
         if (!(FD >= 1 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
             cf_maxpool_needs_FD_1_or_a_power_of_2 u_bad ();
@@ -42,14 +45,28 @@ module cf_maxpool #(
     localparam [FCW-1:0] FDS     = FD;
     /* verilator lint_on WIDTHTRUNC */
 
-    reg  [TW-1:0] t;
-    reg  [C-1:0]  acc;
+    reg  [TW-1:0]  t;
+    reg  [C*B-1:0] acc;
     wire [FCW-1:0] fcount;
     wire last = (t == KK_LAST);
     assign s_ready = !last || (fcount != FDS);
     wire beat = s_valid && s_ready;
-    wire [C-1:0] x    = s_data ^ INV;
-    wire [C-1:0] full = (t == {TW{1'b0}}) ? x : (acc | x);
+    wire [C*B-1:0] x = s_data ^ INV;
+    wire first = (t == {TW{1'b0}});
+    wire [C*B-1:0] full;
+
+    genvar c;
+    generate
+        if (B == 1) begin : g_or
+            assign full = first ? x : (acc | x);
+        end else begin : g_max
+            for (c = 0; c < C; c = c + 1) begin : g_ch
+                wire [B-1:0] xc = x[c*B +: B];
+                wire [B-1:0] ac = acc[c*B +: B];
+                assign full[c*B +: B] = (first || xc > ac) ? xc : ac;
+            end
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (beat) acc <= full;
@@ -60,7 +77,7 @@ module cf_maxpool #(
     end
 
     wire fifo_s_ready;   // 1 whenever a pixel is pushed (checked above)
-    cf_fifo #(.W(C), .DEPTH(FD)) u_out (
+    cf_fifo #(.W(C*B), .DEPTH(FD)) u_out (
         .clk(clk), .rst(rst),
         .s_valid(beat && last), .s_ready(fifo_s_ready), .s_data(full ^ INV),
         .m_valid(m_valid), .m_ready(m_ready), .m_data(m_data),

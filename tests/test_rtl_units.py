@@ -56,7 +56,7 @@ LINT_CASES = [
     ("cf_mvu", {"PIPE": 2, "SIMD": 8, "KD": 8, "PE": 4, "FD": 8, "PCH": 4, "ACT": 1, "OB": 6, "TW": 10}),
     ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1, "PIPE": 1}),
     ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "PIPE": 2}),
-    ("cf_maxpool", {}), ("cf_maxpool", {"KK": 9, "C": 3}),
+    ("cf_maxpool", {}), ("cf_maxpool", {"KK": 9, "C": 3}), ("cf_maxpool", {"KK": 4, "C": 3, "B": 6}),
     ("cf_avgpool", {}), ("cf_avgpool", {"ISIGNED": 1, "KK": 9, "SW": 12, "TW": 6}),
     ("cf_avgpool", {"ISIGNED": 1, "KK": 1, "SW": 4, "IB": 4}),
     ("cf_avgpool", {"SIMD": 1, "C": 6, "KK": 9}), ("cf_avgpool", {"SIMD": 2, "C": 6}),

@@ -304,12 +304,12 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     i, o = node.inp, node.out
     oh, ow = o.h, o.w
     up = units.plan(node)
-    inv_word = up.core.invert                   # bit c: channel c pools inverted
-    iname = f"{ident}_invert"
-    p.table(f"static const {rom_ctype(i.c)} {iname} = {rom_literal(inv_word, i.c)};")
-    # Out-of-image taps = invert: the identity of OR in the inverted domain.
-    win = _window(p, node, "in", i.c, inv_word, node.k, node.stride, node.pad)
-    p.calls.append(f"cf::maxpool_bin<{i.c}, {node.k}, {oh * ow}>({win}, out, {iname}, reps);")
+    mask = up.core.invert                       # B bits per channel: golden.pool_mask
+    iname = f"{ident}_mask"
+    p.table(f"static const {rom_ctype(i.beat_bits)} {iname} = {rom_literal(mask, i.beat_bits)};")
+    # Out-of-image taps = the mask: 0, the identity of the max, in the masked domain.
+    win = _window(p, node, "in", i.c, mask, node.k, node.stride, node.pad)
+    p.calls.append(f"cf::maxpool<{i.c}, {i.bits}, {node.k}, {oh * ow}>({win}, out, {iname}, reps);")
     p.summary = _timing(up)
     return p
 
@@ -341,13 +341,13 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
     n, simd, pe = node.n, node.simd, node.pe
     up = units.plan(node)                       # the folding's legality
     w = np.asarray(node.weights)
-    scales = np.asarray(node.scales, dtype=np.int64)
+    mw = up.core.ci                             # the window: k*k*C_in, tap-major
+    scales = units.scalemac.tiled_scales(node)  # the group scales repeated per tap
     bias_bits = _bits_of(node.bias)
-    nf, sf = o.c // pe, i.c // simd
     pname = f"{ident}_params"
     words = pack_matrix(w, 8, simd, pe)
     p.max_width = max(p.max_width, 8 * simd)
-    p.table(f"typedef cf::ScaleMacParams<{i.c}, {o.c}, {simd}, {pe}, {n}, 8, {node.scale_bits}, {bias_bits}> "
+    p.table(f"typedef cf::ScaleMacParams<{mw}, {o.c}, {simd}, {pe}, {n}, 8, {node.scale_bits}, {bias_bits}> "
             f"{pname}_t;\nstatic const {pname}_t {pname} = {{\n"
             f"  {c_init(words, lambda x: rom_literal(x, 8 * simd))},\n"
             f"  {c_init([int(x) for x in scales], lambda x: rom_literal(x, node.scale_bits))},\n"
@@ -356,16 +356,14 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
                      f"#pragma HLS ARRAY_PARTITION variable={pname}.bias complete dim=1"]
     if simd > n:
         p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={pname}.scales cyclic factor={simd // n} dim=1")
-    src = "in"
-    if simd != i.c:
-        src = p.stream("chunks", simd * i.bits)
-        p.calls.append(f"cf::split_stream<{i.beat_bits}, {simd * i.bits}, {i.h * i.w}>(in, {src}, reps);")
+    # the scale MAC buffers one window for its output folds: no replay
+    src = _window(p, node, "in", simd, 0, node.k, node.stride, 0)
     y = _lanes(p, pe * o.bits, o.beat_bits)
-    p.calls.append(f"cf::scalemac<{i.h * i.w}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, "
+    p.calls.append(f"cf::scalemac<{o.h * o.w}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, "
                    f"{node.group_bits}, {node.acc_bits}, {'true' if node.relu else 'false'}, {o.bits}, {pname}_t>"
                    f"({src}, {y}, {pname}, reps);")
     _join(p, y, pe * o.bits, o.beat_bits, o.h * o.w)
-    p.summary = {"n": n, "SIMD": simd, "PE": pe, "group_multiplies_per_output": i.c // n,
+    p.summary = {"n": n, "k": node.k, "SIMD": simd, "PE": pe, "group_multiplies_per_output": mw // n,
                  **_timing(up)}
     return p
 

@@ -15,7 +15,7 @@ from a sibling folder of rtl/ (sim/, synth/), as generator.flows.rtlsim and gene
 Every node maps to a few library units (docs/RTL.md):
     conv      cf_swg (window, replayed C_out/PE times) -> cf_mvu -> cf_fifo
               tap-parallel (SIMD = m*C_in): cf_swg (pixels) -> cf_widen (m taps, replay) -> cf_mvu
-    maxpool   cf_swg (pads with invert[]) -> cf_maxpool -> cf_fifo
+    maxpool   cf_swg (pads with the pool mask) -> cf_maxpool -> cf_fifo
     avgpool   cf_swg (pads with 0) -> cf_avgpool -> cf_fifo
     scalemac  cf_swg (k=1, replay) -> cf_scalemac -> cf_fifo
     globalsum cf_globalsum -> cf_fifo
@@ -188,10 +188,10 @@ def plan_maxpool(i: int, node, inp: str, tag: str) -> NodePlan:
     p = units.plan(node)
     c = p.core
     swg = _swg(i, inp, p.window)
-    core = Unit("cf_maxpool", f"u{i}_pool", [("C", c.c), ("KK", c.kk),
-                                             ("INV", vhex(c.c, c.invert)), ("FD", c.fd)],
+    core = Unit("cf_maxpool", f"u{i}_pool", [("C", c.c), ("B", c.b), ("KK", c.kk),
+                                             ("INV", vhex(c.c * c.b, c.invert)), ("FD", c.fd)],
                 swg.out, f"n{i}_core", p.out_width)
-    return _node_plan(i, p, f"k{node.k} s{node.stride} p{node.pad} C={c.c}", [swg, core])
+    return _node_plan(i, p, f"k{node.k} s{node.stride} p{node.pad} C={c.c} B={c.b}", [swg, core])
 
 
 def plan_avgpool(i: int, node, inp: str, tag: str) -> NodePlan:

@@ -69,11 +69,15 @@ def scalemac_error_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
     1-Lipschitz), from the three rounded quantities: W' to int8 (<= s_w/2), alpha_g to
     Fa fractional bits (<= 2^-(Fa+1)) and each offset to F fractional bits (<= 2^-(F+1))."""
     F, Fa = node.in_frac_bits, node.scale_frac_bits
+    kk = node.k * node.k
     sw = node.out_scale * 2.0 ** (F + Fa)
-    r = x.astype(np.float64) / 2 ** F + 2.0 ** -(F + 1)               # >= the real r
-    alpha_hi = np.repeat(node.scales / 2 ** Fa + 2.0 ** -(Fa + 1), node.n)   # >= real alpha
+    # over the unit's window (taps (ky, kx, c)); a max-pool before it keeps each r within
+    # its rounding (max and min are 1-Lipschitz)
+    cols = golden.sliding_window(x.astype(np.float64), node.k, node.stride, 0, 0)
+    r = cols / 2 ** F + 2.0 ** -(F + 1)                                # >= the real r
+    alpha_hi = np.tile(np.repeat(node.scales / 2 ** Fa + 2.0 ** -(Fa + 1), node.n), kk)
     wq = np.abs(node.weights.astype(np.float64)) * sw
-    a_q = np.repeat(node.scales / 2 ** Fa, node.n)
+    a_q = np.tile(np.repeat(node.scales / 2 ** Fa, node.n), kk)
     per_o = ((sw / 2) * alpha_hi)[None, :] + wq * 2.0 ** -(Fa + 1)            # [K, C] times r
     return r @ per_o.T + (wq * a_q[None, :]).sum(axis=1) * 2.0 ** -(F + 1) + node.out_scale / 2
 

@@ -68,11 +68,32 @@ def _pool_windows(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) 
     return win.reshape(*win.shape[:3], k * k, c)
 
 
+def pool_mask(node: MaxPoolNode) -> np.ndarray:
+    """Per channel, the bit pattern XORed onto a value so that max-pool (or, where
+    invert[c], min-pool) becomes an unsigned max with 0 as its identity: all ones for an
+    inverted channel (order reversed), the sign bit of an int stream (two's complement
+    order to unsigned order). A bit stream's mask is invert itself."""
+    s = node.inp
+    inv = (np.zeros(s.c, np.int64) if node.invert is None
+           else np.asarray(node.invert).astype(np.int64) & 1)
+    mask = inv * ((1 << s.bits) - 1)
+    if s.kind == "int":
+        mask = mask ^ (1 << (s.bits - 1))
+    return mask
+
+
 def maxpool(node: MaxPoolNode, x: np.ndarray) -> np.ndarray:
-    inv = node.invert.astype(np.uint8)
-    # In the inverted domain an out-of-image tap is 0, the identity of OR.
-    win = _pool_windows(x ^ inv, node.k, node.stride, node.pad, 0)
-    return (win.max(axis=3) ^ inv).astype(np.uint8)
+    s = node.inp
+    mask = pool_mask(node)
+    full = (1 << s.bits) - 1
+    # In the masked domain an out-of-image tap is 0, the identity of an unsigned max.
+    win = _pool_windows((x.astype(np.int64) & full) ^ mask, node.k, node.stride, node.pad, 0)
+    y = win.max(axis=3) ^ mask
+    if s.kind == "bit":
+        return y.astype(np.uint8)
+    if s.kind == "int":
+        y = np.where(y >= 1 << (s.bits - 1), y - (1 << s.bits), y)
+    return y.astype(np.int64)
 
 
 def avgpool_sum(node: AvgPoolNode, x: np.ndarray) -> np.ndarray:
@@ -85,10 +106,11 @@ def avgpool(node: AvgPoolNode, x: np.ndarray) -> np.ndarray:
 
 def scalemac(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
     c_in = x.shape[-1]
-    groups = c_in // node.n
-    w = node.weights.astype(np.int64).reshape(-1, groups, node.n)        # [C_out, G, n]
-    xg = x.astype(np.int64).reshape(*x.shape[:-1], groups, node.n)       # [..., G, n]
-    partial = np.einsum("...gi,kgi->...kg", xg, w)                       # P[..., k, g]
+    groups, kk = c_in // node.n, node.k * node.k
+    cols = sliding_window(x.astype(np.int64), node.k, node.stride, 0, 0)
+    w = node.weights.astype(np.int64).reshape(-1, kk, groups, node.n)    # [C_out, KK, G, n]
+    xg = cols.reshape(*cols.shape[:-1], kk, groups, node.n)              # [..., KK, G, n]
+    partial = np.einsum("...tgi,ktgi->...kg", xg, w)                     # sum_t P[..., k, t, g]
     z = partial @ node.scales.astype(np.int64) + node.bias.astype(np.int64)
     return np.maximum(z, 0) if node.relu else z
 

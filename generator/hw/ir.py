@@ -96,8 +96,10 @@ class ConvNode(Node):
 
 @dataclass
 class MaxPoolNode(Node):
-    """Binary max-pool: per channel OR over the window, or AND where invert[c] = 1
-    (a non-increasing threshold downstream); out-of-image taps are ignored."""
+    """Max-pool per channel over the window, min-pool where invert[c] = 1; out-of-image
+    taps are ignored. On bit streams max is OR and min is AND (invert: a non-increasing
+    threshold downstream); on int/uint streams the values compare as integers (invert: a
+    non-increasing function of the value downstream, e.g. a negative scale)."""
     KIND = "maxpool"
     k: int = 2
     stride: int = 2
@@ -123,13 +125,18 @@ class AvgPoolNode(Node):
 
 @dataclass
 class ScaleMacNode(Node):
-    """Per-group scale MAC (1x1 / fully connected fixed-point layer after XNOR-CF outputs):
-    P[k, g] = sum_{o in group g} weights[k, o] * x_o          (integer MACs, group = o // n)
-    z_k     = sum_g scales[g] * P[k, g] + bias[k];  out = max(0, z_k) if relu else z_k
-    Real value: z_k * out_scale. C/n scales and C/n fixed-point multiplies per output."""
+    """Per-group scale MAC (the fixed-point conv or fully connected layer after XNOR-CF
+    outputs) over an unpadded k x k window (k = 1: per pixel; k = H = W: a linear layer on
+    the flattened map), taps ordered (ky, kx, c) as ConvNode's, j = (ky*k + kx)*C_in + c:
+    P[k, t, g] = sum_{c in group g} weights[k, t*C_in + c] * x_{t, c}   (group = c // n)
+    z_k        = sum_t sum_g scales[g] * P[k, t, g] + bias[k];  out = max(0, z_k) if relu
+    Real value: z_k * out_scale. C/n scales; C/n fixed-point multiplies per output and tap."""
     KIND = "scalemac"
+    k: int = 1
+    stride: int = 1
+    pad: int = 0                    # always 0: an out-of-image R has no neutral value
     n: int = 1
-    weights: np.ndarray = None      # int8 [C_out, C_in]
+    weights: np.ndarray = None      # int8 [C_out, k*k*C_in]
     scales: np.ndarray = None       # int64 [C_in / n], unsigned, `scale_bits` wide
     scale_bits: int = 16
     bias: np.ndarray = None         # int64 [C_out]
@@ -337,8 +344,9 @@ def check_node(n) -> None:
         else:
             raise BuildError(f"node {n.name}: unknown activation {n.act!r:.20}")
     elif n.kind == "maxpool":
-        if i.kind != "bit" or o.kind != "bit":
-            raise BuildError(f"node {n.name}: a max-pool maps bit streams")
+        if (o.kind, o.bits) != (i.kind, i.bits):
+            raise BuildError(f"node {n.name}: a max-pool keeps its {i.kind}{i.bits} values, "
+                             f"output is {o.kind}{o.bits}")
         if n.invert is not None:
             _array(n, "invert", (i.c,), 0, 1)
     elif n.kind == "avgpool":
@@ -353,7 +361,9 @@ def check_node(n) -> None:
             raise BuildError(f"node {n.name}: a scale MAC needs an int/uint input stream")
         if not isinstance(n.n, int) or n.n < 1 or i.c % n.n:
             raise BuildError(f"node {n.name}: group size n={n.n!r:.20} must divide C_in={i.c}")
-        _array(n, "weights", (o.c, i.c), -128, 127)
+        if n.pad != 0:
+            raise BuildError(f"node {n.name}: a scale MAC window is unpadded (pad {n.pad!r:.20})")
+        _array(n, "weights", (o.c, n.k * n.k * i.c), -128, 127)
         _width(n, "scales", n.scale_bits, _array(n, "scales", (i.c // n.n,), 0), signed=False)
         _array(n, "bias", (o.c,))
         for f in ("group_bits", "acc_bits"):

@@ -283,7 +283,7 @@ class Lowerer:
         layer = self.layers[p]
         oh = (stream.h + 2 * layer["padding"] - layer["kernel"]) // layer["stride"] + 1
         ow = (stream.w + 2 * layer["padding"] - layer["kernel"]) // layer["stride"] + 1
-        node = MaxPoolNode(layer["name"], stream, Stream(oh, ow, stream.c, "bit", 1),
+        node = MaxPoolNode(layer["name"], stream, Stream(oh, ow, stream.c, stream.kind, stream.bits),
                            k=layer["kernel"], stride=layer["stride"], pad=layer["padding"],
                            invert=(post_dir < 0).astype(np.uint8))
         self.nodes.append(node)
@@ -344,32 +344,57 @@ class Lowerer:
     def scale_mac_segment(self, i, between, j, tail, stream) -> Stream:
         m = self.matrix(i, stream)
         c_out = m["weights"].shape[0]
+        pools = []
         for b in between:
-            if self.layers[b]["type"] not in ELEMENTWISE:
-                raise self.err(b, f"{self.layers[b]['type']} between an XNOR layer and the "
-                                  f"full-precision layer is not supported (on the "
-                                  f"{stream.h}x{stream.w}x{stream.c} map of layer "
-                                  f"{self.layers[i]['name']})")
-        ro = self.relu_offset(i, m, between, c_out)
+            kind = self.layers[b]["type"]
+            if kind == "maxpool":
+                pools.append(b)
+            elif kind not in ELEMENTWISE + ("flatten",):
+                raise self.err(b, f"{kind} between an XNOR layer and the full-precision layer "
+                                  f"is not supported (on the {stream.h}x{stream.w}x{stream.c} "
+                                  f"map of layer {self.layers[i]['name']}); a max-pool is")
+        if len(pools) > 1:
+            raise self.err(pools[1], "only one max-pool between an XNOR layer and the "
+                                     "full-precision layer")
+        # Every op is per channel and monotone, so the max-pool may be moved to the R stream
+        # wherever it sits in the chain (docs/ARITHMETIC.md, "max-pool of the R stream").
+        ro = self.relu_offset(i, m, [b for b in between if b not in pools], c_out)
         node = self.conv_node(i, m, stream, act="relu_offset", sign=ro["sign"],
                               offset=ro["offset"], frac_bits=ro["frac_bits"],
                               out_bits=unsigned_bits(ro["r_max"]) + 1)
         self.nodes.append(node)
         st = node.out
+        if pools:
+            # value = a * R / 2^F + c2 falls with R where a < 0: those channels pool the minimum
+            st = self.maxpool_node(pools[0], st, np.where(ro["a"] < 0, -1.0, 1.0))
         fl = self.layers[j]
-        if fl["type"] == "conv" and (fl["kernel"] != 1 or fl["stride"] != 1 or fl["padding"]):
-            raise self.err(j, f"the full-precision layer after XNOR-CF outputs must be a 1x1 "
-                              f"stride-1 unpadded conv, got k{fl['kernel']} s{fl['stride']} "
-                              f"p{fl['padding']} on a {st.h}x{st.w}x{st.c} map")
-        if fl["type"] == "linear" and (st.h, st.w) != (1, 1):
-            raise self.err(j, f"a fully connected full-precision layer needs a 1x1 input, got "
-                              f"a {st.h}x{st.w}x{st.c} map")
-        W = self.param(j, "weight").reshape(self.param(j, "weight").shape[0], -1)  # [K, C]
+        if fl["type"] == "conv":
+            k, stride = fl["kernel"], fl["stride"]
+            if fl["padding"]:
+                raise self.err(j, f"the full-precision conv after XNOR-CF outputs must be "
+                                  f"unpadded (an out-of-image value has no neutral R), got "
+                                  f"k{k} s{stride} p{fl['padding']} on a {st.h}x{st.w}x{st.c} map")
+            if k > min(st.h, st.w):
+                raise self.err(j, f"kernel {k} larger than its {st.h}x{st.w}x{st.c} input map")
+        elif (st.h, st.w) == (1, 1):
+            k, stride = 1, 1
+        elif st.h == st.w:
+            k, stride = st.h, 1              # a linear layer on the flattened map: one window
+        else:
+            raise self.err(j, f"a fully connected full-precision layer on a flattened "
+                              f"{st.h}x{st.w}x{st.c} map needs a square map")
+        Wt = self.param(j, "weight")
+        if Wt.ndim == 2:                     # linear: PyTorch flatten order (c, h, w)
+            Wt = Wt.reshape(Wt.shape[0], st.c, k, k)
+        # tap order (ky, kx, c), as the window generator emits them
+        W = np.ascontiguousarray(Wt.transpose(0, 2, 3, 1)).reshape(Wt.shape[0], -1)  # [K, KK*C]
+        kk = k * k
         b9 = self.param(j, "bias") if fl["bias"] else np.zeros(W.shape[0])
         n = self.layers[i]["cf"]
         alpha = m["alpha"]                                  # [C/n]
         per_filter_alpha = np.repeat(alpha, n)
         c_o = ro["a"] / per_filter_alpha                    # value_o = alpha_g * c_o * R_o / 2^F + c2_o
+        c_o, c2 = np.tile(c_o, kk), np.tile(ro["c2"], kk)   # per window column (tap, o)
         Wp = W * c_o[None, :]
         sw = np.abs(Wp).max() / INT8_MAX
         sw = sw if sw > 0 else 1.0
@@ -378,7 +403,7 @@ class Lowerer:
         A = np.round(alpha * 2.0 ** fa).astype(np.int64)
         A = np.clip(A, 1, (1 << SCALE_BITS) - 1)
         out_scale = sw * 2.0 ** -(ro["frac_bits"] + fa)
-        const = b9 + W @ ro["c2"]
+        const = b9 + W @ c2
         bias = np.round(const / out_scale).astype(np.int64)
         relu, rest = False, []
         for t in tail:
@@ -390,13 +415,15 @@ class Lowerer:
             else:
                 raise self.err(t, f"{kind} after the last full-precision layer is not supported")
         # Worst-case ranges from the actual weights and per-channel R bounds.
-        r_max_o = np.maximum(m["hi"] * (1 << ro["frac_bits"]) + ro["offset"], 0)
-        contrib = np.abs(wq.astype(np.int64)) * r_max_o[None, :]                 # [K, C]
-        group_max = int(contrib.reshape(W.shape[0], -1, n).sum(axis=2).max())
-        z_max = int((contrib.reshape(W.shape[0], -1, n).sum(axis=2) @ A).max()
-                    + np.abs(bias).max())
-        mac = ScaleMacNode(fl["name"], st, Stream(st.h, st.w, W.shape[0], "int",
+        r_max_o = np.tile(np.maximum(m["hi"] * (1 << ro["frac_bits"]) + ro["offset"], 0), kk)
+        contrib = np.abs(wq.astype(np.int64)) * r_max_o[None, :]                 # [K, KK*C]
+        gsum = contrib.reshape(W.shape[0], -1, n).sum(axis=2)                    # [K, KK*G]
+        group_max = int(gsum.max())
+        z_max = int((gsum @ np.tile(A, kk)).max() + np.abs(bias).max())
+        oh, ow = out_dim(st.h, k, stride, 0), out_dim(st.w, k, stride, 0)
+        mac = ScaleMacNode(fl["name"], st, Stream(oh, ow, W.shape[0], "int",
                                                   signed_bits(-z_max, z_max)),
+                           k=k, stride=stride,
                            n=n, weights=wq, scales=A, scale_bits=SCALE_BITS, bias=bias, relu=relu,
                            group_bits=signed_bits(-group_max, group_max),
                            acc_bits=signed_bits(-z_max, z_max), out_scale=float(out_scale),
@@ -404,15 +431,15 @@ class Lowerer:
         self.nodes.append(mac)
         self.logit_scale = float(out_scale)
         out = mac.out
-        pools = [t for t in rest if self.layers[t]["type"] == "avgpool"]
-        if pools:
-            pl = self.layers[pools[0]]
-            if len(pools) > 1 or pl["padding"] or pl["kernel"] != out.h or out.h != out.w:
-                raise self.err(pools[0], f"only a global average pool may follow the last layer "
-                                         f"(one unpadded pool of kernel = the whole square map); "
-                                         f"got k{pl['kernel']} p{pl['padding']} on a "
-                                         f"{out.h}x{out.w}x{out.c} map"
-                                         + (f" ({len(pools)} pools)" if len(pools) > 1 else ""))
+        gpools = [t for t in rest if self.layers[t]["type"] == "avgpool"]
+        if gpools:
+            pl = self.layers[gpools[0]]
+            if len(gpools) > 1 or pl["padding"] or pl["kernel"] != out.h or out.h != out.w:
+                raise self.err(gpools[0], f"only a global average pool may follow the last "
+                                          f"layer (one unpadded pool of kernel = the whole "
+                                          f"square map); got k{pl['kernel']} p{pl['padding']} "
+                                          f"on a {out.h}x{out.w}x{out.c} map"
+                                          + (f" ({len(gpools)} pools)" if len(gpools) > 1 else ""))
             count = out.h * out.w
             s_max = count * (1 << (out.bits - 1))
             g = GlobalSumNode(pl["name"], out, Stream(1, 1, out.c, "int",
@@ -421,8 +448,8 @@ class Lowerer:
             self.nodes.append(g)
             self.logit_scale = float(out_scale / count)
             out = g.out
-        self.record_cost(i, m, node.out, mults_per_group=W.shape[0] * st.h * st.w)
-        start = len(self.nodes) - (3 if pools else 2)
+        self.record_cost(i, m, node.out, mults_per_group=W.shape[0] * kk * oh * ow)
+        start = self.nodes.index(node)
         self.segments.append({"nodes": [x.name for x in self.nodes[start:]], "matrix_layer": i,
                               "in_ref": self.input_ref(i), "out_ref": len(self.layers) - 1,
                               "float_layer": j, "out": "logits"})

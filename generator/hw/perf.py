@@ -7,7 +7,7 @@ pixel starts when its unit is free and the last input pixel of its window has ar
 
 Resources: every node is the units its plan names (docs/ARCHITECTURE.md):
     conv      window generator -> [widener ->] matrix-vector-threshold unit -> FIFO
-    maxpool   window generator -> OR/AND window -> FIFO,  avgpool  window -> sum + threshold
+    maxpool   window generator -> OR/AND (bits) or max (ints) window -> FIFO,  avgpool  window -> sum + threshold
     scalemac  window generator (k=1) -> scale MAC -> FIFO,  globalsum  sum -> FIFO
 and each unit is costed from first principles: XNOR+popcount LUTs per SIMD bit and PE,
 adders and comparators per bit, registers per bit, multipliers as DSP48E1 slices (one or two
@@ -260,8 +260,14 @@ def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[R
 
 def maxpool_res(p: Plan, t=DEFAULT_TECH) -> Res:
     c = p.core
-    r = Res().add("or_window", c.c * 1.0 + t.C["pool_ctrl_lut"], c.c + clog2(c.kk) + 1)
-    return r.merge(fifo_res(c.c, c.fd, t), "out_")
+    if c.b == 1:
+        r = Res().add("or_window", c.c * 1.0 + t.C["pool_ctrl_lut"], c.c + clog2(c.kk) + 1)
+    else:
+        # a B-bit compare and select per channel: priced as the adder-and-mux bit of the
+        # average pool (same carry chain plus a mux), not calibrated on its own
+        r = Res().add("max_window", c.c * c.b * t.C["mux_adder_lut_per_bit"] + t.C["pool_ctrl_lut"],
+                      c.c * c.b + clog2(c.kk) + 1)
+    return r.merge(fifo_res(c.c * c.b, c.fd, t), "out_")
 
 
 def avgpool_res(p: Plan, t=DEFAULT_TECH) -> Res:

@@ -87,8 +87,8 @@ def maxpool(name, inp: Stream, k: int, rng, *, stride=None, pad=0) -> MaxPoolNod
     stride = stride or k
     oh, ow = _out_hw(inp, k, stride, pad)
     inv = rng.integers(0, 2, inp.c, dtype=np.uint8)
-    return MaxPoolNode(name, inp, Stream(oh, ow, inp.c, "bit", 1), k=k, stride=stride, pad=pad,
-                       invert=inv)
+    return MaxPoolNode(name, inp, Stream(oh, ow, inp.c, inp.kind, inp.bits), k=k, stride=stride,
+                       pad=pad, invert=inv)
 
 
 def avgpool(name, inp: Stream, k: int, rng, *, stride=None, pad=0, typical=None) -> AvgPoolNode:
@@ -111,6 +111,7 @@ def _scalemac_bounds(node_w, scales, n, inp: Stream):
     wl = node_w.astype(np.int64)
     c_out = wl.shape[0]
     groups = wl.shape[1] // n
+    scales = np.tile(scales, groups // len(scales))       # per tap of a k x k window
     pmax = (np.maximum(wl * hi, wl * lo)).reshape(c_out, groups, n).sum(axis=2)
     pmin = (np.minimum(wl * hi, wl * lo)).reshape(c_out, groups, n).sum(axis=2)
     zmax = int((pmax * scales).sum(axis=1).max())
@@ -121,15 +122,17 @@ def _scalemac_bounds(node_w, scales, n, inp: Stream):
 
 
 def scalemac(name, inp: Stream, c_out: int, n: int, rng, *, pe=1, simd=1, relu=True,
-             scale_bits=12, w_max=127) -> ScaleMacNode:
-    w = rng.integers(-w_max, w_max + 1, (c_out, inp.c)).astype(np.int8)
+             scale_bits=12, w_max=127, k=1, stride=1) -> ScaleMacNode:
+    """k x k unpadded window (k = inp.h: a linear layer on the flattened map)."""
+    w = rng.integers(-w_max, w_max + 1, (c_out, k * k * inp.c)).astype(np.int8)
     groups = inp.c // n
     scales = rng.integers(1, 1 << scale_bits, groups).astype(np.int64)
     pmin, pmax, zmin, zmax, bb = _scalemac_bounds(w, scales, n, inp)
     bias = rng.integers(-bb, bb + 1, c_out).astype(np.int64)
     out_bits = signed_bits(0 if relu else zmin, zmax)
-    return ScaleMacNode(name, inp, Stream(inp.h, inp.w, c_out, "int", out_bits), pe=pe,
-                        simd=simd, n=n, weights=w, scales=scales, scale_bits=scale_bits,
+    oh, ow = _out_hw(inp, k, stride, 0)
+    return ScaleMacNode(name, inp, Stream(oh, ow, c_out, "int", out_bits), pe=pe, k=k,
+                        stride=stride, simd=simd, n=n, weights=w, scales=scales, scale_bits=scale_bits,
                         bias=bias, relu=relu,
                         group_bits=signed_bits(int(pmin.min()), int(pmax.max())),
                         acc_bits=signed_bits(zmin, zmax))
@@ -213,6 +216,33 @@ def brief_chain(rng, hw=8, c=(8, 16, 16, 16, 16), fold=None) -> Graph:
     n7 = scalemac("fc", n6.out, c5, 4, rng, **f("fc", (2, 2)))
     n8 = globalsum("gsum", n7.out)
     g = chain([n1, n2, n3, n4, n5, n6, n7, n8], "brief_chain")
+    calibrate(g, rng)
+    return g
+
+
+def vgg_head_chain(rng, hw=8, c=(8, 16, 10), head="linear", pool_pad=0, fold=None) -> Graph:
+    """The heads users write first: int8 conv k3 p1 threshold -> xnor conv k3 p1 relu_offset
+    -> integer max-pool k2 (random channels pool the minimum; padded when pool_pad) ->
+    scale MAC as a linear layer on the flattened map (head "linear": k = map size) or as
+    an unpadded 2x2 conv followed by the global sum (head "conv")."""
+    fold = fold or {}
+
+    def f(name, default):
+        return dict(zip(("pe", "simd"), fold.get(name, default)))
+
+    c1, c2, c3 = c
+    inp = Stream(hw, hw, 3, "uint", 8)
+    n1 = conv("conv1", inp, c1, 3, rng, pad=1, **f("conv1", (2, 3)))
+    n2 = conv("conv2", n1.out, c2, 3, rng, pad=1, pad_value=0, act="relu_offset",
+              **f("conv2", (4, 8)))
+    n3 = maxpool("pool", n2.out, 2, rng, pad=pool_pad)
+    if head == "linear":
+        n4 = scalemac("fc", n3.out, c3, 4, rng, k=n3.out.h, **f("fc", (2, 4)))
+        nodes = [n1, n2, n3, n4]
+    else:
+        n4 = scalemac("fc", n3.out, c3, 4, rng, k=2, **f("fc", (2, 4)))
+        nodes = [n1, n2, n3, n4, globalsum("gsum", n4.out)]
+    g = chain(nodes, f"vgg_head_{head}")
     calibrate(g, rng)
     return g
 

@@ -1,12 +1,12 @@
-"""Binary max-pool unit: a MaxPoolNode as cf_swg (pads with invert) -> cf_maxpool (rtl/),
-sliding_window -> maxpool_bin (hls/), golden.maxpool (generator/hw/golden.py). One whole pixel
-(all channels) per beat: PE = SIMD = 1."""
+"""Max-pool unit: a MaxPoolNode as cf_swg (pads with the mask) -> cf_maxpool (rtl/),
+sliding_window -> maxpool (hls/), golden.maxpool (generator/hw/golden.py). One whole pixel
+(all channels) per beat: PE = SIMD = 1. Bit streams reduce with OR (AND where inverted);
+int/uint streams (the R stream before a scale MAC) with a B-bit unsigned max per channel in
+the domain x ^ mask (golden.pool_mask), whose identity 0 is what out-of-image taps hold."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 
 from ..ir import MaxPoolNode
 from .common import PIPE, POOL_FIFO_DEPTH, Plan, check, pixel_rate_cycles, window
@@ -33,19 +33,21 @@ def folding_error(node) -> str | None:
 class MaxPool:
     c: int
     kk: int
-    invert: int             # bit c: channel c pools with AND (an inverted OR)
+    invert: int             # C*B bits, channel c at [c*B, (c+1)*B): golden.pool_mask
     fd: int
+    b: int = 1              # bits per channel (1: OR/AND of bits)
 
 
 def plan(node: MaxPoolNode) -> Plan:
+    from ..golden import pool_mask
+
     s, o = node.inp, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
-    inv = np.zeros(s.c, np.int64) if node.invert is None else np.asarray(node.invert).astype(np.int64)
-    invv = int(sum(int(b & 1) << c for c, b in enumerate(inv)))
+    invv = int(sum(int(m) << (c * s.bits) for c, m in enumerate(pool_mask(node))))
     kk = node.k * node.k
-    core = MaxPool(s.c, kk, invv, POOL_FIFO_DEPTH)
-    # out-of-image taps = invert: the identity of OR in the inverted domain
+    core = MaxPool(s.c, kk, invv, POOL_FIFO_DEPTH, s.bits)
+    # out-of-image taps = the mask: the identity 0 of the max in the masked domain
     win = window(s, node.k, node.stride, node.pad, s.c, 1, invv, 1, node.name)
     return Plan(node.name, KIND, pixel_rate_cycles(o.h * o.w, kk, s.h * s.w), float(kk),
                 PIPE["swg"] + PIPE["pool"], win, None, core, (), core.fd, o.beat_bits,

@@ -1,5 +1,11 @@
-"""Per-group scale MAC unit: a ScaleMacNode as cf_swg (k=1, replay) -> cf_scalemac (rtl/),
-split_stream -> scalemac (hls/), golden.scalemac (generator/hw/golden.py).
+"""Per-group scale MAC unit: a ScaleMacNode as cf_swg (its k x k window, replayed) ->
+cf_scalemac (rtl/), split_stream or sliding_window -> scalemac (hls/), golden.scalemac
+(generator/hw/golden.py).
+
+The core's inner dimension is the window, CI = k*k*C_in in tap order (ky, kx, c): a
+linear layer on a flattened H x W map is the window k = H on that map. Groups never
+straddle taps (n divides C_in), so the core sees KK*C_in/n groups whose scales are the C_in/n
+of the node repeated per tap (`tiled_scales`): cf_scalemac and scalemac need no notion of taps.
 
 Folding: PE divides C_out; SIMD divides C_in and divides, or is a multiple of, the group
 size n (a beat holds part of one group, or whole groups).
@@ -98,7 +104,7 @@ class ScaleMac:
 
 def choose_pipe(node: ScaleMacNode, clock_mhz: float | None) -> int:
     """cf_scalemac PIPE for the node at its folding and the target clock."""
-    sf, nf = node.inp.c // node.simd, node.out.c // node.pe
+    sf, nf = node.k * node.k * node.inp.c // node.simd, node.out.c // node.pe
     depth, width = nf * sf, node.pe * node.simd * 8
     return pipeline.smac_pipe(in_block_ram(depth, width, block=rom_block(depth, width)), clock_mhz)
 
@@ -108,15 +114,17 @@ def plan(node: ScaleMacNode) -> Plan:
     check(node.pipe in (0, 1), f"{node.name}: pipe {node.pipe!r:.20} must be 0 or 1")
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
+    check(node.pad == 0, f"{node.name}: a scale MAC window is unpadded")
     scales = np.asarray(node.scales).astype(np.int64)
     bias = np.asarray(node.bias).astype(np.int64)
-    sf, nf = s.c // node.simd, o.c // node.pe
-    core = ScaleMac(s.bits, s.kind == "int", node.simd, node.pe, s.c, o.c, node.n,
+    kk = node.k * node.k
+    sf, nf = kk * s.c // node.simd, o.c // node.pe
+    core = ScaleMac(s.bits, s.kind == "int", node.simd, node.pe, kk * s.c, o.c, node.n,
                     max(int(node.scale_bits), unsigned_bits(int(scales.max()))),
                     int(node.group_bits or 1), int(node.acc_bits or 1),
                     signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0))), o.bits,
                     bool(node.relu), out_fifo_depth(o.beat_bits, sf * nf), int(node.pipe))
-    win = window(s, 1, 1, 0, node.simd, nf, 0, 1, node.name)
+    win = window(s, node.k, node.stride, 0, node.simd, nf, 0, 1, node.name)
     mems = (Memory("weights", nf * sf, node.pe * node.simd * 8, rom=True,
                    block=rom_block(nf * sf, node.pe * node.simd * 8)),
             Memory("scales", sf, core.gpc * core.scw, rom=True),
@@ -133,9 +141,14 @@ def weight_words(node: ScaleMacNode, core: ScaleMac) -> np.ndarray:
     return w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
 
 
+def tiled_scales(node: ScaleMacNode) -> np.ndarray:
+    """[KK*C_in/n]: the scale of every group of the core's inner dimension (tap-major)."""
+    return np.tile(np.asarray(node.scales).astype(np.int64), node.k * node.k)
+
+
 def scale_words(node: ScaleMacNode, core: ScaleMac) -> np.ndarray:
     """[SF, GPC]: the scales of the groups in beat sf (a group spanning CPG beats repeats)."""
-    scales = np.asarray(node.scales).astype(np.int64)
+    scales = tiled_scales(node)
     if core.cpg == 1:
         idx = np.arange(core.sf)[:, None] * core.gpc + np.arange(core.gpc)[None, :]
     else:
