@@ -15,7 +15,7 @@ int8 products each) or LUT multipliers, and every memory (weights, thresholds, w
 buffers, FIFOs) through the block RAM / LUT RAM / logic choice Yosys' memory_libmap makes
 (generator/hw/tech/xc7.py, with the constants and where each comes from; calibrated against
 Yosys `synth_xilinx -family xc7` on the real units: bench/yosys_units.py,
-bench/compare_synth.py, docs/FOLDING.md).
+bench/calibrate.py, docs/FOLDING.md).
 """
 
 from __future__ import annotations
