@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", action=argparse.BooleanOptionalAction, default=None,
                     help="one Yosys run per unit module (default: the flow's size rule)")
     ap.add_argument("--jobs", type=int, default=None, help="parallel Yosys runs when split")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep an existing build folder (a split run resumes its finished units)")
     args = ap.parse_args(argv)
     tag = args.board + (f"_{args.clock:g}" if args.clock else "")
     out = Path(args.out or REPO / "build" / "bench" / f"timing_nin_{tag}")
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
              "--frames", 2]
     if args.clock:
         build += ["--clock", args.clock]
-    if sh(*build):
+    if not (args.reuse and (out / "rtl" / "manifest.json").is_file()) and sh(*build):
         return 2
     t0 = time.monotonic()
     if sh("-m", "generator.flows.timing", out,

@@ -32,6 +32,7 @@ one-time compilation of yosys.wasm with progress lines).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -276,14 +277,27 @@ def analyze_split(work: Path, sources: list[str], top: str, period_ns: float,
         "read_verilog " + " ".join(sources), f"hierarchy -check -top {top}{chp}",
         f"select -module {top}", "tee -q -o top_cells.il dump c:*", "select -clear",
         "write_rtlil elab.il"]) + "\n", work, "elab", timeout, log)
-    insts = _top_instances(work / "top_cells.il")
+    # module instances only: the top's own internal cells ($reduce_and of an unused-signal
+    # sink, ...) are not units
+    insts = {i: t for i, t in _top_instances(work / "top_cells.il").items()
+             if not t.startswith("$") or t.startswith("$paramod")}
     types = sorted(set(insts.values()))
     done = [0]
+    elab = hashlib.sha256((work / "elab.il").read_bytes()).hexdigest()
 
     def one(k_t):
         k, t = k_t
         t1 = time.monotonic()
-        run_yosys(_unit_script(t, k), work, f"unit_{k}", timeout, log, progress=False)
+        script = _unit_script(t, k)
+        # a unit already done for this very design and script is not run again (a long
+        # split run that stopped resumes where it was)
+        key = hashlib.sha256((elab + script).encode()).hexdigest()
+        stamp = work / f"unit_{k}.done"
+        if not (stamp.is_file() and stamp.read_text() == key and (work / f"sta_{k}.txt").is_file()
+                and (work / f"stat_{k}.json").is_file()):
+            stamp.unlink(missing_ok=True)
+            run_yosys(script, work, f"unit_{k}", timeout, log, progress=False)
+            stamp.write_text(key)
         done[0] += 1
         log(f"  [{time.monotonic() - t0:7.1f}s] {done[0]}/{len(types)} {t.split(chr(92))[-1]} "
             f"({', '.join(i for i, ty in insts.items() if ty == t)}) in "

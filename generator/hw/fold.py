@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import perf, units
+from . import perf, pipeline, units
 from .boards import as_board
 from ..core.errors import BuildError
 from .ir import ConvNode, Graph
-from .units import avgpool, check_folding, legal_pe, legal_simd
+from .units import avgpool, check_folding, legal_pe, legal_simd, scalemac
 
 DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
 # Starting price of each resource per unit of board capacity. DSPs start nearly free (they
@@ -44,6 +44,7 @@ class Option:
     res: dict                 # LUT, FF, BRAM36, DSP
     pipe: int = 0             # convolutions: cf_mvu PIPE for the target clock
     meets: bool = True        # its estimated worst path fits the clock period (pipeline.py)
+    path_ns: float = 0.0      # the scale MAC's estimated path (0: not used by the search)
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -62,7 +63,6 @@ def _pooled(node) -> bool:
 def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
     """Every legal folding of a node (its unit plan) with its cycles and priced resources;
     a convolution's pipelining follows the target clock (units.conv.choose_pipe)."""
-    conv = node.kind == "conv"
     piped = node.kind in ("conv", "scalemac")
     saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
     out = []
@@ -73,7 +73,11 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                 node.pe, node.simd = pe, simd
                 if piped:
                     node.pipe = units.unit(node).choose_pipe(node, clock_mhz)
-                meets = units.conv.meets_clock(node, clock_mhz) if conv else True
+                meets = units.unit(node).meets_clock(node, clock_mhz) if piped else True
+                # the scale MAC's cascade path only: a shorter matrix-unit path than the
+                # cheapest costs throughput the clock does not give back (the others stay
+                # near FLOOR_NS; on kv260 it cost NIN 10,240 -> 12,800 cycles)
+                path = scalemac.path_ns(node) if node.kind == "scalemac" else 0.0
                 variants = [(s, c) for s in styles for c in dsp_caps] if int8 else [(None, None)]
                 seen = set()
                 for style, cap in variants:
@@ -89,7 +93,7 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                     out.append(Option(pe, simd, style, cap if (int8 and cap is not None
                                                                and d["DSP"] >= cap) else None,
                                       p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
-                                      node.pipe if piped else 0, meets))
+                                      node.pipe if piped else 0, meets, path))
     finally:
         node.pe, node.simd = saved[0], saved[1]
         if saved[2] is not None:
@@ -116,8 +120,14 @@ def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> d
         if name in pools:
             continue
         best, best_cost = None, math.inf
-        # foldings estimated to meet the clock first (a wide popcount may not, even pipelined)
-        timed = [o for o in opts if o.cycles <= T and o.meets]
+        # foldings estimated to meet the clock first (a wide popcount may not, even pipelined);
+        # when none does, those within 10 % of the shortest path any folding at T achieves,
+        # but no shorter than what the pipelined matrix units reach anyway (pipeline.FLOOR_NS)
+        fits = [o for o in opts if o.cycles <= T]
+        timed = [o for o in fits if o.meets]
+        if not timed and fits:
+            limit = max(1.1 * min(o.path_ns for o in fits), pipeline.FLOOR_NS)
+            timed = [o for o in fits if o.path_ns <= limit]
         for o in timed or opts:
             if o.cycles > T:
                 continue

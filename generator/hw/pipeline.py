@@ -17,8 +17,8 @@ popcount(b) ~ POP_A + POP_B * log2(b) ns is a fit to the estimates of cf_mvu alo
 (tests/test_timing.py, bench/timing_nin.py); PSUM_B is the sum of the registered partial
 counts, fitted to NIN conv4 (SIMD 480, 15 partial counts: 10.95 ns at 0.9 ns per net,
 bench/results/timing_nin_pynq-z2.json). Units the model cannot bring under the period get
-PIPE 2, the most it implements; `mvu_meets` tells the folding, which then prefers foldings
-that do meet it.
+PIPE 2, the most it implements; `mvu_meets` (and `smac_meets` for the scale MAC) tells the
+folding, which then prefers foldings that do meet it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ MAX_PIPE = 2
 
 def popcount_ns(bits: int) -> float:
     return POP_A + POP_B * math.log2(max(2, bits))
+
+
+# the registered partial popcount of PIPE 2 (9.15 ns modelled, 9.03 estimated): the path
+# every wide matrix unit keeps, whatever its folding. A folding that cannot meet the period
+# is not made costlier to get a path below this (fold._choose).
+FLOOR_NS = FF_CO_NS + popcount_ns(PCH) + UNC_NS
 
 
 def period_ns(clock_mhz: float | None) -> float:
@@ -65,20 +71,32 @@ def mvu_pipe(matrix: str, simd: int, bram: bool, clock_mhz: float | None) -> int
     return MAX_PIPE
 
 
-SMAC_DSP_NS = 6.373          # cf_scalemac's DSP48E1 cascade (B -> PCOUT -> PCIN x 2), cells only
+# cf_scalemac: the GS = min(SIMD, n) products of a group piece are summed in one DSP48E1
+# cascade (PCOUT -> PCIN), so its path grows by a DSP per product. Fitted (cells + nets,
+# PIPE 1) to the estimates of NIN's conv9: GS 4 6.93 ns (pynq-z2), GS 16 23.23 ns (zcu104:
+# a 15-DSP cascade; bench/results/timing_nin_*.json); GS 8 (ultra96-v2) measured 11.95,
+# the fit says 12.4.
+SMAC_A_NS = 1.201
+SMAC_PER_PRODUCT_NS = 1.358
 
 
-def smac_path_ns(bram: bool, pipe: int) -> float:
+def smac_path_ns(gs: int, bram: bool, pipe: int) -> float:
     """Estimated worst path of cf_scalemac: the weight read (a block RAM's clock-to-out and
-    one net, unless PIPE 1 registers it) into the DSP cascade; fitted to NIN conv9 (10.03 ns
-    at PIPE 0, 6.93 at PIPE 1, bench/results/timing_nin_pynq-z2.json, tests/test_scalemac_pipe.py)."""
+    one net, unless PIPE 1 registers it) into the DSP cascade of `gs` products
+    (tests/test_scalemac_pipe.py)."""
     src = (BRAM_CO_NS + NET_NS) if (bram and pipe == 0) else 0.0
-    return src + SMAC_DSP_NS + UNC_NS
+    return src + SMAC_A_NS + SMAC_PER_PRODUCT_NS * max(1, gs) + UNC_NS
 
 
-def smac_pipe(bram: bool, clock_mhz: float | None) -> int:
+def smac_pipe(gs: int, bram: bool, clock_mhz: float | None) -> int:
     """cf_scalemac PIPE for the target clock."""
-    return 0 if smac_path_ns(bram, 0) <= period_ns(clock_mhz) else 1
+    return 0 if smac_path_ns(gs, bram, 0) <= period_ns(clock_mhz) else 1
+
+
+def smac_meets(gs: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
+    """Whether the modelled scale-MAC path fits the period: a long cascade does not, at any
+    PIPE, and the folding then prefers a narrower SIMD with more PE."""
+    return smac_path_ns(gs, bram, pipe) <= period_ns(clock_mhz)
 
 
 def mvu_meets(matrix: str, simd: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:

@@ -102,11 +102,27 @@ class ScaleMac:
         return max(max(self.zw, self.bw), self.mw + clog2(self.ci // self.n + 1) + 1) + 1
 
 
-def choose_pipe(node: ScaleMacNode, clock_mhz: float | None) -> int:
-    """cf_scalemac PIPE for the node at its folding and the target clock."""
+def _weights_in_bram(node: ScaleMacNode) -> bool:
     sf, nf = node.k * node.k * node.inp.c // node.simd, node.out.c // node.pe
     depth, width = nf * sf, node.pe * node.simd * 8
-    return pipeline.smac_pipe(in_block_ram(depth, width, block=rom_block(depth, width)), clock_mhz)
+    return in_block_ram(depth, width, block=rom_block(depth, width))
+
+
+def choose_pipe(node: ScaleMacNode, clock_mhz: float | None) -> int:
+    """cf_scalemac PIPE for the node at its folding and the target clock."""
+    return pipeline.smac_pipe(min(node.simd, node.n), _weights_in_bram(node), clock_mhz)
+
+
+def path_ns(node: ScaleMacNode) -> float:
+    """The node's estimated worst path at its folding and pipelining (pipeline.py)."""
+    return pipeline.smac_path_ns(min(node.simd, node.n), _weights_in_bram(node), node.pipe)
+
+
+def meets_clock(node: ScaleMacNode, clock_mhz: float | None) -> bool:
+    """Whether the node's DSP cascade (GS = min(SIMD, n) products) at its pipelining is
+    estimated to fit the period (the folding prefers foldings that do)."""
+    return pipeline.smac_meets(min(node.simd, node.n), _weights_in_bram(node), node.pipe,
+                               clock_mhz)
 
 
 def plan(node: ScaleMacNode) -> Plan:
