@@ -16,7 +16,7 @@
 //         relu offset), so acc' is compared as acc is. Lanes 2j (lo) and 2j+1
 //         (hi) share the pixel: one DSP computes (x-128) * (w_lo + w_hi*2^17)
 //         with the 25-bit A port = {h, sign-extended w_lo} where the weight ROM
-//         holds h = w_hi - (w_lo < 0) in lane 2j+1 (no adder). G = 4 products
+//         holds h = w_hi - (w_lo < 0) in lane 2j+1 (no adder). G = DG (<= 4) products
 //         are summed per pair in the DSP cascade (|sum| <= 4*128*127 < 2^16
 //         keeps the lanes separable: lo = P[16:0] signed, hi = P[33:17] +
 //         P[16]); an adder tree adds the SIMD/G group sums of each lane (one
@@ -63,7 +63,8 @@ module cf_mvu #(
     parameter PFILE  = "",
     parameter MULT   = 0,
     parameter PIPE   = 0,
-    parameter PCH    = 32
+    parameter PCH    = 32,
+    parameter DG     = 4
 ) (
     input  wire                         clk,
     input  wire                         rst,
@@ -131,6 +132,9 @@ module cf_mvu #(
         end
         if (!(PIPE >= 0 && PIPE <= 2 && PCH >= 1)) begin : g_bad_pipe
             cf_mvu_needs_PIPE_0_to_2_and_PCH_at_least_1 u_bad ();
+        end
+        if (!(DG >= 1 && DG <= 4)) begin : g_bad_dg
+            cf_mvu_needs_DG_1_to_4 u_bad ();
         end
         if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
             cf_mvu_needs_FD_1_to_128_a_power_of_2 u_bad ();
@@ -228,7 +232,7 @@ module cf_mvu #(
     genvar gp, gi, gq, gg, gl, gn;
     generate
         if (MATRIX == 1 && MULT == 1) begin : g_dsp2
-            localparam G   = 4;                    // products summed per DSP chain
+            localparam G   = DG;                   // products summed per DSP chain
             localparam NG  = (SIMD + G - 1) / G;   // group sums per lane
             localparam NPR = (PE + 1) / 2;         // pairs (the last one single when PE is odd)
             reg             vq, firstq, lastq, endq;

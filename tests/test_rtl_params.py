@@ -70,7 +70,7 @@ ILLEGAL = [
     ("cf_swg", {"S": 2, "H": 7, "W": 7, "DEPTH": 16},
      "DEPTH_a_power_of_2_holding_a_window_and_a_row_change"),
     ("cf_swg", {"RSTYLE": 2}, "RSTYLE_0_or_1"),
-    ("cf_mvu", {"MATRIX": 2}, "MATRIX_0_or_1"),
+    ("cf_mvu", {"MATRIX": 2}, "MATRIX_0_or_1"), ("cf_mvu", {"DG": 5}, "DG_1_to_4"),
     ("cf_mvu", {"TW": 0}, "KD_CO_OB_AW_TW_at_least_1_and_FRAC_at_least_0"),
     ("cf_mvu", {"ACT": 1, "OB": 6, "TW": 10, "FRAC": -1},
      "KD_CO_OB_AW_TW_at_least_1_and_FRAC_at_least_0"),

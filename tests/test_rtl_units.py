@@ -50,6 +50,8 @@ LINT_CASES = [
     ("cf_mvu", {"ACT": 1, "OB": 10, "TW": 4, "FRAC": 2, "KD": 8, "SIMD": 8}),
     ("cf_mvu", {"MATRIX": 1, "AW": 8, "TW": 8, "FD": 2}), ("cf_mvu", {"FD": 1}),
     ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 20, "TW": 20, "MULT": 1, "DG": 2}),
+    ("cf_mvu", {"MATRIX": 1, "AW": 21, "TW": 21, "MULT": 1, "PE": 3, "CO": 6, "SIMD": 9, "KD": 18, "DG": 3}),
     ("cf_mvu", {"MATRIX": 1, "AW": 21, "TW": 21, "MULT": 1, "PE": 3, "CO": 6, "SIMD": 9, "KD": 18}),
     ("cf_mvu", {"MATRIX": 1, "ACT": 1, "OB": 6, "TW": 10, "FRAC": 2, "AW": 20, "PE": 1, "MULT": 1}),
     ("cf_mvu", {"PIPE": 1}), ("cf_mvu", {"PIPE": 2, "SIMD": 8, "KD": 16, "PCH": 3}),

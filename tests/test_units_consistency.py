@@ -52,6 +52,8 @@ def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
         assert (units.cycles(n), units.pipeline_depth(n)) == want[n.name]
         if n.kind in ("conv", "scalemac"):
             assert n.pipe == units.unit(n).choose_pipe(n, board["clock_mhz"]) == plans[n.name].core.pipe
+        if n.kind == "conv" and n.matrix == "int8":     # the DSP chain follows the clock
+            assert n.dsp_group == units.conv.choose_dsp_group(n, board["clock_mhz"])
     assert summary["cycles"] == {k: v[0] for k, v in want.items()}
     assert {n["name"]: (n["cycles"], n["pipeline_depth"]) for n in summary["nodes"]} == want
     pred = perf.predict(g, board)
@@ -72,6 +74,7 @@ def test_every_consumer_reports_the_plans_figures(tmp_path, seed):
         p = plans[n.name]
         if n.kind == "conv":
             assert mvu[n.name]["PIPE"] == p.core.pipe and mvu[n.name]["MULT"] == int(p.core.dsp2)
+            assert mvu[n.name]["DG"] == p.core.dg == n.dsp_group
         if n.kind == "scalemac":
             assert f".PIPE({p.core.pipe})" in top
         if n.kind == "avgpool":

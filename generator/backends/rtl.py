@@ -174,7 +174,7 @@ def plan_conv(i: int, node, inp: str, tag: str) -> NodePlan:
         ("TW", m.tw), ("FRAC", m.frac), ("FD", m.fd),
         ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", int(wmem.block)),
         ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex")), ("MULT", 1 if m.dsp2 else 0),
-        ("PIPE", m.pipe), ("PCH", PCH)],
+        ("PIPE", m.pipe), ("PCH", PCH), ("DG", m.dg)],
         chain[-1].out, f"n{i}_core", p.out_width))
     s, o = node.inp, node.out
     desc = (f"{m.matrix} k{node.k} s{node.stride} p{node.pad} {s.c}->{o.c} {m.act} "

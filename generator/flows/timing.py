@@ -52,6 +52,10 @@ WHAT = ("logic-depth and cell-delay screen: Yosys sta on the synth_xilinx netlis
         "Artix-7 (Project X-Ray) cell delays, no placement or routing; N ns per net and "
         "0.3 ns clock uncertainty added")
 
+# `flatten` leaves keep_hierarchy modules (cf_add, cf_mvu's dsp2 adders) in place, and `sta`
+# then times the module's ports instead of the paths through it: clear it first
+UNKEEP = ("setattr -mod -unset keep_hierarchy *",)
+
 LUT_RE = re.compile(r"LUT[1-6](_2)?$")
 CLOCK_PINS = {"C", "CLK", "CLKARDCLK", "CLKBWRCLK", "WCLK"}
 CASCADE_IN = {"CI", "PCIN", "ACIN", "BCIN", "CARRYCASCIN", "MULTSIGNIN"}
@@ -223,9 +227,9 @@ def analyze(work: Path, sources: list[str], top: str, period_ns: float, params: 
     lines = ["read_verilog -lib -specify +/xilinx/cells_sim.v", "read_rtlil mapped.il",
              "design -save mapped"]
     for k, t in enumerate(types):
-        lines += ["design -load mapped", f"hierarchy -top {_yid(t)}", "flatten",
+        lines += ["design -load mapped", f"hierarchy -top {_yid(t)}", *UNKEEP, "flatten",
                   f"tee -q -o sta_{k}.txt sta"]
-    lines += ["design -load mapped", f"hierarchy -top {_yid(top)}", "flatten",
+    lines += ["design -load mapped", f"hierarchy -top {_yid(top)}", *UNKEEP, "flatten",
               "tee -q -o sta_top.txt sta"]
     log(f"timing: sta on {len(types)} unit module(s) and the flattened top (log yosys_sta.log)")
     t1 = time.monotonic()
@@ -255,7 +259,7 @@ def _unit_script(t: str, k: int) -> str:
         "read_rtlil elab.il", f"hierarchy -top {_yid(t)}", f"{SYNTH_CMD} -top {_yid(t)}",
         f"tee -q -o stat_{k}.json stat -json", "delete =A:blackbox", f"write_rtlil mapped_{k}.il",
         "design -reset", "read_verilog -lib -specify +/xilinx/cells_sim.v",
-        f"read_rtlil mapped_{k}.il", f"hierarchy -top {_yid(t)}", "flatten",
+        f"read_rtlil mapped_{k}.il", f"hierarchy -top {_yid(t)}", *UNKEEP, "flatten",
         f"tee -q -o sta_{k}.txt sta"]) + "\n"
 
 

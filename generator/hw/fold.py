@@ -67,6 +67,8 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
     saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
+    if int8:                    # the DSP chain length follows the clock, not the folding
+        node.dsp_group = units.conv.choose_dsp_group(node, clock_mhz)
     try:
         for pe in legal_pe(node):
             for simd in legal_simd(node):

@@ -75,6 +75,9 @@ class ConvNode(Node):
     # register stages of the matrix unit's dot product (cf_mvu PIPE 0..2), chosen by the
     # folding from the target clock (generator/hw/pipeline.py); 0 for an unfolded graph
     pipe: int = 0
+    # int8 dsp2 only: products summed per DSP48 chain before the lane adder trees (cf_mvu
+    # DG 2..4), chosen by the folding from the target clock (generator/hw/pipeline.py)
+    dsp_group: int = 4
     weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
     acc_bits: int = 0               # signed width that holds every reachable acc
     act: str = "threshold"          # 'threshold' | 'relu_offset'

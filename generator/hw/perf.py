@@ -133,10 +133,10 @@ def widen_res(wid: units.Widen, t=DEFAULT_TECH) -> Res:
     return res
 
 
-def dsp2_tree_bits(simd: int, t=DEFAULT_TECH) -> int:
+def dsp2_tree_bits(simd: int, group: int) -> int:
     """Adder bits of one dsp2 lane tree (rtl/cf_mvu.v g_lane): a balanced heap over the
-    ceil(SIMD/G) 17-bit group sums, each cf_add 17 + its height bits wide."""
-    ng = -(-simd // t.C["dsp2_group"])
+    ceil(SIMD/G) 17-bit group sums (G = cf_mvu DG), each cf_add 17 + its height bits wide."""
+    ng = -(-simd // group)
     L = clog2(ng)
     nl = 1 << L
     bits = 0
@@ -188,7 +188,7 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
         if m_.mult == "dsp2":
             # lane trees over the group sums (the DSP P registers hold the group sums), db
             # in fabric; fit: the stage's parameter copy costs no more FFs in Yosys
-            tree += pe * dsp2_tree_bits(simd, t) * C["dsp2_tree_lut_per_bit"]
+            tree += pe * dsp2_tree_bits(simd, m_.dg) * C["dsp2_tree_lut_per_bit"]
             ff = pe * dw + 4
         else:
             ff = pe * dw * frac_lut

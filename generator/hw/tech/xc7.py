@@ -54,10 +54,11 @@ C = {
     "lut_mult8_lut": 129,           # measured: one registered 9x8-bit signed multiplier in LUTs
                                     # (Yosys 0.23 synth_xilinx -nodsp: 2061 LUT for 16)
     # dsp2 (cf_mvu MULT 1): two products per DSP48E1 (shared pixel x - 128, weights at bits 0
-    # and 17 of A), G = 4 products summed in the DSP cascade per pair, then per lane a
-    # balanced tree of cf_add carry-chain adders over the SIMD/G group sums (17 + height
-    # bits each), the dot register db in fabric, and one more pipeline stage (parameters).
-    "dsp2_group": 4,                # rule: products per DSP chain before the lanes are split
+    # and 17 of A), G = DG (2..4, ConvNode.dsp_group, from the clock) products summed in a
+    # DSP chain per pair, then per lane a balanced tree of cf_add carry-chain adders over the
+    # SIMD/G group sums (17 + height bits each), the dot register db in fabric, and one more
+    # pipeline stage (parameters). Yosys 0.70 ABC9, NIN conv1 (SIMD 15, PE 24): DG 3 +480
+    # LUT, DG 2 +1,800 over DG 4, as the tree bits x 1.0 predict.
     "dsp2_tree_lut_per_bit": 1.0,   # measured: cf_mvu alone, Yosys 0.23 (no ABC9), dsp2 - dsp
                                     # LUT: PE 4 x SIMD 75 +1,360 (= 4 x 340 tree bits), PE 2 x
                                     # SIMD 9 +74 (2 x 37), PE 96 x SIMD 3 +0 (no tree);

@@ -74,6 +74,7 @@ class Matrix:
     mult: str               # int8: 'dsp' | 'dsp2' | 'lut' (xnor: 'none')
     in_bits: int
     pipe: int = 0           # cf_mvu PIPE: 1 = read register, 2 = + partial popcounts
+    dg: int = 4             # cf_mvu DG: dsp2 products per DSP chain
 
     @property
     def stages(self) -> int:
@@ -184,9 +185,16 @@ def choose_pipe(node: ConvNode, clock_mhz: float | None) -> int:
     return pipeline.mvu_pipe(node.matrix, node.simd, _weights_in_bram(node), clock_mhz)
 
 
+def choose_dsp_group(node: ConvNode, clock_mhz: float | None) -> int:
+    """cf_mvu DG (dsp2 products per DSP chain) for the target clock (generator/hw/pipeline.py)."""
+    return pipeline.dsp2_group(clock_mhz)
+
+
 def meets_clock(node: ConvNode, clock_mhz: float | None) -> bool:
     """Whether the node's dot product at its folding and pipelining is estimated to fit the
     period (the folding prefers foldings that do)."""
+    if node.matrix == "int8" and node.mult == "dsp2":
+        return pipeline.dsp2_path_ns(node.dsp_group) <= pipeline.period_ns(clock_mhz)
     return pipeline.mvu_meets(node.matrix, node.simd, _weights_in_bram(node), node.pipe,
                               clock_mhz)
 
@@ -195,6 +203,8 @@ def plan(node: ConvNode) -> Plan:
     check(node.pe >= 1 and node.simd >= 1, f"{node.name}: PE and SIMD must be positive")
     check(node.pipe in range(pipeline.MAX_PIPE + 1),
           f"{node.name}: pipe {node.pipe!r:.20} must be 0 .. {pipeline.MAX_PIPE}")
+    check(node.dsp_group in pipeline.DSP2_GROUPS,
+          f"{node.name}: dsp_group {node.dsp_group!r:.20} must be one of {pipeline.DSP2_GROUPS}")
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
     s, o = node.inp, node.out
@@ -205,7 +215,7 @@ def plan(node: ConvNode) -> Plan:
     mult = "none" if xnor else (node.mult or "dsp")
     core = Matrix(node.matrix, node.act, simd, pe, node.K, o.c, p["ob"], p["aw"], p["tw"],
                   p["frac"], out_fifo_depth(o.c * p["ob"], sf * nf), mult, s.bits,
-                  int(node.pipe))
+                  int(node.pipe), int(node.dsp_group))
     pad = replicate(node.pad_value, s.c, s.bits)
     pipe = PIPE["swg"] + PIPE["mvu"] + (PIPE["dsp2"] if core.dsp2 else 0) + core.stages
     if tap_parallel(node):
