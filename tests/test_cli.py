@@ -50,8 +50,9 @@ def test_subcommand_help(command, words, capsys):
 def test_bad_arch_name_is_one_clean_line(tmp_path):
     res = cli("init", "resnet50", "--cf", 2, "-o", tmp_path / "x.pt")
     assert res.returncode == 2
+    from generator.model.spec import zoo_names
     assert res.stderr.splitlines() == [
-        "error: unknown architecture 'resnet50': not a zoo name (digits, nin, vgg7) "
+        f"error: unknown architecture 'resnet50': not a zoo name ({', '.join(zoo_names())}) "
         "nor an existing spec file"]
     assert not (tmp_path / "x.pt").exists()
 

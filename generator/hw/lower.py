@@ -460,4 +460,8 @@ class Lowerer:
 
 def lower(ckpt: Checkpoint) -> Graph:
     """Checkpoint -> streamlined hardware graph (raises LoweringError with a clear message)."""
+    block = specmod.has_residual(ckpt.spec)
+    if block is not None:
+        raise LoweringError(f"layer {block['name']}: residual blocks have no hardware units yet "
+                            "(the model side trains, evaluates and exports checkpoints)")
     return Lowerer(ckpt).lower()

@@ -53,8 +53,13 @@ class Checkpoint:
         return net.eval()
 
     def layers(self) -> list[dict]:
-        return [{"name": l["name"], "precision": l["precision"], "cf": l["cf"]}
-                for l in self.spec["layers"] if l["type"] in ("conv", "linear")]
+        return layer_summary(self.spec)
+
+
+def layer_summary(spec: dict) -> list[dict]:
+    """{"name", "precision", "cf"} of every conv/linear layer, nested ones included."""
+    return [{"name": l["name"], "precision": l["precision"], "cf": l["cf"]}
+            for l in specmod.walk(spec) if l["type"] in ("conv", "linear")]
 
 
 def save_checkpoint(path, model: CFNet, meta: dict | None = None,
@@ -65,8 +70,7 @@ def save_checkpoint(path, model: CFNet, meta: dict | None = None,
         "format": FORMAT,
         "version": VERSION,
         "spec": spec,
-        "layers": [{"name": l["name"], "precision": l["precision"], "cf": l["cf"]}
-                   for l in spec["layers"] if l["type"] in ("conv", "linear")],
+        "layers": layer_summary(spec),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": {"saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  **(meta or {})},
@@ -245,7 +249,7 @@ def check_resolved_spec(raw, source: str) -> dict:
     if raw.get("resolved") is not True:
         raise SpecError("spec is not resolved (precision and CF n per layer)")
     spec["resolved"] = True
-    for layer in spec["layers"]:
+    for layer in specmod.walk(spec):
         if layer["type"] in ("conv", "linear") and layer["precision"] != "float":
             if not layer["cf"] or layer["out"] % layer["cf"]:
                 raise SpecError(f"layer {layer['name']}: CF n={layer['cf']} does not divide "

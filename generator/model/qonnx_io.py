@@ -1137,6 +1137,12 @@ def import_onnx(path) -> Imported:
 
 def export_model(ckpt):
     """The QONNX ModelProto of a checkpoint's float model (batch 1, as FINN expects)."""
+    from . import spec as specmod
+
+    block = specmod.has_residual(ckpt.spec)
+    if block is not None:
+        raise QonnxError(f"layer {block['name']}: QONNX export of residual blocks is not "
+                         "supported yet")
     onnx = _onnx()
     import torch
     from onnx import TensorProto, helper, numpy_helper

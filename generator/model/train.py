@@ -171,7 +171,7 @@ def convert_model(model: CFNet, n: int, mode: str | None = None,
     quant.convert_to_cf (alpha_g = mean of the filter-wise alphas, signs kept).
     """
     spec = copy.deepcopy(model.spec)
-    binary = [layer for layer in spec["layers"]
+    binary = [layer for layer in specmod.walk(spec)
               if layer["type"] in ("conv", "linear") and layer["precision"] != "float"]
     if not binary:
         raise SpecError(f"model '{spec.get('name')}' has no binary layers to convert")
@@ -181,13 +181,16 @@ def convert_model(model: CFNet, n: int, mode: str | None = None,
         except SpecError as exc:
             raise SpecError(f"layer {layer['name']}: {exc}") from None
     src = copy.deepcopy(model)
-    for layer, module in zip(spec["layers"], src.layers):
+    modules = dict(src.named_modules())
+    for key, layer in specmod.walk_keys(spec):  # nested layers of residual blocks too
+        module = modules[key]
         if not isinstance(module, _CFMixin):
             continue
         if module.cf != n:
             convert_to_cf(module, n)
         layer["cf"] = n
-        if mode is not None and layer["precision"] != mode:
+        # as resolve: the mode switches binary layers, but a shortcut keeps its precision
+        if mode is not None and layer["precision"] != mode and not specmod.in_shortcut(key):
             layer["precision"] = mode
             if layer["type"] == "conv":
                 layer["pad_value"] = -1 if mode == "xnor" else 0
@@ -232,13 +235,23 @@ def _check_same_architecture(base: dict, got: dict, source) -> None:
     if len(base["layers"]) != len(got["layers"]):
         raise CheckpointError(f"{show(source)}: its model has {len(got['layers'])} layers, "
                               f"the spec {len(base['layers'])}")
-    for want, have in zip(base["layers"], got["layers"]):
+    # nested layers compared one by one: walk yields a block before its layers, and a block
+    # whose body or shortcut length differs is refused there, so both walks stay aligned
+    for want, have in zip(specmod.walk(base), specmod.walk(got)):
+        if want["type"] == have["type"] == "residual":
+            for part in specmod.BLOCK_PARTS:
+                if len(want[part]) != len(have[part]):
+                    raise CheckpointError(
+                        f"{show(source)}: block {have['name']} has {len(have[part])} {part} "
+                        f"layers, the spec's {want['name']} {len(want[part])}")
         binary = want["type"] in ("conv", "linear") and want["precision"] != "float"
         if binary != (have["type"] in ("conv", "linear") and have["precision"] != "float"):
             raise CheckpointError(f"{show(source)}: layer {have['name']} is "
                                   f"{have.get('precision')}, the spec's {want['name']} is "
                                   f"{want.get('precision')}")
         for key in ["type"] + sorted((set(want) | set(have)) - {"type"}):
+            if key in specmod.BLOCK_PARTS and want["type"] == have["type"] == "residual":
+                continue  # compared layer by layer
             if binary and key in _RETUNABLE:
                 continue
             if want.get(key) != have.get(key):
@@ -673,8 +686,9 @@ def _load_optimizer(optimizer, saved, model, cfg, path) -> None:
 
 def _check_batchnorm_batch(spec: dict, local_batch: int) -> None:
     """Training batch-norm needs more than one value per channel in every batch."""
-    shapes = specmod.shapes(spec)
-    for layer, shape in zip(spec["layers"], shapes):
+    io = specmod.layer_shapes(spec)
+    for layer in specmod.walk(spec):
+        shape = io[layer["name"]][1]
         per_image = 1
         for n in shape[1:]:
             per_image *= n
@@ -685,7 +699,7 @@ def _check_batchnorm_batch(spec: dict, local_batch: int) -> None:
 
 
 def _modes(spec: dict) -> str:
-    modes = sorted({l["precision"] for l in spec["layers"]
+    modes = sorted({l["precision"] for l in specmod.walk(spec)
                     if l["type"] in ("conv", "linear") and l["precision"] != "float"})
     return "/".join(modes) or "float"
 
