@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..golden import pool_mask
 from ..ir import MaxPoolNode
 from .common import PIPE, POOL_FIFO_DEPTH, Plan, check, pixel_rate_cycles, window
 
@@ -39,8 +40,6 @@ class MaxPool:
 
 
 def plan(node: MaxPoolNode) -> Plan:
-    from ..golden import pool_mask
-
     s, o = node.inp, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
