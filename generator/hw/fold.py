@@ -56,8 +56,9 @@ def mult_styles(mult: str) -> tuple[str, ...]:
 
 
 def _pooled(node) -> bool:
-    """An average pool: its lanes follow the other nodes (avgpool.choose_lanes)."""
-    return node.kind == "avgpool"
+    """An average pool or a residual add: its lanes follow the other nodes (the unit's
+    choose_lanes)."""
+    return node.kind in ("avgpool", "resadd")
 
 
 def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
@@ -147,7 +148,7 @@ def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> d
         if len(opts) == 1:
             pick[name] = opts[0]
             continue
-        lanes = avgpool.choose_lanes(node, budget)
+        lanes = units.unit(node).choose_lanes(node, budget)
         pick[name] = next(o for o in opts if o.simd == lanes)
     return pick
 
@@ -199,6 +200,9 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
     the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
     styles = mult_styles(mult)
+    for n in graph.nodes:       # a placeholder until the folding is known (size_skip_fifos)
+        if n.kind == "resadd" and n.skip_depth < 1:
+            n.skip_depth = 1
     graph.validate()            # the IR once; the unit plans then check only the folding
     clock = as_board(board).clock_mhz
     capacity = {r: float(v) for r, v in as_board(board).resources.items()}
@@ -259,6 +263,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     mults = _apply(graph, pick)
     for node in graph.nodes:
         check_folding(node)
+    perf.size_skip_fifos(graph)     # from the latency model at the chosen folding
     summary = summarize(graph, board, mults)
     summary.update({"mode": mode, "target": target, "mult_choice": mult,
                     "budget": {r: round(v, 1) for r, v in budget.items()},

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, out_dim
+from .ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ResAddNode, ScaleMacNode,
+                 out_dim)
 
 
 def sliding_window(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
@@ -119,23 +120,33 @@ def globalsum(node: GlobalSumNode, x: np.ndarray) -> np.ndarray:
     return x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
 
 
+def resadd(node: ResAddNode, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    z = (node.ma.astype(np.int64) * a.astype(np.int64) + node.mb.astype(np.int64) * b.astype(np.int64)
+         + node.bias.astype(np.int64))
+    y = z >> node.shift                     # arithmetic shift: floor
+    return np.maximum(y, 0) if node.relu else y
+
+
 EXECUTORS = {"conv": conv, "maxpool": maxpool, "avgpool": avgpool, "scalemac": scalemac,
-             "globalsum": globalsum}
+             "globalsum": globalsum, "resadd": resadd}
 
 
-def run_node(node, x: np.ndarray) -> np.ndarray:
-    return EXECUTORS[node.kind](node, x)
+def run_node(node, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    return EXECUTORS[node.kind](node, x, *more)
 
 
 def run(graph: Graph, pixels: np.ndarray, batch: int = 16) -> list[np.ndarray]:
-    """pixels uint8 (N, H, W, C) -> list of every node's output (the per-layer trace)."""
+    """pixels uint8 (N, H, W, C) -> list of every node's output (the per-layer trace), the
+    graph executed in node order, each node on its sources' outputs."""
     if pixels.dtype != np.uint8 or pixels.ndim != 4:
         raise ValueError("golden.run takes uint8 pixels shaped (N, H, W, C)")
     outs: list[list[np.ndarray]] = [[] for _ in graph.nodes]
+    srcs = [graph.sources(i) for i in range(len(graph.nodes))]
     for s in range(0, len(pixels), batch):
-        x = pixels[s:s + batch]
+        vals = {"": pixels[s:s + batch]}
         for i, node in enumerate(graph.nodes):
-            x = run_node(node, x)
+            x = run_node(node, *(vals[n] for n in srcs[i]))
+            vals[node.name] = x
             outs[i].append(x)
     return [np.concatenate(o) for o in outs]
 

@@ -1,5 +1,8 @@
-"""The hardware graph: a chain of streaming integer units, the single source of truth
-for shapes, folding and number formats that the golden model and both backends read.
+"""The hardware graph: a DAG of streaming integer units in topological order, the single
+source of truth for shapes, folding and number formats that the golden model and both
+backends read. A node reads the previous node's output unless `inputs` names its sources;
+a stream read by two nodes is forked in hardware (residual blocks), and the two streams a
+residual add joins are balanced by the FIFO the add records (`ResAddNode.skip_depth`).
 
 Streams carry one pixel per beat in raster order (row, column), all channels of that
 pixel packed: a 'bit' stream holds channel c at bit c (1 = +1, 0 = -1); 'uint'/'int'
@@ -45,6 +48,9 @@ class Node:
     simd: int = 1
     # Where the float model holds the same value (spec layer index; see lower.py).
     ref_layer: int = -1
+    # Names of the nodes whose outputs this node reads ("" is the graph input); empty: the
+    # previous node's output (the graph input for the first node).
+    inputs: list = field(default_factory=list)
     ARRAYS = ()  # names of numpy-array fields
 
     @property
@@ -165,8 +171,33 @@ class GlobalSumNode(Node):
     out_scale: float = 1.0
 
 
+@dataclass
+class ResAddNode(Node):
+    """Residual add: joins the body stream `inp` (a) and the shortcut stream `inp_b` (b)
+    per channel into the fixed-point residual stream, requantizing both:
+        z_c = ma[c] * a_c + mb[c] * b_c + bias[c];   y_c = z_c >> shift (floor);
+        out_c = max(0, y_c) if relu else y_c
+    Real value: out * out_scale. inputs = [body node, shortcut node]. The shortcut stream
+    passes a FIFO of skip_depth pixels (sized by the folding from the latency model) so
+    the fork that feeds both branches never waits for the add."""
+    KIND = "resadd"
+    inp_b: Stream = None
+    ma: np.ndarray = None           # int64 [C], signed, m_bits wide
+    mb: np.ndarray = None           # int64 [C]
+    bias: np.ndarray = None         # int64 [C], bias_bits wide (rounding 2^(shift-1) included)
+    m_bits: int = 0
+    bias_bits: int = 0
+    acc_bits: int = 0               # signed width of z
+    shift: int = 0
+    relu: bool = True
+    skip_depth: int = 0             # pixels buffered on the shortcut input
+    out_scale: float = 1.0
+    ARRAYS = ("ma", "mb", "bias")
+
+
 NODE_TYPES = {cls.KIND: cls for cls in (ConvNode, MaxPoolNode, AvgPoolNode, ScaleMacNode,
-                                        GlobalSumNode)}
+                                        GlobalSumNode, ResAddNode)}
+STREAM_FIELDS = ("inp", "out", "inp_b")
 
 
 @dataclass
@@ -188,22 +219,66 @@ class Graph:
                 return n
         raise KeyError(name)
 
+    def sources(self, i: int) -> list[str]:
+        """Names of the nodes node i reads, in port order ("" is the graph input)."""
+        n = self.nodes[i]
+        if n.inputs:
+            return list(n.inputs)
+        return [self.nodes[i - 1].name if i else ""]
+
+    def stream(self, name: str) -> Stream:
+        return self.input if name == "" else self.node(name).out
+
+    def consumers(self) -> dict:
+        """{source name ("" = graph input): [(consumer index, port), ...]} in node order."""
+        out: dict = {"": []}
+        for n in self.nodes:
+            out[n.name] = []
+        for i in range(len(self.nodes)):
+            for port, src in enumerate(self.sources(i)):
+                out.setdefault(src, []).append((i, port))
+        return out
+
+    @property
+    def is_chain(self) -> bool:
+        return not any(n.inputs for n in self.nodes)
+
     def validate(self) -> "Graph":
-        """Check the chain once (after lowering or folding, before any backend): every stream
-        well formed, every node's input the previous node's output, every output size what
-        its window gives. One-line BuildError naming the node."""
+        """Check the graph once (after lowering or folding, before any backend): every stream
+        well formed, nodes in topological order, every input stream its source's output,
+        every stream read once (or twice: a fork) and the last node's output the graph's,
+        every output size what its window gives. One-line BuildError naming the node."""
         if not self.nodes:
             raise BuildError(f"graph {self.name}: no nodes")
         check_stream(self.input, "graph input")
-        prev = self.input
-        for n in self.nodes:
-            check_stream(n.inp, f"node {n.name} input")
+        seen = {"": self.input}
+        for i, n in enumerate(self.nodes):
+            if not isinstance(n.inputs, (list, tuple)) or not all(isinstance(x, str) for x in n.inputs):
+                raise BuildError(f"node {n.name}: inputs must be a list of node names")
+            ports = [("inp", n.inp)] + ([("inp_b", n.inp_b)] if n.kind == "resadd" else [])
+            srcs = self.sources(i)
+            if len(srcs) != len(ports):
+                raise BuildError(f"node {n.name}: a {n.kind} reads {len(ports)} stream(s), "
+                                 f"inputs name {len(srcs)}")
+            for (port, s), src in zip(ports, srcs):
+                if src not in seen:
+                    raise BuildError(f"node {n.name}: input {src!r:.40} is not an earlier node")
+                check_stream(s, f"node {n.name} {port}")
+                if asdict(s) != asdict(seen[src]):
+                    raise BuildError(f"node {n.name}: {port} stream {_desc(s)} does not match "
+                                     f"the stream {_desc(seen[src])} of "
+                                     f"{repr(src) if src else 'the graph input'}")
+            if n.name in seen:
+                raise BuildError(f"graph {self.name}: two nodes named {n.name!r:.40}")
             check_stream(n.out, f"node {n.name} output")
-            if asdict(n.inp) != asdict(prev):
-                raise BuildError(f"node {n.name}: input stream {_desc(n.inp)} does not match "
-                                 f"the previous stream {_desc(prev)}")
             check_node(n)
-            prev = n.out
+            seen[n.name] = n.out
+        for src, readers in self.consumers().items():
+            last = src == self.nodes[-1].name
+            if len(readers) > 2 or (last and readers) or (not last and not readers):
+                what = repr(src) if src else "the graph input"
+                raise BuildError(f"graph {self.name}: the output of {what} is read by "
+                                 f"{len(readers)} nodes (1 or 2 expected; 0 for the last)")
         return self
 
     # --- serialization: graph.json (scalars) + graph.npz (arrays) ---
@@ -215,7 +290,7 @@ class Graph:
                 v = getattr(n, f.name)
                 if f.name in n.ARRAYS:
                     continue
-                d[f.name] = asdict(v) if isinstance(v, Stream) else v
+                d[f.name] = asdict(v) if isinstance(v, Stream) else (list(v) if isinstance(v, tuple) else v)
             nodes.append(d)
         return {"name": self.name, "input": asdict(self.input), "logit_scale": self.logit_scale,
                 "num_classes": self.num_classes, "meta": self.meta, "nodes": nodes}
@@ -243,7 +318,11 @@ class Graph:
                 kind = nd.pop("kind")
                 node_cls = NODE_TYPES[kind]
                 check_name(nd["name"], "node name", GraphError, ident=True)
-                nd["inp"], nd["out"] = Stream(**nd["inp"]), Stream(**nd["out"])
+                for sf in STREAM_FIELDS:
+                    if sf in nd:
+                        nd[sf] = Stream(**nd[sf])
+                if not isinstance(nd.get("inputs", []), list):
+                    raise ValueError("inputs is not a list")
                 for a in node_cls.ARRAYS:
                     key = f"{nd['name']}.{a}"
                     nd[a] = arrays[key] if key in arrays else None
@@ -314,6 +393,12 @@ def check_node(n) -> None:
                              f"not fit its {i.h}x{i.w} input")
     elif n.kind == "globalsum":
         want = (1, 1)
+    elif n.kind == "resadd":
+        want = (i.h, i.w)
+        b = n.inp_b
+        if (b.h, b.w, b.c) != (i.h, i.w, i.c):
+            raise BuildError(f"node {n.name}: a residual add joins equal maps, got {_desc(i)} "
+                             f"and {_desc(b)}")
     else:
         want = (i.h, i.w)
     if (o.h, o.w) != want:
@@ -377,6 +462,20 @@ def check_node(n) -> None:
     elif n.kind == "globalsum":
         if i.kind == "bit":
             raise BuildError(f"node {n.name}: a global sum needs an int/uint input stream")
+    elif n.kind == "resadd":
+        if i.kind == "bit" or n.inp_b.kind == "bit" or o.kind != "int":
+            raise BuildError(f"node {n.name}: a residual add maps two int/uint streams to an "
+                             f"int stream")
+        for a in ("ma", "mb"):
+            _width(n, a, n.m_bits, _array(n, a, (i.c,)))
+        _width(n, "bias", n.bias_bits, _array(n, "bias", (i.c,)))
+        if not isinstance(n.shift, int) or not 0 <= n.shift <= 48:
+            raise BuildError(f"node {n.name}: shift {n.shift!r:.20} outside 0..48")
+        if not isinstance(n.acc_bits, int) or n.acc_bits < 2:
+            raise BuildError(f"node {n.name}: acc_bits missing in the IR")
+        if not isinstance(n.skip_depth, int) or n.skip_depth < 1:
+            raise BuildError(f"node {n.name}: the shortcut FIFO depth is not sized "
+                             f"(skip_depth {n.skip_depth!r:.20}; the folding sets it)")
 
 
 def jsonable(v):

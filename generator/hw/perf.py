@@ -295,6 +295,26 @@ def globalsum_res(p: Plan, t=DEFAULT_TECH) -> Res:
     return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
 
 
+def resadd_res(p: Plan, t=DEFAULT_TECH) -> Res:
+    """SIMD lanes of two multiplies and a three-input sum, the per-channel constants in a
+    C/SIMD-word ROM, the shortcut FIFO (skip_depth whole pixels). Not calibrated against
+    Yosys on its own: the multiplier and adder figures are the scale MAC's."""
+    C = t.C
+    c: units.resadd.ResAdd = p.core
+    r = Res()
+    d_a = t.dsp_per_mult(c.mw, c.ab + (0 if c.asigned else 1))
+    d_b = t.dsp_per_mult(c.mw, c.bb + (0 if c.bsigned else 1))
+    r.add("products", 0, 0, 0, c.simd * (d_a + d_b))
+    r.add("sum", c.simd * c.zw * 2 * C["smac_acc_lut_per_bit"], c.simd * c.zw)
+    mems = {m.role: m for m in p.memories}
+    pm = _mem(t, mems["params"])
+    r.add("params", pm["LUT"], pm["FF"], pm["BRAM36"])
+    r.add("assembly", c.c * c.ob * (c.cf > 1) * 0.5, c.c * c.ob if c.cf > 1 else 0)
+    r.add("ctrl", C["pool_ctrl_lut"], clog2(c.cf) + 2)
+    r.merge(fifo_res(mems["skip_fifo"].width, c.skip, t), "skip_")
+    return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
+
+
 def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dict]:
     """Resources of one unit plan; info: memory styles, the int8 multipliers, pool lanes."""
     r, info = Res(), {}
@@ -315,6 +335,9 @@ def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dic
         info = {"lanes": p.lanes}
     elif p.kind == "globalsum":
         r.merge(globalsum_res(p, t), "gsum.")
+    elif p.kind == "resadd":
+        r.merge(resadd_res(p, t), "add.")
+        info = {"lanes": p.lanes}
     else:
         raise ValueError(f"the cost model has no price for unit kind {p.kind!r}")
     if NODE_FIFO_DEPTH:
@@ -336,36 +359,108 @@ def shell_resources(graph: Graph, t=DEFAULT_TECH) -> Res:
     r.merge(fifo_res(graph.input.beat_bits, 2, t), "in_")
     r.merge(fifo_res(graph.output.beat_bits + 1, 2, t), "axis_out_")
     r.add("axis_out_ctrl", 4, clog2(max(2, graph.output.h * graph.output.w)))
+    for src, readers in graph.consumers().items():
+        if len(readers) > 1:        # cf_fork: a register per output and a taken flag each
+            w = graph.stream(src).beat_bits
+            r.add(f"fork_{src or 'input'}", w * 2 * 0.5 + 4, 2 * w + 2)
     return r
 
 
 # ---------------------------------------------------------------------------------------
 # Latency
 
-def latency_cycles(graph: Graph, plans: list | None = None) -> int:
-    """One frame on an idle pipeline: cycle of the last output beat minus the first input
-    beat, from per-pixel arrival times (each unit starts an output pixel when it is free and
-    the last input pixel of its window has arrived, then spends the plan's pixel cycles)."""
+def _windowed(node, p, arrive: np.ndarray, frames: int) -> np.ndarray:
+    """Per output pixel (all frames), when the last input pixel of its window arrived."""
+    i, o = node.inp, node.out
+    k, st, pad = p.window.k, p.window.stride, p.window.pad
+    oy = np.arange(o.h)[:, None] * st - pad + k - 1
+    ox = np.arange(o.w)[None, :] * st - pad + k - 1
+    need = (np.minimum(i.h - 1, oy) * i.w + np.minimum(i.w - 1, ox)).reshape(-1)
+    need = (need[None, :] + (np.arange(frames) * i.h * i.w)[:, None]).reshape(-1)
+    return arrive[need]
+
+
+def _serve(ready: np.ndarray, per_pixel: float) -> np.ndarray:
+    """Finish times of pixels served in order, each taking per_pixel cycles once ready."""
+    out = np.empty(len(ready))
+    tt = -np.inf
+    for j, rj in enumerate(ready):
+        tt = max(tt, rj) + per_pixel
+        out[j] = tt
+    return out
+
+
+def arrivals(graph: Graph, plans: list | None = None, frames: int = 1,
+             interval: float = 0.0) -> tuple[dict, dict]:
+    """The pixel-level timing model on the graph (a DAG): input pixels of frame f arrive
+    from f * interval on, one per cycle; every unit starts an output pixel when it is free
+    and the last input pixel of its window (a residual add: both pixels) has arrived, then
+    spends the plan's pixel cycles; a forked stream passes cf_fork's register.
+    Returns ({node name: output arrival times}, {resadd name: times it takes each pixel})."""
     plans = plans or units.plan_graph(graph)
     s = graph.input
-    arrive = np.arange(s.h * s.w, dtype=np.float64) + PIPE["fifo"]
-    for node, p in zip(graph.nodes, plans):
-        i, o = node.inp, node.out
-        if p.window is None:            # a global reduction: one output after the frame
-            arrive = np.array([arrive[-1] + p.pipe + PIPE["fifo"]])
+    px = s.h * s.w
+    arrive = {"": (np.arange(frames)[:, None] * interval + np.arange(px)[None, :]).reshape(-1)
+              + PIPE["fifo"]}
+    readers = graph.consumers()
+    taken = {}
+    for i, (node, p) in enumerate(zip(graph.nodes, plans)):
+        ins = [arrive[src] + (PIPE["fork"] if len(readers[src]) > 1 else 0)
+               for src in graph.sources(i)]
+        if node.kind == "resadd":
+            ready = np.maximum(ins[0], ins[1] + PIPE["fifo"]) + p.pipe
+            out = _serve(ready, p.pixel_cycles)
+            taken[node.name] = out - p.pixel_cycles
+        elif p.window is None:          # a global reduction: one output after each frame
+            last = ins[0].reshape(frames, -1)[:, -1]
+            out = last + p.pipe
+        else:
+            out = _serve(_windowed(node, p, ins[0], frames) + p.pipe, p.pixel_cycles)
+        arrive[node.name] = out + PIPE["fifo"]
+    return arrive, taken
+
+
+def latency_cycles(graph: Graph, plans: list | None = None) -> int:
+    """One frame on an idle pipeline: cycle of the last output beat minus the first input
+    beat (arrivals: per-pixel times along the graph)."""
+    arrive, _ = arrivals(graph, plans)
+    return int(round(arrive[graph.nodes[-1].name][-1] + 1))
+
+
+SKIP_SLACK = 4       # pixels of the shortcut FIFO beyond the model's peak occupancy
+
+
+def skip_depths(graph: Graph, plans: list | None = None) -> dict:
+    """{resadd name: shortcut FIFO depth} from the timing model: the most shortcut pixels
+    waiting for their body pixel, over two frames at the graph's interval (the second
+    frame's pixels arrive while the first one's last rows are still in the body), plus
+    SKIP_SLACK. Deeper than the pixels the body must take in before its output j
+    (lookahead), so the fork never deadlocks; the slack absorbs stalls of single beats."""
+    plans = plans or units.plan_graph(graph)
+    interval = max(p.cycles for p in plans)
+    arrive, taken = arrivals(graph, plans, frames=2, interval=interval)
+    out = {}
+    for i, node in enumerate(graph.nodes):
+        if node.kind != "resadd":
             continue
-        k, st, pad = p.window.k, p.window.stride, p.window.pad
-        oy = np.arange(o.h)[:, None] * st - pad + k - 1
-        ox = np.arange(o.w)[None, :] * st - pad + k - 1
-        need = (np.minimum(i.h - 1, oy) * i.w + np.minimum(i.w - 1, ox)).reshape(-1)
-        ready = arrive[need] + p.pipe
-        out = np.empty(len(need))
-        tt = -np.inf
-        for j, rj in enumerate(ready):
-            tt = max(tt, rj) + p.pixel_cycles
-            out[j] = tt
-        arrive = out + PIPE["fifo"]
-    return int(round(arrive[-1] + 1))
+        b = np.sort(arrive[graph.sources(i)[1]] + PIPE["fifo"])
+        t = taken[node.name]
+        waiting = np.searchsorted(b, t, side="right") - np.arange(len(t))
+        out[node.name] = int(max(1, waiting.max())) + SKIP_SLACK
+    return out
+
+
+def size_skip_fifos(graph: Graph) -> dict:
+    """Record every residual add's shortcut FIFO depth in the IR (skip_depth). The depth
+    enters the add's plan but not its timing, so an unsized add starts from 1."""
+    for n in graph.nodes:
+        if n.kind == "resadd" and n.skip_depth < 1:
+            n.skip_depth = 1
+    depths = skip_depths(graph)
+    for n in graph.nodes:
+        if n.name in depths:
+            n.skip_depth = depths[n.name]
+    return depths
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from generator.hw import golden
-from generator.hw.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode,
-                          Stream, signed_bits)
+from generator.hw import perf
+from generator.hw.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ResAddNode,
+                          ScaleMacNode, Stream, signed_bits)
 from generator.hw.streams import write_hex
 
 
@@ -170,10 +171,12 @@ def write_vectors(graph: Graph, out: Path, frames: int, seed: int = 0,
     frames = len(x)
     write_hex(vec / "input.hex", x, graph.input)
     outs = []
-    for node in graph.nodes:
-        x = golden.run_node(node, x)
-        outs.append(x)
-        write_hex(vec / f"{node.name}.hex", x, node.out)
+    vals = {"": x}
+    for i, node in enumerate(graph.nodes):
+        y = golden.run_node(node, *(vals[s] for s in graph.sources(i)))
+        vals[node.name] = y
+        outs.append(y)
+        write_hex(vec / f"{node.name}.hex", y, node.out)
     (vec / "meta.json").write_text(json.dumps(
         {"frames": frames, "nodes": [n.name for n in graph.nodes], "output": graph.nodes[-1].name}))
     return outs
@@ -250,8 +253,15 @@ def vgg_head_chain(rng, hw=8, c=(8, 16, 10), head="linear", pool_pad=0, fold=Non
 def calibrate(graph: Graph, rng, frames: int = 8, full_range: bool = False) -> None:
     """Move avg-pool thresholds and scale-MAC biases to the middle of the values the
     preceding nodes actually produce on random input, so every output bit toggles."""
-    x = random_input(graph.input, frames, rng, full_range)
-    for node in graph.nodes:
+    vals = {"": random_input(graph.input, frames, rng, full_range)}
+    for i, node in enumerate(graph.nodes):
+        x, *more = (vals[s] for s in graph.sources(i))
+        if isinstance(node, ResAddNode):
+            # centre z on the values seen, within the bias range the output width allows
+            z = node.ma * x.astype(np.int64) + node.mb * more[0].astype(np.int64)
+            med = np.median(z.reshape(-1, z.shape[-1]), axis=0)
+            bb = 1 << (node.bias_bits - 1)
+            node.bias = np.clip(np.round(-med).astype(np.int64), -bb + 1, bb - 1)
         if isinstance(node, AvgPoolNode):
             sums = golden.avgpool_sum(node, x)
             med = np.median(sums.reshape(-1, sums.shape[-1]), axis=0)
@@ -269,4 +279,69 @@ def calibrate(graph: Graph, rng, frames: int = 8, full_range: bool = False) -> N
             node.relu = relu
             med = np.median(z.reshape(-1, z.shape[-1]), axis=0)
             node.bias = np.clip(np.round(-med).astype(np.int64), -bb, bb)
-        x = golden.run_node(node, x)
+        vals[node.name] = golden.run_node(node, x, *more)
+
+
+def resadd(name, a: Stream, b: Stream, rng, *, pe=1, simd=1, relu=True, shift=10, m_max=1 << 11,
+           body="", short="") -> ResAddNode:
+    """Random per-channel multipliers (some negative) and biases; the output width from the
+    exact range of z >> shift."""
+    c = a.c
+    ma = rng.integers(-m_max, m_max + 1, c).astype(np.int64)
+    mb = rng.integers(-m_max, m_max + 1, c).astype(np.int64)
+    alo, ahi = _range(a)
+    blo, bhi = _range(b)
+    zlo = np.minimum(ma * alo, ma * ahi) + np.minimum(mb * blo, mb * bhi)
+    zhi = np.maximum(ma * alo, ma * ahi) + np.maximum(mb * blo, mb * bhi)
+    bb = int(max(np.abs(zlo).max(), np.abs(zhi).max())) // 8
+    bias = rng.integers(-bb, bb + 1, c).astype(np.int64)
+    zlo, zhi = zlo + bias, zhi + bias
+    ylo, yhi = int(zlo.min()) >> shift, int(zhi.max()) >> shift
+    if relu:
+        ylo = 0
+    return ResAddNode(name, a, Stream(a.h, a.w, c, "int", signed_bits(ylo, max(yhi, 1))),
+                      simd=simd, inputs=[body, short], inp_b=b, ma=ma, mb=mb, bias=bias,
+                      m_bits=signed_bits(int(min(ma.min(), mb.min())), int(max(ma.max(), mb.max()))),
+                      bias_bits=signed_bits(int(bias.min()), int(bias.max())),
+                      acc_bits=signed_bits(int(zlo.min()), int(zhi.max())), shift=shift, relu=relu)
+
+
+def residual_chain(rng, hw=8, c=(8, 16), fold=None, classes=10) -> Graph:
+    """A residual DAG like the digits ResNet: int8 conv k3 p1 relu_offset (the residual
+    stream X0) -> block b1 (identity shortcut: X0 forked to a k=1 threshold, xnor conv k3
+    p1, xnor conv k3 p1 relu_offset, and to the add) -> block b2 (stride 2: the body's first
+    conv has stride 2, the shortcut is a k1 s2 scale MAC without ReLU) -> global sum ->
+    scale MAC on the 1x1 map (the classifier). fold: {node name: (pe, simd)}."""
+    fold = fold or {}
+
+    def f(name, default):
+        return dict(zip(("pe", "simd"), fold.get(name, default)))
+
+    c1, c2 = c
+    inp = Stream(hw, hw, 3, "uint", 8)
+    x0 = conv("conv1", inp, c1, 3, rng, pad=1, act="relu_offset", frac_bits=0,
+              **f("conv1", (2, 3)))
+    t1 = avgpool("b1_t", x0.out, 1, rng)
+    t1.simd = f("b1_t", (1, c1))["simd"]
+    b1c1 = conv("b1_c1", t1.out, c1, 3, rng, pad=1, **f("b1_c1", (2, c1)))
+    b1c2 = conv("b1_c2", b1c1.out, c1, 3, rng, pad=1, act="relu_offset", frac_bits=0,
+                **f("b1_c2", (2, c1)))
+    b1 = resadd("b1", b1c2.out, x0.out, rng, body="b1_c2", short="conv1", shift=12,
+                **f("b1", (1, 2)))
+    t2 = avgpool("b2_t", b1.out, 1, rng)
+    t2.simd = f("b2_t", (1, c1))["simd"]
+    b2c1 = conv("b2_c1", t2.out, c2, 3, rng, stride=2, pad=1, **f("b2_c1", (2, c1)))
+    b2c2 = conv("b2_c2", b2c1.out, c2, 3, rng, pad=1, act="relu_offset", frac_bits=0,
+                **f("b2_c2", (4, c2)))
+    sc = scalemac("b2_sc", b1.out, c2, c1, rng, stride=2, relu=False, scale_bits=2, w_max=31,
+                  **f("b2_sc", (2, 2)))
+    sc.inputs = ["b1"]
+    b2 = resadd("b2", b2c2.out, sc.out, rng, body="b2_c2", short="b2_sc", shift=16,
+                **f("b2", (1, 4)))
+    gap = globalsum("gap", b2.out)
+    fc = scalemac("fc", gap.out, classes, c2, rng, relu=False, scale_bits=2, w_max=15,
+                  **f("fc", (2, 4)))
+    g = chain([x0, t1, b1c1, b1c2, b1, t2, b2c1, b2c2, sc, b2, gap, fc], "residual_chain")
+    calibrate(g, rng)
+    perf.size_skip_fifos(g)
+    return g.validate()

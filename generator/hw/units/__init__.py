@@ -10,10 +10,10 @@ imports a backend.
 from __future__ import annotations
 
 from ...core.errors import BuildError
-from . import avgpool, conv, globalsum, maxpool, scalemac
+from . import avgpool, conv, globalsum, maxpool, resadd, scalemac
 from .common import PIPE, Memory, Plan, Widen, Window  # noqa: F401  (the layer's types)
 
-UNITS = {m.KIND: m for m in (conv, maxpool, avgpool, scalemac, globalsum)}
+UNITS = {m.KIND: m for m in (conv, maxpool, avgpool, scalemac, globalsum, resadd)}
 
 
 def unit(node):
