@@ -82,9 +82,128 @@ def scalemac_error_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
     return r @ per_o.T + (wq * a_q[None, :]).sum(axis=1) * 2.0 ** -(F + 1) + node.out_scale / 2
 
 
+def quantize(graph: Graph, node: str, v: np.ndarray) -> np.ndarray:
+    """A real (N, H, W, C) value as the integer stream `node` produces (its format in
+    graph.meta['formats']: real = scale * X + shift), rounded and kept in its range."""
+    f = graph.meta["formats"][node]
+    x = np.round((v - np.asarray(f["shift"])) / np.asarray(f["scale"]))
+    return np.clip(x, f["lo"], f["hi"]).astype(np.int64)
+
+
+def _real(graph: Graph, node: str, x: np.ndarray) -> np.ndarray:
+    f = graph.meta["formats"][node]
+    return x * np.asarray(f["scale"]) + np.asarray(f["shift"])
+
+
+def _onegroup_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
+    """|real - golden * out_scale| of a one-group scale MAC (a shortcut conv or the
+    classifier: real weights per LSB of X W' = s_w * (Wq + e), |e| <= 1/2) on an input X
+    within 1/2 LSB of the real one: s_w/2 * sum|X| (the weights) + sum|W'| / 2 (the input,
+    |W'| <= s_w (|Wq| + 1/2)) + s_w/2 (the bias)."""
+    sw = node.out_scale
+    cols = golden.sliding_window(np.abs(x).astype(np.float64), node.k, node.stride, 0, 0)
+    wabs = np.abs(node.weights.astype(np.float64)) + 0.5
+    return (sw / 2) * cols.sum(axis=-1, keepdims=True) + sw / 2 + 0.5 * sw * wabs.sum(axis=1)
+
+
+def _value_entry(got: np.ndarray, ref: np.ndarray, bound: np.ndarray) -> dict:
+    err = np.abs(got - ref)
+    # float32 evaluation of the model adds a relative error far below the bounds
+    slack = 1e-5 * max(float(np.abs(ref).max()), 1e-12)
+    return {"values": int(got.size), "max_abs_error": float(err.max()),
+            "max_bound": float(np.max(bound)), "beyond_bound": int((err > bound + slack).sum())}
+
+
+def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray) -> dict:
+    """A segment of a residual graph (lower_residual.py), teacher forced from trace_all."""
+    nodes = [graph.node(n) for n in seg["nodes"]]
+    last = nodes[-1]
+    o = last.out
+    entry = {"nodes": seg["nodes"], "layer": seg["nodes"][0]}
+
+    def value(name, s):
+        return to_nhwc(trace[name], s.h, s.w, s.c)
+
+    if seg["out"] == "bits":
+        first = nodes[0]
+        if seg.get("in_int"):
+            x = quantize(graph, seg["in_int"], value(seg["in_ref"], first.inp))
+        else:
+            x = (value(seg["in_ref"], first.inp) >= 0).astype(np.uint8)
+        bits, near = segment_near_threshold(graph, seg["nodes"], x)
+        ref = (value(seg["out_ref"], o) >= 0).astype(np.uint8)
+        mism = bits != ref
+        entry.update(values=int(bits.size), mismatches=int(mism.sum()),
+                     near_threshold=int((mism & near).sum()),
+                     unexplained=int((mism & ~near).sum()))
+        return entry
+    if seg["out"] == "int":                 # the first conv's R stream (and its max-pool)
+        conv = nodes[0]
+        acc_b = _int8_error_bound(conv, x_pixels)
+        F = seg["frac_bits"]
+        y = golden.conv(conv, x_pixels)
+        scale = np.abs(np.asarray(graph.meta["formats"][last.name]["scale"]))
+        bound = scale * (2.0 ** F) * (acc_b + 2.0 ** -(F + 1))
+        for n in nodes[1:]:                 # a max-pool: 1-Lipschitz, the window's worst bound
+            win = golden._pool_windows(bound, n.k, n.stride, n.pad, 0.0)
+            bound = win.max(axis=3)
+            y = golden.maxpool(n, y)
+        entry.update(_value_entry(_real(graph, last.name, y), value(seg["out_ref"], o), bound))
+        return entry
+    if seg["out"] == "residual":
+        body = nodes[0]
+        bits = (value(seg["body_in_ref"], body.inp) >= 0).astype(np.uint8)
+        a = golden.conv(body, bits)
+        fin = graph.meta["formats"][seg["in_int"]]
+        xq = quantize(graph, seg["in_int"], value(seg["in_ref"], graph.node(seg["in_int"]).out))
+        if seg["short_node"]:
+            sc = graph.node(seg["short_node"])
+            b = golden.scalemac(sc, xq)
+            eb = _onegroup_bound(sc, xq)
+        else:
+            b = xq
+            eb = 0.5 * np.abs(np.asarray(fin["scale"]))
+        y = golden.resadd(last, a, b)
+        # the add: its rounding (1/2 LSB) and its multipliers' (the guard bits) on the
+        # output; the body's R rounding (1/2 LSB of R when it has frac bits)
+        amax = np.abs(a).max() if a.size else 0
+        bmax = np.abs(b).max() if b.size else 0
+        s = last.out_scale
+        ea = 0.5 * np.abs(a_scale(graph, body)) if body.frac_bits else 0.0
+        bound = s * (0.5 + (amax + bmax + 1) * 2.0 ** -(last.shift + 1)) + ea + eb
+        entry.update(_value_entry(y * s, value(seg["out_ref"], o), bound))
+        return entry
+    # logits: the global sum and the one-group classifier
+    gap, fc = nodes
+    xq = quantize(graph, seg["in_int"], value(seg["in_ref"], gap.inp))
+    ssum = golden.globalsum(gap, xq)
+    z = golden.scalemac(fc, ssum)
+    count = gap.inp.h * gap.inp.w
+    bound = _onegroup_bound(fc, ssum)
+    # the input term: each pixel's quantization (1/2 LSB) averages to 1/2 LSB of the mean,
+    # i.e. count/2 LSB of the sum
+    bound = bound + 0.5 * fc.out_scale * (count - 1) * \
+        (np.abs(fc.weights.astype(np.float64)) + 0.5).sum(axis=1)
+    got = z.reshape(len(z), -1) * graph.logit_scale
+    ref = trace[seg["out_ref"]].double().numpy().reshape(len(z), -1)
+    entry.update(_value_entry(got, ref, bound.reshape(len(z), -1)))
+    entry["top1_agreement"] = float((got.argmax(1) == ref.argmax(1)).mean())
+    return entry
+
+
+def a_scale(graph: Graph, node) -> np.ndarray:
+    """Real value per LSB of a body's last conv output (its add's a input)."""
+    add = next(n for n in graph.nodes if n.kind == "resadd" and n.inputs[0] == node.name)
+    return add.ma / 2.0 ** add.shift * add.out_scale
+
+
 @torch.no_grad()
 def layerwise(graph: Graph, model: CFNet, pixels_nchw: np.ndarray) -> list[dict]:
     """Per-segment bit agreement with the float model (teacher forced)."""
+    if graph.meta.get("refs") == "names":
+        trace = model.trace_all(pixels_to_input(pixels_nchw))
+        x_pixels = pixels_nchw.transpose(0, 2, 3, 1).copy()
+        return [_dag_segment(graph, seg, trace, x_pixels) for seg in graph.meta["segments"]]
     trace = model.trace(pixels_to_input(pixels_nchw))
     x_pixels = pixels_nchw.transpose(0, 2, 3, 1).copy()
     report = []

@@ -92,6 +92,8 @@ class Lowerer:
         self.ckpt = ckpt
         self.spec = ckpt.spec
         self.layers = self.spec["layers"]
+        # state-dict prefix of each layer in self.layers (a residual scope swaps both)
+        self.keys = [f"layers.{i}" for i in range(len(self.layers))]
         self.shapes = specmod.shapes(self.spec)
         self.state = {k: v.detach().to(torch.float64) if v.is_floating_point() else v
                       for k, v in ckpt.state_dict.items()}
@@ -101,7 +103,13 @@ class Lowerer:
 
     # --- helpers ---------------------------------------------------------
     def param(self, i: int, name: str) -> np.ndarray:
-        return self.state[f"layers.{i}.{name}"].numpy()
+        return self.state[f"{self.keys[i]}.{name}"].numpy()
+
+    def ref(self, i):
+        """How a segment names the float model's value of layer i (compare.layerwise): the
+        spec index in a chain (CFNet.trace), the layer name in a residual graph
+        (CFNet.trace_all); None stays None (pixels)."""
+        return i
 
     def err(self, i: int, msg: str) -> LoweringError:
         return LoweringError(f"layer {self.layers[i]['name']}: {msg}")
@@ -125,7 +133,7 @@ class Lowerer:
                 if self.param(i, "running_mean").shape[0] != channels:
                     raise self.err(i, "batch norm over flattened features is not per-channel; "
                                       "put it before the flatten")
-                scale, shift = _bn_affine(self.state, f"layers.{i}", layer)
+                scale, shift = _bn_affine(self.state, self.keys[i], layer)
                 ops.append(("bn", np.asarray(scale, np.float64), np.asarray(shift, np.float64)))
             elif layer["type"] == "relu":
                 ops.append(("relu",))
@@ -269,8 +277,9 @@ class Lowerer:
         else:
             stream = self.avgpool_segment(i, m, between, pool, stream)
         self.record_cost(i, m, self.nodes[start].out)
-        self.segments.append({"nodes": [n.name for n in self.nodes[start:]], "matrix_layer": i,
-                              "in_ref": self.input_ref(i), "out_ref": j - 1, "out": "bits"})
+        self.segments.append({"nodes": [n.name for n in self.nodes[start:]],
+                              "matrix_layer": self.ref(i), "in_ref": self.ref(self.input_ref(i)),
+                              "out_ref": self.ref(j - 1), "out": "bits"})
         for node in self.nodes[start:]:
             node.ref_layer = j - 1
         return stream
@@ -460,8 +469,7 @@ class Lowerer:
 
 def lower(ckpt: Checkpoint) -> Graph:
     """Checkpoint -> streamlined hardware graph (raises LoweringError with a clear message)."""
-    block = specmod.has_residual(ckpt.spec)
-    if block is not None:
-        raise LoweringError(f"layer {block['name']}: residual blocks have no hardware units yet "
-                            "(the model side trains, evaluates and exports checkpoints)")
+    if specmod.has_residual(ckpt.spec) is not None:
+        from .lower_residual import ResidualLowerer     # it builds on this module
+        return ResidualLowerer(ckpt).lower()
     return Lowerer(ckpt).lower()
