@@ -404,14 +404,15 @@ def test_resnet_stage_shapes():
 # ----------------------------------------------------------------------------- refusals
 
 def test_lower_and_export_refuse_residual_blocks():
+    """The lowering takes residual blocks (tests/test_residual_lower.py) but not a body
+    without a binary conv; QONNX export refuses residual blocks."""
     from generator.hw.lower import lower
     from generator.model.qonnx_io import QonnxError, export_model
 
     ckpt = Checkpoint(S.resolve(TINY, 4), CFNet(S.resolve(TINY, 4)).state_dict())
     with pytest.raises(LoweringError) as info:
         lower(ckpt)
-    assert str(info.value) == ("layer b1: residual blocks have no hardware units yet (the model "
-                               "side trains, evaluates and exports checkpoints)")
+    assert str(info.value) == "layer b3: a residual body needs a binary conv"
     with pytest.raises(QonnxError, match=r"^layer b1: QONNX export of residual blocks is not "
                                          r"supported yet$"):
         export_model(ckpt)

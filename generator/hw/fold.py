@@ -56,9 +56,9 @@ def mult_styles(mult: str) -> tuple[str, ...]:
 
 
 def _pooled(node) -> bool:
-    """An average pool or a residual add: its lanes follow the other nodes (the unit's
-    choose_lanes)."""
-    return node.kind in ("avgpool", "resadd")
+    """An average pool: its lanes follow the other nodes (avgpool.choose_lanes). A residual
+    add's lanes cost DSPs, so it is folded by price like the matrix units."""
+    return node.kind == "avgpool"
 
 
 def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
@@ -148,7 +148,7 @@ def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> d
         if len(opts) == 1:
             pick[name] = opts[0]
             continue
-        lanes = units.unit(node).choose_lanes(node, budget)
+        lanes = avgpool.choose_lanes(node, budget)
         pick[name] = next(o for o in opts if o.simd == lanes)
     return pick
 

@@ -473,9 +473,8 @@ def check_node(n) -> None:
             raise BuildError(f"node {n.name}: shift {n.shift!r:.20} outside 0..48")
         if not isinstance(n.acc_bits, int) or n.acc_bits < 2:
             raise BuildError(f"node {n.name}: acc_bits missing in the IR")
-        if not isinstance(n.skip_depth, int) or n.skip_depth < 1:
-            raise BuildError(f"node {n.name}: the shortcut FIFO depth is not sized "
-                             f"(skip_depth {n.skip_depth!r:.20}; the folding sets it)")
+        if not isinstance(n.skip_depth, int) or n.skip_depth < 0:
+            raise BuildError(f"node {n.name}: skip_depth {n.skip_depth!r:.20} is not a depth")
 
 
 def jsonable(v):

@@ -298,7 +298,8 @@ class Lowerer:
         self.nodes.append(node)
         return node.out
 
-    def relu_offset(self, i: int, m: dict, pre_ops: list[int], c_out: int):
+    def relu_offset(self, i: int, m: dict, pre_ops: list[int], c_out: int,
+                    frac_bits: int = RELU_FRAC_BITS):
         """Write pre-ops(y(acc)) as a2 * relu(a1*acc + c1) + c2 and return the hardware form
         R = max(0, sign*acc*2^F + B) with a = a2*|a1| so that value ~= a * R / 2^F + c2."""
         kinds = [self.layers[b]["type"] for b in pre_ops if self.layers[b]["type"] != "dropout"]
@@ -315,7 +316,7 @@ class Lowerer:
         c2 = after(np.zeros(c_out))
         if np.any(a1 == 0):
             raise self.err(i, "a channel's pre-ReLU slope is zero")
-        F = RELU_FRAC_BITS
+        F = frac_bits
         sign = np.where(a1 < 0, -1, 1).astype(np.int8)
         offset = np.round(c1 / np.abs(a1) * (1 << F)).astype(np.int64)
         r_max = int(np.max(m["hi"] * (1 << F) + offset))

@@ -34,7 +34,8 @@ from .ir import (AvgPoolNode, GlobalSumNode, ResAddNode, ScaleMacNode, Stream, o
 from .lower import ELEMENTWISE, INT8_MAX, RELU_FRAC_BITS, SCALE_BITS, Lowerer, fold_threshold
 
 RES_BITS = 16          # magnitude bits of the residual stream after an add
-ADD_GUARD_BITS = 2     # the add's multipliers round to 1/2^(2 + 1) LSB of the output at most
+ADD_GUARD_BITS = 1     # the add's multipliers round to 1/4 LSB of the output at most
+STEM_FRAC_BITS = 0     # fractional bits of the first conv's R stream (its ReLU offset)
 
 
 @dataclass
@@ -145,29 +146,44 @@ class ResidualLowerer(Lowerer):
                                   f"first residual block is not supported")
         if len(pools) > 1:
             raise self.err(pools[1], "only one max-pool before the first residual block")
-        ro = self.relu_offset(0, m, [b for b in between if b not in pools], c_out)
-        s64 = ro["sign"].astype(np.int64)
-        r_hi = np.maximum(np.maximum(s64 * m["lo"], s64 * m["hi"]) * (1 << ro["frac_bits"])
-                          + ro["offset"], 0)
-        # the matrix unit sizes its output from the accumulator range over all channels
-        top = np.maximum(s64 * int(m["lo"].min()), s64 * int(m["hi"].max())) \
-            * (1 << ro["frac_bits"]) + ro["offset"]
-        node = self.conv_node(0, m, inp, act="relu_offset", sign=ro["sign"], offset=ro["offset"],
-                              frac_bits=ro["frac_bits"],
-                              out_bits=unsigned_bits(int(max(top.max(), 1))) + 1)
+        ops = [b for b in between if b not in pools]
+        if any(self.layers[b]["type"] == "relu" for b in ops):
+            # F = 0: the int8 weights already round the accumulator by far more than 1/2
+            ro = self.relu_offset(0, m, ops, c_out, frac_bits=STEM_FRAC_BITS)
+            s64 = ro["sign"].astype(np.int64)
+            r_hi = np.maximum(np.maximum(s64 * m["lo"], s64 * m["hi"]) * (1 << ro["frac_bits"])
+                              + ro["offset"], 0)
+            # the matrix unit sizes its output from the accumulator range over all channels
+            top = np.maximum(s64 * int(m["lo"].min()), s64 * int(m["hi"].max())) \
+                * (1 << ro["frac_bits"]) + ro["offset"]
+            scale, shift, frac = ro["a"] / (1 << ro["frac_bits"]), ro["c2"], ro["frac_bits"]
+            sign, offset = ro["sign"], ro["offset"]
+            pool_dir = np.where(ro["a"] < 0, -1.0, 1.0)
+        else:
+            # no ReLU: the affine value of R = acc - min(acc) (exact, never clipped)
+            lo = int(m["lo"].min())
+            slope, icpt = _affine(lambda acc: self.chain(ops, c_out)(m["scale"] * acc + m["bias"]),
+                                  c_out)
+            sign, offset, frac = np.ones(c_out, np.int8), np.full(c_out, -lo, np.int64), 0
+            scale, shift = slope, icpt + slope * lo
+            r_hi = m["hi"].astype(np.int64) - lo
+            top = np.array([int(m["hi"].max()) - lo])
+            pool_dir = np.where(slope < 0, -1.0, 1.0)
+        node = self.conv_node(0, m, inp, act="relu_offset", sign=sign, offset=offset,
+                              frac_bits=frac, out_bits=unsigned_bits(int(max(top.max(), 1))) + 1)
         self.add(node)
         names = [node.name]
         st = node.out
         if pools:
-            self.maxpool_node(pools[0], st, np.where(ro["a"] < 0, -1.0, 1.0))
+            self.maxpool_node(pools[0], st, pool_dir)
             st = self.nodes[-1].out
             names.append(self.nodes[-1].name)
         self.record_cost(0, m, node.out)
         ref = self.layers[between[-1]]["name"] if between else self.layers[0]["name"]
-        f = self.fmt(Fmt(st, names[-1], ref, ro["a"] / (1 << ro["frac_bits"]), ro["c2"],
-                         np.zeros(c_out, np.int64), r_hi.astype(np.int64)))
+        f = self.fmt(Fmt(st, names[-1], ref, scale, shift, np.zeros(c_out, np.int64),
+                         r_hi.astype(np.int64)))
         self.segments.append({"nodes": names, "in_ref": None, "out_ref": ref, "out": "int",
-                              "frac_bits": ro["frac_bits"]})
+                              "frac_bits": frac})
         return f
 
     # --- one block -------------------------------------------------------------------

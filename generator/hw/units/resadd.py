@@ -80,6 +80,8 @@ def plan(node: ResAddNode) -> Plan:
     s, b, o = node.inp, node.inp_b, node.out
     err = folding_error(node)
     check(err is None, f"node {node.name}: {err}")
+    check(node.skip_depth >= 1, f"node {node.name}: the shortcut FIFO is not sized yet "
+                                f"(perf.size_skip_fifos, run by the folding)")
     core = ResAdd(s.c, node.simd, s.bits, s.kind == "int", b.bits, b.kind == "int",
                   node.m_bits, node.bias_bits, node.acc_bits, node.shift, o.bits, bool(node.relu),
                   POOL_FIFO_DEPTH, node.skip_depth)
