@@ -198,11 +198,22 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
          mult: str = "auto", util: dict | None = None) -> dict:
     """Set node.pe / node.simd in place; returns the folding summary (report.json
     'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
-    the multiplier implementation of int8 layers, the budget and how the folding was chosen."""
-    styles = mult_styles(mult)
-    for n in graph.nodes:       # a placeholder until the folding is known (size_skip_fifos)
-        if n.kind == "resadd" and n.skip_depth < 1:
+    the multiplier implementation of int8 layers, the budget and how the folding was chosen.
+    A graph with residual adds is folded twice: the shortcut FIFOs sized after the first
+    pass (from its folding) are priced by the second."""
+    adds = [n for n in graph.nodes if n.kind == "resadd"]
+    for n in adds:              # a placeholder until the folding is known (size_skip_fifos)
+        if n.skip_depth < 1:
             n.skip_depth = 1
+    summary = _fold(graph, board, fps, folding, mult, util)
+    if adds:
+        summary = _fold(graph, board, fps, folding, mult, util)
+    return summary
+
+
+def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mult: str,
+          util: dict | None) -> dict:
+    styles = mult_styles(mult)
     graph.validate()            # the IR once; the unit plans then check only the folding
     clock = as_board(board).clock_mhz
     capacity = {r: float(v) for r, v in as_board(board).resources.items()}

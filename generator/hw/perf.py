@@ -100,6 +100,8 @@ def swg_res(win: units.Window, t=DEFAULT_TECH) -> Res:
     chunk mux, output FIFO."""
     C = t.C
     r = Res()
+    if win.wire:                # the backends connect the core to the stream directly
+        return r
     pw, taps, depth = win.pixel_width, win.row_taps, win.depth
     m = _mem(t, win.line_buffer)
     r.add("swg_buffer", taps * m["LUT"], taps * m["FF"], taps * m["BRAM36"])
@@ -277,8 +279,10 @@ def avgpool_res(p: Plan, t=DEFAULT_TECH) -> Res:
     c: units.avgpool.AvgPool = p.core
     sw, cf = c.swi, c.cf
     r = Res()
-    r.add("window_sum", c.simd * sw * C["mux_adder_lut_per_bit"] + C["pool_ctrl_lut"],
-          (c.c * sw if cf == 1 else 0) + clog2(c.kk) + clog2(cf) + 2)
+    # one tap per pixel: the sum is the value (the tap counter is constant, Yosys drops it)
+    adder = c.simd * sw * C["mux_adder_lut_per_bit"] if c.kk > 1 else 0.0
+    r.add("window_sum", adder + C["pool_ctrl_lut"],
+          (c.c * sw if cf == 1 and c.kk > 1 else 0) + clog2(c.kk) + clog2(cf) + 2)
     r.add("threshold", c.simd * (sw + 1) * C["avg_cmp_lut_per_bit"], 0)
     for m in p.memories:
         mm = _mem(t, m)
@@ -360,9 +364,9 @@ def shell_resources(graph: Graph, t=DEFAULT_TECH) -> Res:
     r.merge(fifo_res(graph.output.beat_bits + 1, 2, t), "axis_out_")
     r.add("axis_out_ctrl", 4, clog2(max(2, graph.output.h * graph.output.w)))
     for src, readers in graph.consumers().items():
-        if len(readers) > 1:        # cf_fork: a register per output and a taken flag each
+        if len(readers) > 1:        # cf_fork: an enabled register per output, a flag each
             w = graph.stream(src).beat_bits
-            r.add(f"fork_{src or 'input'}", w * 2 * 0.5 + 4, 2 * w + 2)
+            r.add(f"fork_{src or 'input'}", 4, 2 * w + 2)
     return r
 
 

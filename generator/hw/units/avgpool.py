@@ -40,7 +40,11 @@ def _cycles(node: AvgPoolNode, simd: int) -> int:
 
 
 def choose_lanes(node: AvgPoolNode, budget: int) -> int:
-    """The fewest lanes (dividing C) whose cycles stay within `budget`; all C without one."""
+    """The fewest lanes (dividing C) whose cycles stay within `budget`; all C without one.
+    A k = 1 pool (the threshold of a residual stream) takes all C: whole pixels need no
+    window generator and no partial sums, only C comparators."""
+    if node.k == 1 and node.stride == 1 and node.pad == 0:
+        return node.inp.c
     for simd in legal_simd(node):
         if _cycles(node, simd) <= budget:
             return simd
@@ -96,11 +100,13 @@ def plan(node: AvgPoolNode) -> Plan:
     win = window(s, node.k, node.stride, node.pad, node.simd, 1, 0, 1, node.name)
     mems = ()
     if core.cf > 1:
-        mems = (Memory("partial_sums", core.cf, core.simd * core.swi, rom=False, sync_read=False),
-                Memory("thresholds", core.cf, core.simd * (tw + 1), rom=True, sync_read=False))
+        # one tap per pixel (k = 1) keeps no partial sums: the sum is the value
+        mems = ((Memory("partial_sums", core.cf, core.simd * core.swi, rom=False, sync_read=False),)
+                if kk > 1 else ()) + \
+            (Memory("thresholds", core.cf, core.simd * (tw + 1), rom=True, sync_read=False),)
+    pipe = PIPE["pool"] + (0 if win.wire else PIPE["swg"])
     return Plan(node.name, KIND, _cycles(node, node.simd), float(kk * core.cf),
-                PIPE["swg"] + PIPE["pool"], win, None, core, mems, core.fd, o.beat_bits,
-                o.h * o.w, node.simd)
+                pipe, win, None, core, mems, core.fd, o.beat_bits, o.h * o.w, node.simd)
 
 
 def threshold_words(node: AvgPoolNode, core: AvgPool) -> np.ndarray:

@@ -155,6 +155,12 @@ class Window:
         """A 1x1 stride-1 unpadded window: HLS passes the stream through (or splits it)."""
         return self.k == 1 and self.stride == 1 and self.pad == 0
 
+    @property
+    def wire(self) -> bool:
+        """An identity window of whole pixels replayed once: no window generator at all,
+        the core reads its input stream (both backends)."""
+        return self.identity and self.simd == self.c and self.nf == 1 and self.row_taps == 1
+
 
 def window(s: Stream, k: int, stride: int, pad: int, simd: int, nf: int, pad_pixel: int,
            row_taps: int = 1, where: str = "") -> Window:
