@@ -405,13 +405,15 @@ if __name__ == "__main__":
 
 
 def group_scale_record(ckpt) -> dict:
-    """alpha_g of every binary layer, recomputed from the checkpoint (quant.group_scales)."""
+    """alpha_g of every binary layer (residual bodies included), recomputed from the
+    checkpoint (quant.group_scales)."""
     from ..model.quant import group_scales
+    from ..model.spec import walk_keys
     rec = {}
-    for i, layer in enumerate(ckpt.spec["layers"]):
+    for key, layer in walk_keys(ckpt.spec):
         if layer.get("precision") not in ("xnor", "bw") or layer["type"] not in ("conv", "linear"):
             continue
-        w = ckpt.state_dict.get(f"layers.{i}.weight")
+        w = ckpt.state_dict.get(f"{key}.weight")
         if w is None:
             continue
         n = int(layer.get("cf") or 1)
