@@ -168,7 +168,6 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     graph = lower(ckpt)
     graph.meta["board"] = board.name
     graph.meta["clock_mhz"] = board.clock_mhz   # pipelining follows it (pipeline.py)
-    check_vector_budget(graph, frames)
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
@@ -179,6 +178,7 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     refusal = budget_refusal(graph, perf, board)
     if refusal and not over_budget:
         raise BuildError(refusal)
+    check_vector_budget(graph, frames)      # after the folding: a design that cannot fit says so first
     for warning in fold_warnings(perf):
         log(f"      warning: {warning}")
     tmp = folder.tmp

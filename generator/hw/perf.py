@@ -395,17 +395,17 @@ def _serve(ready: np.ndarray, per_pixel: float) -> np.ndarray:
 
 
 def arrivals(graph: Graph, plans: list | None = None, frames: int = 1,
-             interval: float = 0.0) -> tuple[dict, dict]:
+             interval: float = 0.0, pace: float = 1.0) -> tuple[dict, dict]:
     """The pixel-level timing model on the graph (a DAG): input pixels of frame f arrive
-    from f * interval on, one per cycle; every unit starts an output pixel when it is free
+    from f * interval on, one every `pace` cycles; every unit starts an output pixel when it is free
     and the last input pixel of its window (a residual add: both pixels) has arrived, then
     spends the plan's pixel cycles; a forked stream passes cf_fork's register.
     Returns ({node name: output arrival times}, {resadd name: times it takes each pixel})."""
     plans = plans or units.plan_graph(graph)
     s = graph.input
     px = s.h * s.w
-    arrive = {"": (np.arange(frames)[:, None] * interval + np.arange(px)[None, :]).reshape(-1)
-              + PIPE["fifo"]}
+    arrive = {"": (np.arange(frames)[:, None] * interval + np.arange(px)[None, :] * pace)
+              .reshape(-1) + PIPE["fifo"]}
     readers = graph.consumers()
     taken = {}
     for i, (node, p) in enumerate(zip(graph.nodes, plans)):
@@ -435,14 +435,18 @@ SKIP_SLACK = 4       # pixels of the shortcut FIFO beyond the model's peak occup
 
 
 def skip_depths(graph: Graph, plans: list | None = None) -> dict:
-    """{resadd name: shortcut FIFO depth} from the timing model: the most shortcut pixels
-    waiting for their body pixel, over two frames at the graph's interval (the second
-    frame's pixels arrive while the first one's last rows are still in the body), plus
-    SKIP_SLACK. Deeper than the pixels the body must take in before its output j
-    (lookahead), so the fork never deadlocks; the slack absorbs stalls of single beats."""
+    """{resadd name: shortcut FIFO depth} from the timing model in the steady state: two
+    frames at the graph's interval, the input paced at the interval (every unit then runs
+    at its own rate, as the slowest node's back-pressure makes it), the most shortcut pixels
+    waiting for their body pixel, plus SKIP_SLACK. That is the pixels the body must take in
+    before its output j (its lookahead: no deadlock) and those arriving while output j is in
+    the body's pipeline (the body never waits for its input: full rate); the slack absorbs
+    stalls of single beats. An unpaced input would size for bursts the back-pressure
+    removes (a fast stem before a slow body would buffer a whole frame)."""
     plans = plans or units.plan_graph(graph)
     interval = max(p.cycles for p in plans)
-    arrive, taken = arrivals(graph, plans, frames=2, interval=interval)
+    px = graph.input.h * graph.input.w
+    arrive, taken = arrivals(graph, plans, frames=2, interval=interval, pace=interval / px)
     out = {}
     for i, node in enumerate(graph.nodes):
         if node.kind != "resadd":
