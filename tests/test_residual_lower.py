@@ -69,7 +69,7 @@ def test_eval_golden_on_a_residual_checkpoint(digits_res):
     assert r["agreement"] >= 0.995 and r["frames"] == 449
 
 
-def test_digits_res_folds_with_sized_shortcut_fifos(digits_res):
+def test_digits_res_folds_with_sized_shortcut_fifos(digits_res, tmp_path):
     from generator.model.checkpoint import load_checkpoint
     g = lower(load_checkpoint(digits_res))
     s = fold.fold(g, load_board("pynq-z2"))
@@ -82,8 +82,8 @@ def test_digits_res_folds_with_sized_shortcut_fifos(digits_res):
     assert b1.skip_depth > 2 * b1.inp.w + 2
     assert s["interval_cycles"] == max(units.plan(n).cycles for n in g.nodes)
     # the graph round-trips through graph.json / graph.npz with its DAG fields
-    g.save(G_TMP := __import__("tempfile").mkdtemp())
-    h = Graph.load(G_TMP).validate()
+    g.save(tmp_path)
+    h = Graph.load(tmp_path).validate()
     assert [n.inputs for n in h.nodes] == [n.inputs for n in g.nodes]
     assert h.node("b2").inp_b == g.node("b2").inp_b and h.node("b2").skip_depth == g.node("b2").skip_depth
 
