@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import ResAddNode
+from ..ir import ResAddNode, next_pow2
 from .common import PIPE, POOL_FIFO_DEPTH, Memory, Plan, check, divisors, illegal
 
 KIND = "resadd"
@@ -64,7 +64,7 @@ class ResAdd:
     ob: int                 # output bits (signed)
     relu: bool
     fd: int                 # output FIFO depth
-    skip: int               # shortcut FIFO depth (pixels)
+    skip: int               # shortcut FIFO depth (pixels): node.skip_depth, a power of two
 
     @property
     def cf(self) -> int:
@@ -82,11 +82,14 @@ def plan(node: ResAddNode) -> Plan:
     check(err is None, f"node {node.name}: {err}")
     check(node.skip_depth >= 1, f"node {node.name}: the shortcut FIFO is not sized yet "
                                 f"(perf.size_skip_fifos, run by the folding)")
+    # cf_fifo depths are 1 or powers of two (LUT RAM comes in 32/64-deep pieces, block RAM
+    # in powers of two)
+    skip = next_pow2(node.skip_depth)
     core = ResAdd(s.c, node.simd, s.bits, s.kind == "int", b.bits, b.kind == "int",
                   node.m_bits, node.bias_bits, node.acc_bits, node.shift, o.bits, bool(node.relu),
-                  POOL_FIFO_DEPTH, node.skip_depth)
+                  POOL_FIFO_DEPTH, skip)
     mems = (Memory("params", core.cf, core.simd * 3 * core.pw, rom=True, sync_read=False),
-            Memory("skip_fifo", node.skip_depth, b.beat_bits, rom=False, sync_read=False))
+            Memory("skip_fifo", skip, b.beat_bits, rom=False, sync_read=False))
     return Plan(node.name, KIND, _cycles(node, node.simd), float(core.cf), PIPE["resadd"],
                 None, None, core, mems, core.fd, o.beat_bits, o.h * o.w, node.simd)
 
