@@ -18,6 +18,9 @@ Layout written (see docs/HLS.md):
 
 Every width comes from the IR (Stream.bits, acc_bits, thr_bits, sum_bits, group_bits,
 scale_bits); widths the IR does not carry (offsets, biases) are derived from the arrays.
+The top wires the graph (a DAG, `_wire`): each node reads its sources' streams, a stream
+read twice is forked (cf::fork_stream), a residual add's shortcut input gets its plan's
+shortcut FIFO depth (units.resadd: skip_depth rounded up to a power of two).
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ from ..core import paths
 from ..core import escape, names
 from ..hw import units
 from ..core.errors import BuildError
-from ..hw.ir import AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ScaleMacNode, Stream, check_node, check_stream, out_dim, signed_bits
+from ..hw.ir import (AvgPoolNode, ConvNode, Graph, GlobalSumNode, MaxPoolNode, ResAddNode, ScaleMacNode, Stream,
+                     check_node, check_stream, out_dim, signed_bits)
 
 REPO_ROOT = paths.REPO_ROOT
 HLS_LIB = paths.HLS_LIB
 TEMPLATES = paths.TEMPLATES / "hls"
 
-#: FIFO depth between units (all paths are linear chains: 2 is deadlock-free).
+#: FIFO depth between units (2 is deadlock-free on a chain; the stream feeding a residual
+#: add's shortcut input takes the add's shortcut FIFO depth instead, units.resadd's plan).
 DEFAULT_FIFO_DEPTH = 2
 
 # identifiers are decided once, in generator/core/names.py
@@ -178,6 +183,15 @@ class NodePlan:
         self.calls: list[str] = []
         self.summary: dict = {}
         self.max_width = max(self.in_w, self.out_w)
+        # a second input (a residual add's shortcut, port b): its beat width, 0 without one
+        self.in_b_w = 0
+        # depth of the stream feeding each input port in the top (set by the planner)
+        self.port_depths = [fifo_depth]
+        # set by the top's wiring (_wire): the stream of each input port, the depth of the
+        # output stream, the fork of the output (None when one node reads it)
+        self.in_streams: list[str] = []
+        self.out_depth = fifo_depth
+        self.fork = None
 
     def table(self, text: str) -> None:
         self.tables.append(text)
@@ -377,8 +391,31 @@ def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
+def plan_resadd(node: ResAddNode, ident: str, depth: int) -> NodePlan:
+    p = NodePlan(node, ident, depth)
+    up = units.plan(node)                       # lanes, widths, the shortcut FIFO depth
+    c = up.core
+    words = units.resadd.param_words(node, c)   # [C/SIMD, 3*SIMD]: ma, mb, bias per lane
+    rom = next(m for m in up.memories if m.role == "params")
+    ww = rom.width                              # 3*SIMD fields of PW bits, C/SIMD words
+    if rom.depth != len(words):
+        raise BuildError(f"{node.name}: the parameter ROM holds {rom.depth} words, the packing {len(words)}")
+    pname = f"{ident}_params"
+    p.table(f"typedef cf::ResAddParams<{c.c}, {c.simd}, {c.mw}, {c.bw}, {c.pw}> {pname}_t;\n"
+            f"static const {pname}_t {pname} = {{\n"
+            f"  {c_init([pack_values(w, c.pw) for w in words], lambda x: rom_literal(x, ww))}}};")
+    p.in_b_w = node.inp_b.beat_bits
+    p.max_width = max(p.max_width, p.in_b_w, ww)
+    p.port_depths = [depth, c.skip]             # port b: the shortcut FIFO (the plan's depth, pixels)
+    p.calls.append(f"cf::resadd<{up.out_beats}, {c.ab}, {'true' if c.asigned else 'false'}, {c.bb}, "
+                   f"{'true' if c.bsigned else 'false'}, {c.zw}, {c.sh}, {c.ob}, {'true' if c.relu else 'false'}, "
+                   f"{pname}_t>(in, in_b, out, {pname}, reps);")
+    p.summary = {"SIMD": c.simd, "skip_fifo_depth": c.skip, **_timing(up)}
+    return p
+
+
 PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool, "scalemac": plan_scalemac,
-            "globalsum": plan_globalsum}
+            "globalsum": plan_globalsum, "resadd": plan_resadd}
 
 
 def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePlan:
@@ -386,6 +423,8 @@ def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePla
     Graph.validate for whole graphs), the folding by the unit plan."""
     _check_stream(node.inp, f"{node.name} input")
     _check_stream(node.out, f"{node.name} output")
+    if getattr(node, "inp_b", None) is not None:
+        _check_stream(node.inp_b, f"{node.name} input b")
     check_node(node)
     try:
         planner = PLANNERS[node.kind]
@@ -409,6 +448,45 @@ def node_header(plan: NodePlan, env=None) -> str:
     """The C++ header of one node: its constant tables and `node_<ident>(in, out, reps)`."""
     env = env or _env()
     return env.get_template("node.h.j2").render(p=plan)
+
+
+def _wire(graph: Graph, plans: list, fifo_depth: int) -> dict:
+    """The streams of the dataflow top on the graph (a DAG): every node reads its sources'
+    streams (`graph.sources`), a stream with two readers is forked (`cf::fork_stream`, one
+    output stream per reader), and each stream feeding a port takes that port's depth (a
+    residual add's shortcut input: its plan's shortcut FIFO, skip_depth rounded up). Sets each plan's in_streams, out_depth
+    and fork; returns the graph input's {"depth", "fork"}. On a chain every stream is
+    s_<previous> of fifo_depth, as before DAGs."""
+    readers = graph.consumers()
+    by_name = {p.name: p for p in plans}
+    stream = {"": "s_input", **{p.name: f"s_{p.ident}" for p in plans}}
+    ports: dict = {}
+    depth: dict = {}
+    forks: dict = {}
+    for src, rs in readers.items():
+        s = stream[src]
+        if len(rs) <= 1:
+            depth[src] = plans[rs[0][0]].port_depths[rs[0][1]] if rs else fifo_depth
+            for i, port in rs:
+                ports[(i, port)] = s
+            continue
+        label = by_name[src].name if src else "input"
+        if len(rs) > 2:                         # Graph.validate refuses it first
+            raise BuildError(f"the output of {label} is read by {len(rs)} nodes; a fork has two outputs")
+        depth[src] = fifo_depth
+        outs = []
+        for k, (i, port) in enumerate(rs):
+            fs = f"s{k}_{s[2:]}"                # s_<x> -> s0_<x>, s1_<x>: no other top name
+            ports[(i, port)] = fs
+            outs.append({"name": fs, "label": f"{label}.fork{k}", "depth": plans[i].port_depths[port],
+                         "reader": plans[i].name, "port": port})
+        forks[src] = {"src": s, "width": graph.stream(src).beat_bits,
+                      "beats": graph.stream(src).h * graph.stream(src).w, "outs": outs, "label": label}
+    for i, p in enumerate(plans):
+        p.in_streams = [ports[(i, port)] for port in range(len(graph.sources(i)))]
+        p.out_depth = depth[p.name]
+        p.fork = forks.get(p.name)
+    return {"depth": depth[""], "fork": forks.get("")}
 
 
 def ap_int_max_w(width: int) -> int:
@@ -443,6 +521,7 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
     top = names.top_name(graph.name)
     idents = names.node_idents(graph)
     plans = [plan_node(n, ident, fifo_depth) for n, ident in zip(graph.nodes, idents)]
+    wiring = _wire(graph, plans, fifo_depth)
     info = _board_info(board)
     inp, outp = graph.input, graph.output
     ctx = {
@@ -454,6 +533,7 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
         "in_bits": inp.beat_bits, "in_axi": axi_bits(inp.beat_bits), "in_beats": inp.h * inp.w,
         "out_bits": outp.beat_bits, "out_axi": axi_bits(outp.beat_bits), "out_beats": outp.h * outp.w,
         "last": plans[-1],
+        "input_depth": wiring["depth"], "input_fork": wiring["fork"],
     }
     ctx["dma_in_bits"], ctx["dma_out_bits"] = dma_bits(ctx["in_axi"]), dma_bits(ctx["out_axi"])
     max_w = max([p.max_width for p in plans] + [ctx["in_axi"], ctx["out_axi"]])
@@ -513,6 +593,9 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
                    "out_beats_per_frame": p.out_beats, "channels": p.node.out.c, "value_bits": p.node.out.bits,
                    **p.summary} for p in plans],
     }
+    if not graph.is_chain:                      # a DAG: each node's sources ("" = the graph input)
+        for i, nd in enumerate(manifest["nodes"]):
+            nd["inputs"] = graph.sources(i)
     _write(hls_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return hls_dir
 
