@@ -19,6 +19,11 @@ Every node maps to a few library units (docs/RTL.md):
     avgpool   cf_swg (pads with 0) -> cf_avgpool -> cf_fifo
     scalemac  cf_swg (k=1, replay) -> cf_scalemac -> cf_fifo
     globalsum cf_globalsum -> cf_fifo
+    resadd    body (a) and shortcut (b, through a cf_fifo of the node's skip depth) ->
+              cf_resadd -> cf_fifo
+A stream two nodes read (a residual block's input) passes a cf_fork, one output per reader.
+A window that is the identity on whole pixels (`Window.wire`: a k = 1 average pool of whole
+pixels) has no cf_swg: the core reads the stream.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from ..hw import units
 from ..core.errors import BuildError
 from ..hw.ir import Graph, Stream, clog2, next_pow2
 from ..core.names import node_idents
-from ..hw.units import avgpool, conv, scalemac
+from ..hw.units import avgpool, conv, resadd, scalemac
 from ..hw.pipeline import PCH
 from ..hw.units.common import NODE_FIFO_DEPTH
 
@@ -54,7 +59,7 @@ MAXF = 64                    # per-frame cycle stamps kept by the test bench
 
 # library files, in dependency order
 LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_swg.v", "cf_widen.v", "cf_add.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
-           "cf_globalsum.v", "cf_axis_in.v", "cf_axis_out.v"]
+           "cf_globalsum.v", "cf_resadd.v", "cf_fork.v", "cf_axis_in.v", "cf_axis_out.v"]
 SIM_LIBRARY = ["cf_check.v"]
 
 
@@ -112,10 +117,17 @@ class Unit:
     out: str                # output stream prefix
     out_w: int
     depth: int = 0          # cf_fifo only
+    inp_b: str = ""         # cf_resadd: the second input (b, the shortcut)
+    out_b: str = ""         # cf_fork: the second output
 
     def to_json(self) -> dict:
-        return {"module": self.module, "inst": self.inst, "params": dict(self.params),
-                "in": self.inp, "out": self.out, "out_w": self.out_w}
+        d = {"module": self.module, "inst": self.inst, "params": dict(self.params),
+             "in": self.inp, "out": self.out, "out_w": self.out_w}
+        if self.inp_b:
+            d["in_b"] = self.inp_b
+        if self.out_b:
+            d["out_b"] = self.out_b
+        return d
 
 
 @dataclass
@@ -131,6 +143,7 @@ class NodePlan:
     pipe: int = 0           # pipeline depth (the unit plan's)
     units: list = field(default_factory=list)
     mems: dict = field(default_factory=dict)   # file name -> words
+    fork: Unit | None = None                   # cf_fork of the output when two nodes read it
 
 
 def _swg(i: int, inp: str, win: units.Window) -> Unit:
@@ -197,14 +210,15 @@ def plan_maxpool(i: int, node, inp: str, tag: str) -> NodePlan:
 def plan_avgpool(i: int, node, inp: str, tag: str) -> NodePlan:
     p = units.plan(node)
     c: avgpool.AvgPool = p.core
-    swg = _swg(i, inp, p.window)
+    # a k = 1 pool of whole pixels (Window.wire) reads the stream itself: no cf_swg
+    swg = None if p.window.wire else _swg(i, inp, p.window)
     core = Unit("cf_avgpool", f"u{i}_pool", [
         ("C", c.c), ("SIMD", c.simd), ("IB", c.ib), ("ISIGNED", int(c.isigned)),
         ("KK", c.kk), ("SW", c.sw), ("TW", c.tw), ("FD", c.fd),
         ("TFILE", vstr(MEM_DIR + f"{tag}_t.hex"))],
-        swg.out, f"n{i}_core", p.out_width)
+        swg.out if swg else inp, f"n{i}_core", p.out_width)
     desc = f"k{node.k} s{node.stride} p{node.pad} C={c.c} SIMD={c.simd}"
-    return _node_plan(i, p, desc, [swg, core], {
+    return _node_plan(i, p, desc, [swg, core] if swg else [core], {
         f"{tag}_t.hex": pack_words(avgpool.threshold_words(node, c), c.tw + 1)})
 
 
@@ -239,20 +253,63 @@ def plan_globalsum(i: int, node, inp: str, tag: str) -> NodePlan:
     return _node_plan(i, p, f"{s.h}x{s.w}x{s.c} -> {c.ob}-bit sums", [core])
 
 
+def plan_resadd(i: int, node, inp: str, tag: str, inp_b: str = "") -> NodePlan:
+    """Body `inp` on port a; the shortcut `inp_b` through the skip FIFO on port b."""
+    p = units.plan(node)
+    c: resadd.ResAdd = p.core
+    skip = next(mm for mm in p.memories if mm.role == "skip_fifo")    # depth c.skip
+    fifo = Unit("cf_fifo", f"u{i}_skip", [("W", skip.width), ("DEPTH", skip.depth)],
+                inp_b, f"n{i}_skip", skip.width, depth=skip.depth)
+    core = Unit("cf_resadd", f"u{i}_add", [
+        ("C", c.c), ("SIMD", c.simd), ("AB", c.ab), ("ASIGNED", int(c.asigned)),
+        ("BB", c.bb), ("BSIGNED", int(c.bsigned)), ("MW", c.mw), ("BW", c.bw), ("ZW", c.zw),
+        ("SH", c.sh), ("OB", c.ob), ("RELU", int(c.relu)), ("FD", c.fd),
+        ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex"))],
+        inp, f"n{i}_core", p.out_width, inp_b=fifo.out)
+    desc = (f"C={c.c} SIMD={c.simd} a {'int' if c.asigned else 'uint'}{c.ab} + "
+            f"b {'int' if c.bsigned else 'uint'}{c.bb} "
+            f">> {c.sh}{' relu' if c.relu else ''} skip={c.skip}")
+    return _node_plan(i, p, desc, [fifo, core], {
+        f"{tag}_p.hex": pack_words(resadd.param_words(node, c), c.pw)})
+
+
 PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool,
-            "scalemac": plan_scalemac, "globalsum": plan_globalsum}
+            "scalemac": plan_scalemac, "globalsum": plan_globalsum, "resadd": plan_resadd}
+
+
+def _wire(graph: Graph) -> tuple[dict, dict]:
+    """The streams of the graph (a DAG): ({(node index, port): stream prefix it reads},
+    {source name ("" = the graph input): its cf_fork}). A node's output stream is n<i>
+    (the graph input's `in`); a stream with two readers goes through a cf_fork whose
+    output k (<stream>_f<k>) feeds its k-th reader in node order. On a chain every node
+    reads its predecessor's stream and there is no fork."""
+    index = {n.name: i for i, n in enumerate(graph.nodes)}
+    ports, forks = {}, {}
+    for src, readers in graph.consumers().items():
+        base = f"n{index[src]}" if src else "in"
+        if len(readers) <= 1:
+            for r in readers:
+                ports[r] = base
+            continue
+        for k, r in enumerate(readers):
+            ports[r] = f"{base}_f{k}"
+        w = graph.stream(src).beat_bits
+        forks[src] = Unit("cf_fork", f"u{index[src]}_fork" if src else "u_in_fork", [("W", w)],
+                          base, f"{base}_f0", w, out_b=f"{base}_f1")
+    return ports, forks
 
 
 def plan_graph(graph: Graph) -> list[NodePlan]:
     graph.validate()
+    ports, forks = _wire(graph)
     plans = []
-    prev = "in"
     for i, (node, tag) in enumerate(zip(graph.nodes, node_idents(graph))):
         if node.kind not in PLANNERS:
             raise BuildError(f"RTL backend: node kind '{node.kind}' is not supported")
-        p = PLANNERS[node.kind](i, node, prev, tag)
+        ins = [ports[(i, port)] for port in range(len(graph.sources(i)))]
+        p = PLANNERS[node.kind](i, node, ins[0], tag, *ins[1:])
+        p.fork = forks.get(node.name)
         plans.append(p)
-        prev = p.stream
     return plans
 
 
@@ -288,6 +345,7 @@ def render(graph: Graph, out_dir, board=None) -> dict:
     out = Path(out_dir)
     rtl, mem, sim = out / "rtl", out / "rtl" / "mem", out / "sim"
     plans = plan_graph(graph)
+    in_fork = _wire(graph)[1].get("")
     if mem.exists():
         shutil.rmtree(mem)
     mem.mkdir(parents=True, exist_ok=True)
@@ -303,7 +361,7 @@ def render(graph: Graph, out_dir, board=None) -> dict:
         "in_desc": _stream_desc(graph.input),
         "out_w": out_w, "out_tw": tdata_width(out_w), "out_beats": graph.output.h * graph.output.w,
         "out_desc": _stream_desc(graph.output),
-        "nodes": plans, "last": plans[-1].stream,
+        "nodes": plans, "last": plans[-1].stream, "in_fork": in_fork,
         "flag_depth": flag_fifo_depth(plans),
     }
     (rtl / f"{TOP}.v").write_text(_jinja().get_template("top.v.j2").render(**ctx))
@@ -322,8 +380,10 @@ def render(graph: Graph, out_dir, board=None) -> dict:
         "nodes": [{"index": p.index, "name": p.name, "kind": p.kind, "desc": p.desc,
                    "stream": p.stream, "width": p.out_w, "beats": p.beats,
                    "ideal_cycles": p.cycles, "cycles_per_frame": p.cycles,
-                   "pipeline_depth": p.pipe, "units": [u.to_json() for u in p.units]}
+                   "pipeline_depth": p.pipe, "units": [u.to_json() for u in p.units],
+                   **({"fork": p.fork.to_json()} if p.fork else {})}
                   for p in plans],
+        **({"input_fork": in_fork.to_json()} if in_fork else {}),
         "predicted_interval_cycles": max(p.cycles for p in plans),
         "flag_fifo_depth": ctx["flag_depth"],
         "board": {"name": board.name, "part": board.part, "family": board.family,
