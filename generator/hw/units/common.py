@@ -18,7 +18,7 @@ PIPE = {"swg": 4,       # cf_swg issue -> registered read -> output FIFO
         "smac": 6,      # cf_scalemac stages A-D + output FIFO
         "pool": 2,
         "gsum": 2,
-        "resadd": 3,    # cf_resadd parameter read + products -> sum -> output FIFO
+        "resadd": 1,    # cf_resadd: both inputs valid -> output valid in C/SIMD + 2 cycles (measured)
         "fork": 1,      # cf_fork's output registers
         "fifo": 1,
         "widen": 2}     # cf_widen load -> hold -> first wide beat (+ the collect)
