@@ -119,6 +119,9 @@ class Window:
     nf: int
     pad_pixel: int
     row_taps: int = 1
+    # the unit reads its stream directly when the window is a wire (only the average pool
+    # asks for it; the other units keep cf_swg for its output FIFO and pipeline)
+    bypass: bool = False
 
     @property
     def depth(self) -> int:
@@ -156,10 +159,15 @@ class Window:
         return self.k == 1 and self.stride == 1 and self.pad == 0
 
     @property
-    def wire(self) -> bool:
-        """An identity window of whole pixels replayed once: no window generator at all,
-        the core reads its input stream (both backends)."""
+    def can_wire(self) -> bool:
+        """An identity window of whole pixels replayed once: a core could read the stream."""
         return self.identity and self.simd == self.c and self.nf == 1 and self.row_taps == 1
+
+    @property
+    def wire(self) -> bool:
+        """No window generator at all: the core reads its input stream (both backends; the
+        cost model prices no cf_swg)."""
+        return self.bypass and self.can_wire
 
 
 def window(s: Stream, k: int, stride: int, pad: int, simd: int, nf: int, pad_pixel: int,
