@@ -61,6 +61,10 @@ def main(argv=None) -> int:
                           if n["kind"] == "resadd"}
     if not args.no_sim:
         t0 = time.monotonic()
+        csim = sh("-m", "generator.flows.csim", out, "--werror")
+        res["csim_bit_exact"] = csim.returncode == 0
+        res["csim_s"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
         try:
             sh("-m", "generator.flows.rtlsim", out, "--simulator", "verilator", "--tests",
                args.tests, "--frames", args.frames, "--perf-frames", max(3, args.frames),
@@ -77,7 +81,9 @@ def main(argv=None) -> int:
                                            "resources", "folding", "bottleneck", "fits_budget")}
     meas = rep.get("measured", {})
     res["measured"] = meas
-    sim = meas.get("sim") or {}
+    simf = out / "sim" / "results.json"
+    sim = json.loads(simf.read_text()) if simf.is_file() and not args.no_sim else {}
+    res["rtl_tests"] = {k: t["passed"] for k, t in (sim.get("tests") or {}).items()}
     print()
     print(f"{args.arch} CF-{args.cf} on {args.board} at {p['clock_mhz']} MHz ({out})")
     rows = [("interval (cycles)", p["interval_cycles"], sim.get("interval_cycles")),
@@ -90,9 +96,12 @@ def main(argv=None) -> int:
         fa = f"{a:12,.0f}" if a is not None else f"{'-':>12s}"
         fb = f"{b:12,.0f}" if b is not None else f"{'-':>12s}"
         print(f"  {label:24s} {fa} {fb}")
+    if "csim_bit_exact" in res:
+        print(f"  C simulation bit exact: {res['csim_bit_exact']}")
     if sim:
-        print(f"  bit exact: {sim.get('bit_exact')} over {sim.get('frames')} frames; tests "
-              f"{', '.join(k for k, t in (sim.get('tests') or {}).items() if t.get('passed'))}")
+        print(f"  RTL simulation bit exact: {sim.get('bit_exact')} over {sim.get('frames')} "
+              f"frames; tests passed: {', '.join(k for k, ok in res['rtl_tests'].items() if ok)}"
+              f"; failed: {', '.join(k for k, ok in res['rtl_tests'].items() if not ok) or 'none'}")
     print(f"  shortcut FIFOs (pixels): {res['skip_depths']}")
     dest = REPO / "bench" / "results" / f"{name}.json"
     dest.write_text(json.dumps(res, indent=2, default=str))
