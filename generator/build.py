@@ -17,7 +17,7 @@ from .backends import host as host_backend
 from .backends import rtl as rtl_backend
 from .hw.boards import load_board
 from .core.errors import BuildError
-from .hw.fold import budget_refusal, fold, fold_table, fold_warnings, load_folding
+from .hw.fold import budget_refusal, fold, fold_table, fold_warnings, load_folding, uram_refusal
 from .flows.report import group_scale_record
 from .flows.report import render as render_report
 from .hw.ir import Graph
@@ -170,13 +170,21 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     graph.meta["clock_mhz"] = board.clock_mhz   # pipelining follows it (pipeline.py)
     log(cost_table(graph.meta["cf_costs"]))
     folding = load_folding(folding_file) if folding_file else None
-    perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util)
+    # --over-budget builds the block-RAM folding as before; without it a design that only
+    # fits with UltraRAM is found and refused below (its weights would be empty)
+    perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util,
+                uram=not over_budget)
     signals.check()          # a signal whose exception a library swallowed
     log(f"[2/5] folded for {board.name}: predicted interval {perf['interval_cycles']} cycles, "
         f"{perf['fps_at_clock']:.0f} frames/s at {perf['clock_mhz']} MHz")
     log(fold_table(perf, board))
     refusal = budget_refusal(graph, perf, board)
     if refusal and not over_budget:
+        raise BuildError(refusal)
+    # UltraRAM has no initial contents: weights there need the run-time weight port, which
+    # is not built yet, so no --over-budget builds them (a bitstream with empty weights)
+    refusal = uram_refusal(graph, perf, board)
+    if refusal:
         raise BuildError(refusal)
     check_vector_budget(graph, frames)      # after the folding: a design that cannot fit says so first
     for warning in fold_warnings(perf):

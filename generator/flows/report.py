@@ -24,6 +24,9 @@ from ..hw.ir import jsonable
 
 TEMPLATES = paths.TEMPLATES / "report"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
+#: predicted resources shown against the board: with UltraRAM blocks where the board has
+#: them or the folding uses them (a report.json written before URAM was modelled has none)
+SHOWN = RESOURCES + ("URAM",)
 WORD_BITS = 64     # L: bits per binary operation word in the paper's speed-up formula
 
 
@@ -150,7 +153,8 @@ def svg_cycle_balance(nodes: list[dict], measured_interval=None, width=760) -> s
 def svg_resources(pred: dict, budget: dict, capacity: dict, measured: dict | None = None,
                   width=760) -> str:
     """Utilisation of each resource against the board: predicted, measured, budget line."""
-    rows = [r for r in RESOURCES if capacity.get(r)]
+    rows = [r for r in SHOWN if capacity.get(r)]
+    pred = {r: pred.get(r, 0) for r in rows}
     bar_h, left, right = 16, 70, 150
     h = len(rows) * (2 * bar_h + 16) + 30
     full = width - left - right
@@ -189,7 +193,7 @@ def svg_resources(pred: dict, budget: dict, capacity: dict, measured: dict | Non
 
 def svg_node_resources(nodes: list[dict], capacity: dict, width=760) -> str:
     """Per node, its share of each resource of the board (small multiples)."""
-    rows = [r for r in RESOURCES if capacity.get(r)]
+    rows = [r for r in SHOWN if capacity.get(r)]
     col_w = (width - 110) / max(1, len(rows))
     bar_h, gap = 14, 5
     h = len(nodes) * (bar_h + gap) + 40
@@ -198,10 +202,10 @@ def svg_node_resources(nodes: list[dict], capacity: dict, width=760) -> str:
     for j, r in enumerate(rows):
         x0 = 110 + j * col_w
         out.append(f'<text x="{x0}" y="12" font-size="12" font-weight="bold">{r}</text>')
-        top = max(n["resources"][r] for n in nodes) or 1
+        top = max(n["resources"].get(r, 0) for n in nodes) or 1
         for i, n in enumerate(nodes):
             y = 20 + i * (bar_h + gap)
-            v = n["resources"][r]
+            v = n["resources"].get(r, 0)
             w = (col_w - 60) * v / top
             out.append(f'<rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
                        f'fill="{_PALETTE[j % len(_PALETTE)]}"><title>{_esc(n["name"])}: {v:,}'
@@ -270,9 +274,20 @@ def node_table(graph: dict, predicted: dict, measured: dict) -> list[dict]:
             "pipeline_depth": n.get("pipeline_depth"),
             "res": n["resources"], "meas": mnodes.get(n["name"]),
             "timing": ((measured.get("timing") or {}).get("nodes") or {}).get(n["name"]),
-            "mult": n.get("mult"), "mem": n.get("weights_mem"),
+            "mult": n.get("mult"), "mem": weights_memory(n),
         })
     return rows
+
+
+def weights_memory(n: dict) -> str | None:
+    """Where a node's weights live, as the node table says it (UltraRAM: its blocks and that
+    they are written at start-up)."""
+    mem = n.get("weights_mem")
+    if mem and mem.startswith("URAM"):
+        blocks = n["resources"].get("URAM", 0)
+        return (f"UltraRAM, {blocks} {mem} block{'s' if blocks != 1 else ''} (no initial "
+                f"contents: written at start-up by the run-time weight port)")
+    return mem
 
 
 def _layer_cf(graph: dict) -> dict:
@@ -346,6 +361,9 @@ def _render(out: Path, rj: Path, log) -> Path:
         {"what": f"frames/s at {predicted['clock_mhz']} MHz", "pred": predicted["fps_at_clock"],
          "meas": sim.get("fps_at_clock")},
     ] + [{"what": r, "pred": predicted["resources"][r], "meas": syn.get(r)} for r in RESOURCES]
+    if capacity.get("URAM") or predicted["resources"].get("URAM"):
+        compare.append({"what": "URAM", "pred": predicted["resources"].get("URAM", 0),
+                        "meas": syn.get("URAM")})
     for c in compare:
         c["err"] = _err(c["pred"], c["meas"])
     report["comparison"] = compare

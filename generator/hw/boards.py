@@ -38,6 +38,10 @@ OPTIONAL = ("description", "vivado_board_part", "board_part", "preset", "dma_dat
 FAMILIES = ("xc7", "xcup")
 PS_KINDS = ("zynq7", "zynq_ultra")
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP", "URAM")
+#: resources a board may leave out or set to 0: UltraRAM blocks (URAM288, 4096 x 72 bits),
+#: on UltraScale+ parts only (zcu104 96, kv260 64; ultra96-v2's ZU3EG and the Zynq-7000
+#: parts have none)
+OPTIONAL_RESOURCES = ("URAM",)
 DMA_WIDTHS = (32, 64, 128, 256, 512, 1024)
 MAX_BOARD_BYTES = 1 << 20
 # Vivado part / board-part / port names: no spaces, quotes or Tcl specials.
@@ -233,13 +237,18 @@ def validate_board(board, where: str = "board", partial: bool = False) -> Board:
     resources = {}
     for key in RESOURCES:
         if key not in res:
-            if key == "URAM" or (partial and not res):
+            if key in OPTIONAL_RESOURCES or (partial and not res):
                 continue
             raise BuildError(f"{where}: resources.{key} is missing")
         v = res[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 10**8:
-            raise BuildError(f"{where}: resources.{key} must be an integer in [1, 1e8], got {v!r:.40}")
-        resources[key] = v
+        low = 0 if key in OPTIONAL_RESOURCES else 1
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= 10**8:
+            raise BuildError(f"{where}: resources.{key} must be an integer in [{low}, 1e8], "
+                             f"got {v!r:.40}")
+        resources[key] = v              # URAM 0: none (as if absent)
+    if resources.get("URAM") and family != "xcup":
+        raise BuildError(f"{where}: resources.URAM is {resources['URAM']}, but UltraRAM exists "
+                         "on UltraScale+ parts only (family xcup)")
     clock = _clock(_field(board, "clock_mhz", where, (int, float)), where)
     dma = _field(board, "dma_data_width", where, int, 128 if zynqmp else 64)
     if dma not in DMA_WIDTHS:

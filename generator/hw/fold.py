@@ -12,12 +12,20 @@ For a target interval T every node takes its cheapest legal option with cycles <
 start at 1 / board capacity and grow for any resource the total overflows (a Lagrangian
 repair), so that a scarce resource (DSPs on a Zynq-7020) is spent where it saves most.
 The smallest T that fits is found by bisection over the cycle counts the nodes can take.
+
+Weight memories: block RAM, LUT RAM or logic as the synthesis tool maps them ('auto'), or
+UltraRAM ('uram', ConvNode / ScaleMacNode `weight_mem`). UltraRAM is only tried when block
+RAM alone does not fit (a folding that fits as before stays exactly as before) and the board
+has some: the search then runs again with a URAM variant of every weight memory, priced like
+the other resources, so the Lagrangian repair moves the memories that save the most block
+RAM per URAM block (the largest, at foldings whose words fill URAM's 72 bits) there.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from . import perf, pipeline, units
 from .boards import as_board
@@ -25,11 +33,14 @@ from ..core.errors import BuildError
 from .ir import ConvNode, Graph
 from .units import avgpool, check_folding, legal_pe, legal_simd, scalemac
 
-DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90}
+DEFAULT_UTIL = {"LUT": 0.80, "FF": 0.80, "BRAM36": 0.90, "DSP": 0.90, "URAM": 0.90}
 # Starting price of each resource per unit of board capacity. DSPs start nearly free (they
-# do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice.
-START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02}
+# do nothing else in these designs), FFs are twice as plentiful as LUTs in a slice; a URAM
+# block costs like a block RAM per unit of capacity (it holds 8 x the bits of a RAMB36).
+START_PRICE = {"LUT": 1.0, "FF": 0.25, "BRAM36": 1.0, "DSP": 0.02, "URAM": 1.0}
 MULT_CHOICES = ("auto", "any", "dsp", "dsp2", "lut")
+#: node kinds with a weight memory the folding may put in UltraRAM
+WEIGHT_KINDS = ("conv", "scalemac")
 
 
 # ---------------------------------------------------------------------------------------
@@ -45,6 +56,7 @@ class Option:
     pipe: int = 0             # convolutions: cf_mvu PIPE for the target clock
     meets: bool = True        # its estimated worst path fits the clock period (pipeline.py)
     path_ns: float = 0.0      # the scale MAC's estimated path (0: not used by the search)
+    weight_mem: str = "auto"  # conv / scale MAC: where the weights live (perf.WEIGHT_MEMS)
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -61,10 +73,16 @@ def _pooled(node) -> bool:
     return node.kind == "avgpool"
 
 
-def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None) -> list[Option]:
+def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | None = None,
+                 weight_mems=("auto",)) -> list[Option]:
     """Every legal folding of a node (its unit plan) with its cycles and priced resources;
-    a convolution's pipelining follows the target clock (units.conv.choose_pipe)."""
+    a convolution's pipelining follows the target clock (units.conv.choose_pipe); one option
+    per weight memory kind in `weight_mems` (kinds without weights: 'auto' only)."""
     piped = node.kind in ("conv", "scalemac")
+    mems = tuple(weight_mems) if node.kind in WEIGHT_KINDS else \
+        tuple(m for m in weight_mems if m == "auto")
+    if not mems:
+        return []
     saved = node.pe, node.simd, getattr(node, "mult", None), getattr(node, "pipe", 0)
     out = []
     int8 = isinstance(node, ConvNode) and node.matrix == "int8"
@@ -87,16 +105,17 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                     if style is not None:
                         node.mult = style
                     p = units.plan(node)
-                    res, _ = perf.price(p, cap)
-                    d = res.as_dict()
-                    key = (d["LUT"], d["FF"], d["BRAM36"], d["DSP"])
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    out.append(Option(pe, simd, style, cap if (int8 and cap is not None
-                                                               and d["DSP"] >= cap) else None,
-                                      p.cycles, {r: float(d[r]) for r in perf.RESOURCES},
-                                      node.pipe if piped else 0, meets, path))
+                    for wm in mems:
+                        res, _ = perf.price(p, cap, weight_mem=wm)
+                        d = res.as_dict()
+                        key = (d["LUT"], d["FF"], d["BRAM36"], d["DSP"], d["URAM"], wm)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        out.append(Option(pe, simd, style, cap if (int8 and cap is not None
+                                                                   and d["DSP"] >= cap) else None,
+                                          p.cycles, {r: float(d[r]) for r in perf.ALL_RESOURCES},
+                                          node.pipe if piped else 0, meets, path, wm))
     finally:
         node.pe, node.simd = saved[0], saved[1]
         if saved[2] is not None:
@@ -110,7 +129,7 @@ def _budget(board: dict, util: dict | None) -> dict:
     avail = as_board(board).resources
     u = dict(DEFAULT_UTIL)
     u.update(util or {})
-    return {r: avail[r] * u[r] for r in perf.RESOURCES if r in avail}
+    return {r: avail[r] * u[r] for r in perf.ALL_RESOURCES if r in avail}
 
 
 def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> dict | None:
@@ -154,7 +173,8 @@ def _choose(options: dict, T: int, prices: dict, pools: dict | None = None) -> d
 
 
 def _total(pick: dict, shell: dict) -> dict:
-    return {r: sum(o.res[r] for o in pick.values()) + shell[r] for r in perf.RESOURCES}
+    return {r: sum(o.res.get(r, 0.0) for o in pick.values()) + shell.get(r, 0.0)
+            for r in perf.ALL_RESOURCES}
 
 
 def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
@@ -162,7 +182,7 @@ def _solve(options: dict, T: int, budget: dict, shell: dict, capacity: dict,
     """Cheapest folding meeting T; (pick, fits_budget). Prices start at START_PRICE/capacity
     and double for each resource the total overflows; when nothing fits, the attempt that
     overflowed least."""
-    prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.RESOURCES}
+    prices = {r: START_PRICE[r] / max(capacity.get(r, 1.0), 1.0) for r in perf.ALL_RESOURCES}
     best, best_over = None, math.inf
     for _ in range(rounds):
         pick = _choose(options, T, prices, pools)
@@ -187,6 +207,8 @@ def _apply(graph: Graph, pick: dict) -> dict:
         node.pe, node.simd = o.pe, o.simd
         if node.kind in ("conv", "scalemac"):
             node.pipe = o.pipe          # the pipelining its resources were priced with
+        if node.kind in WEIGHT_KINDS:
+            node.weight_mem = o.weight_mem  # the IR carries it to the backends
         if o.mult is not None:
             mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
             if isinstance(node, ConvNode):
@@ -195,82 +217,147 @@ def _apply(graph: Graph, pick: dict) -> dict:
 
 
 def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | None = None,
-         mult: str = "auto", util: dict | None = None) -> dict:
+         mult: str = "auto", util: dict | None = None, uram: bool = True) -> dict:
     """Set node.pe / node.simd in place; returns the folding summary (report.json
     'predicted'): cycles per node, interval, latency, fps, resources per node and in total,
     the multiplier implementation of int8 layers, the budget and how the folding was chosen.
     A graph with residual adds is folded twice: the shortcut FIFOs sized after the first
-    pass (from its folding) are priced by the second."""
+    pass (from its folding) are priced by the second.
+    uram: when block RAM alone does not fit, try weight memories in UltraRAM (boards that
+    have some); False folds as if the board had none (a folding file's 'weight_mem' still
+    holds)."""
     adds = [n for n in graph.nodes if n.kind == "resadd"]
     for n in adds:              # a placeholder until the folding is known (size_skip_fifos)
         if n.skip_depth < 1:
             n.skip_depth = 1
-    summary = _fold(graph, board, fps, folding, mult, util)
+    # the nodes' scalar fields before folding: what a block-RAM-only fold starts from
+    before = [{f.name: getattr(n, f.name) for f in fields(n) if f.name not in n.ARRAYS}
+              for n in graph.nodes] if uram and as_board(board).resources.get("URAM") else None
+    summary = _fold(graph, board, fps, folding, mult, util, uram)
     if adds:
-        summary = _fold(graph, board, fps, folding, mult, util)
+        summary = _fold(graph, board, fps, folding, mult, util, uram)
+    if before is not None and "block_ram_only" in summary:
+        # UltraRAM made it fit: what --over-budget (uram=False) builds, folded exactly
+        # (a residual graph's shortcut FIFOs follow its own folding)
+        alt = copy.deepcopy(graph)
+        for n, saved in zip(alt.nodes, before):
+            for k, v in saved.items():
+                setattr(n, k, copy.copy(v))
+        try:
+            a = fold(alt, board, fps, folding, mult, util, uram=False)
+        except BuildError:      # --fps refuses what block RAM alone cannot reach
+            pass
+        else:
+            summary["block_ram_only"] = {k: a[k] for k in ("interval_cycles", "fps_at_clock",
+                                                           "resources", "fits_budget")}
     return summary
 
 
+def _attempt(pick: dict, shell: dict, clock: float) -> dict:
+    """Interval, frames/s and resources of a folding the search found (not applied)."""
+    tot = _total(pick, shell)
+    interval = max(o.cycles for o in pick.values())
+    return {"interval_cycles": interval, "fps_at_clock": clock * 1e6 / interval,
+            "resources": {r: (round(v * 2) / 2 if r == "BRAM36" else int(round(v)))
+                          for r, v in tot.items()}}
+
+
 def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mult: str,
-          util: dict | None) -> dict:
+          util: dict | None, uram: bool = True) -> dict:
     styles = mult_styles(mult)
     graph.validate()            # the IR once; the unit plans then check only the folding
-    clock = as_board(board).clock_mhz
-    capacity = {r: float(v) for r, v in as_board(board).resources.items()}
+    b = as_board(board)
+    clock = b.clock_mhz
+    capacity = {r: float(v) for r, v in b.resources.items()}
     budget = _budget(board, util)
     shell = perf.shell_resources(graph).as_dict()
-    shell = {r: float(shell[r]) for r in perf.RESOURCES}
+    shell = {r: float(shell[r]) for r in perf.ALL_RESOURCES}
     dsp_b = budget.get("DSP")
     caps = (None,) if dsp_b is None else (None, int(dsp_b))
 
     fixed = apply_folding_file(graph, folding) if folding is not None else {}
     pools = {n.name: n for n in graph.nodes if _pooled(n) and n.name not in fixed}
-    if folding is not None:
-        options = {}
+    # a folding file's weight memory holds in every attempt; the others start in 'auto'
+    mem_of = {k: f["weight_mem"] for k, f in fixed.items() if f.get("weight_mem")}
+    if any(m == "uram" for m in mem_of.values()) and not capacity.get("URAM"):
+        who = ", ".join(k for k, m in mem_of.items() if m == "uram")
+        raise BuildError(f"folding puts the weights of {who} in UltraRAM, but {b.name} has none "
+                         f"(URAM 0); use \"weight_mem\": \"auto\"")
+
+    def options_for(mems_free: tuple) -> dict:
+        out = {}
         for node in graph.nodes:
             f = fixed.get(node.name, {})
-            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps, clock)
+            mems = (mem_of[node.name],) if node.name in mem_of else mems_free
+            opts = node_options(node, (f["mult"],) if f.get("mult") else styles, caps, clock,
+                                mems)
             if node.name in fixed:
                 opts = [o for o in opts if o.pe == node.pe and o.simd == node.simd]
-            if not opts:
+            out[node.name] = opts
+        return out
+
+    options = options_for(("auto",))
+    if folding is not None:
+        for node in graph.nodes:
+            if not options[node.name]:
                 raise BuildError(f"node {node.name}: no implementation of the folding "
                                  f"PE={node.pe}, SIMD={node.simd} with --mult {mult}")
-            options[node.name] = opts
-        T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else \
-            max(min(o.cycles for o in opts) for opts in options.values())
-        T = max(T, max(min(o.cycles for o in opts) for opts in options.values()))
-        pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
-        mode, target = "file", {"interval_cycles": T}
-    else:
-        options = {node.name: node_options(node, styles, caps, clock) for node in graph.nodes}
-        floor_T = max(min(o.cycles for o in opts) for opts in options.values())
-        if fps is not None:
-            if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-                raise BuildError(f"--fps must be a positive number, got {fps!r}")
-            T = int(clock * 1e6 // fps)
-            if T < floor_T:
-                slow = max(options, key=lambda n: min(o.cycles for o in options[n]))
-                raise BuildError(f"--fps {fps:g} needs at most {T} cycles per frame at {clock} MHz; "
-                                 f"node {slow} cannot go below {floor_T} cycles at its widest "
-                                 f"folding (at most {clock * 1e6 / floor_T:.0f} frames/s)")
+    floor_T = max(min(o.cycles for o in opts) for opts in options.values())
+    if folding is None and fps is not None:
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise BuildError(f"--fps must be a positive number, got {fps!r}")
+        T = int(clock * 1e6 // fps)
+        if T < floor_T:
+            slow = max(options, key=lambda n: min(o.cycles for o in options[n]))
+            raise BuildError(f"--fps {fps:g} needs at most {T} cycles per frame at {clock} MHz; "
+                             f"node {slow} cannot go below {floor_T} cycles at its widest "
+                             f"folding (at most {clock * 1e6 / floor_T:.0f} frames/s)")
+
+    def search(options: dict):
+        """(pick, fits, mode, target) of the mode over these options."""
+        if folding is not None:
+            T = max(min(o.cycles for o in options[n]) for n in fixed) if fixed else floor_T
+            T = max(T, floor_T)
             pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
-            if not fits:
-                best_T = _fastest_fitting(options, budget, shell, capacity, pools)
-                hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
-                        if best_T else "")
-                tot = _total(pick, shell)
-                over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
-                                 if tot[r] > budget[r])
-                raise BuildError(f"--fps {fps:g} does not fit {as_board(board).name} ({over}){hint}")
-            mode, target = "fps", {"fps": fps, "interval_cycles": T}
-        else:
-            T = _fastest_fitting(options, budget, shell, capacity, pools)
-            if T is None:
-                T = max(o.cycles for opts in options.values() for o in opts)
-                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
-            else:
-                pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
-            mode, target = "max_fps", {"interval_cycles": T}
+            return pick, fits, "file", {"interval_cycles": T}
+        if fps is not None:
+            T = int(clock * 1e6 // fps)
+            pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+            return pick, fits, "fps", {"fps": fps, "interval_cycles": T}
+        T = _fastest_fitting(options, budget, shell, capacity, pools)
+        if T is None:
+            T = max(o.cycles for opts in options.values() for o in opts)
+        pick, fits = _solve(options, T, budget, shell, capacity, pools=pools)
+        return pick, fits, "max_fps", {"interval_cycles": T}
+
+    pick, fits, mode, target = search(options)
+    block_only = with_uram = None
+    uram_options = None
+    if not fits and uram and capacity.get("URAM"):
+        # block RAM alone does not fit: every free weight memory may go to UltraRAM
+        more = options_for(("uram",))
+        uram_options = {k: options[k] + (more[k] if k not in mem_of else [])
+                        for k in options}
+        pick2, fits2, _, target2 = search(uram_options)
+        if fits2:
+            block_only = dict(_attempt(pick, shell, clock), fits_budget=False)
+            pick, fits, target = pick2, True, target2
+        elif pick2 is not None:
+            with_uram = dict(_attempt(pick2, shell, clock), fits_budget=False)
+    if mode == "fps" and not fits:
+        best_T = _fastest_fitting(options, budget, shell, capacity, pools)
+        hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
+                if best_T else "")
+        if not best_T and uram_options is not None:
+            best_u = _fastest_fitting(uram_options, budget, shell, capacity, pools)
+            if best_u:
+                hint = (f"; the fastest folding that fits with UltraRAM weights (which need "
+                        f"the run-time weight port, not built yet) reaches "
+                        f"{clock * 1e6 / best_u:.0f} frames/s")
+        tot = _total(pick, shell)
+        over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
+                         if tot[r] > budget[r])
+        raise BuildError(f"--fps {fps:g} does not fit {b.name} ({over}){hint}")
     mults = _apply(graph, pick)
     for node in graph.nodes:
         check_folding(node)
@@ -279,6 +366,10 @@ def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mu
     summary.update({"mode": mode, "target": target, "mult_choice": mult,
                     "budget": {r: round(v, 1) for r, v in budget.items()},
                     "fits_budget": all(summary["resources"][r] <= budget[r] for r in budget)})
+    if block_only is not None:      # UltraRAM made it fit: what block RAM alone needed
+        summary["block_ram_only"] = block_only
+    if with_uram is not None:       # neither fits: what the UltraRAM attempt needed
+        summary["with_uram"] = with_uram
     return summary
 
 
@@ -307,6 +398,8 @@ def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
         f = {"pe": n.pe, "simd": n.simd}
         if n.name in mults:
             f["mult"] = mults[n.name]["style"]
+        if perf.weight_mem_of(n) != "auto":
+            f["weight_mem"] = perf.weight_mem_of(n)
         folding[n.name] = f
     multipliers = {n["name"]: n["mult"] for n in pred["nodes"] if "mult" in n}
     return {"cycles": {n["name"]: n["cycles"] for n in pred["nodes"]},
@@ -321,8 +414,8 @@ def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
 # Folding files
 
 def apply_folding_file(graph: Graph, folding: dict) -> dict:
-    """Validate {node: {"pe": P, "simd": S[, "mult": M]}} and set the named nodes; returns
-    the entries it applied. One-line BuildError on anything illegal."""
+    """Validate {node: {"pe": P, "simd": S[, "mult": M][, "weight_mem": W]}} and set the
+    named nodes; returns the entries it applied. One-line BuildError on anything illegal."""
     names = [n.name for n in graph.nodes]
     unknown = [k for k in folding if k not in names]
     if unknown:
@@ -332,10 +425,10 @@ def apply_folding_file(graph: Graph, folding: dict) -> dict:
         if node.name not in folding:
             continue
         f = folding[node.name]
-        extra = set(f) - {"pe", "simd", "mult"}
+        extra = set(f) - {"pe", "simd", "mult", "weight_mem"}
         if extra:
             raise BuildError(f"node {node.name}: unknown folding key(s) {', '.join(sorted(extra))} "
-                             f"(use pe, simd and, for the int8 layer, mult)")
+                             f"(use pe, simd, weight_mem and, for the int8 layer, mult)")
         for key in ("pe", "simd"):
             v = f.get(key, 1)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -348,6 +441,15 @@ def apply_folding_file(graph: Graph, folding: dict) -> dict:
                 raise BuildError(f"node {node.name}: 'mult' applies only to the int8 (first) layer")
             if m not in perf.MULT_STYLES:
                 raise BuildError(f"node {node.name}: mult must be one of {', '.join(perf.MULT_STYLES)}")
+        wm = f.get("weight_mem")
+        if wm is not None:
+            if node.kind not in WEIGHT_KINDS:
+                raise BuildError(f"node {node.name}: 'weight_mem' applies only to nodes with a "
+                                 f"weight memory (conv, scalemac), not a {node.kind}")
+            if wm not in perf.WEIGHT_MEMS:
+                raise BuildError(f"node {node.name}: weight_mem must be one of "
+                                 f"{', '.join(perf.WEIGHT_MEMS)}, got {wm!r:.20}")
+            node.weight_mem = wm
     return {k: v for k, v in folding.items()}
 
 
@@ -378,30 +480,39 @@ def parse_util(text: str | None) -> dict | None:
             frac = float(val)
         except ValueError:
             frac = -1.0
-        if not sep or key not in perf.RESOURCES or not 0 < frac <= 1:
+        if not sep or key not in perf.ALL_RESOURCES or not 0 < frac <= 1:
             raise BuildError(f"--util {shown!r}: expected R=F pairs with R in "
-                             f"{', '.join(perf.RESOURCES)} and 0 < F <= 1 (e.g. LUT=0.8,DSP=0.9)")
+                             f"{', '.join(perf.ALL_RESOURCES)} and 0 < F <= 1 (e.g. LUT=0.8,DSP=0.9)")
         if key in out:
             raise BuildError(f"--util {shown!r}: {key} is given twice")
         out[key] = frac
     return out
 
 
+def uram_nodes(summary: dict) -> list[str]:
+    """The nodes whose weights the folding put in UltraRAM."""
+    return [k for k, f in summary.get("folding", {}).items() if f.get("weight_mem") == "uram"]
+
+
 def fold_table(summary: dict, board: dict) -> str:
-    """Per-node folding, cycles and predicted resources, for the build log."""
+    """Per-node folding, cycles and predicted resources, for the build log (a URAM column
+    when the folding uses UltraRAM)."""
     cap = as_board(board).resources
-    rows = ["      node         PE  SIMD      cycles  share     LUT      FF  BRAM36  DSP"]
+    t = summary["resources"]
+    uram = bool(t.get("URAM"))
+    rows = ["      node         PE  SIMD      cycles  share     LUT      FF  BRAM36  DSP"
+            + ("  URAM" if uram else "")]
     for n in summary["nodes"]:
         r = n["resources"]
         rows.append(f"      {n['name']:<10} {n['pe']:>4} {n['simd']:>5} {n['cycles']:>11,} "
                     f"{100 * n['share']:>5.0f}% {r['LUT']:>7,} {r['FF']:>7,} {r['BRAM36']:>7} "
-                    f"{r['DSP']:>4}")
-    t = summary["resources"]
+                    f"{r['DSP']:>4}" + (f" {r.get('URAM', 0):>5}" if uram else ""))
     rows.append(f"      total (with AXI shell)                 {t['LUT']:>7,} {t['FF']:>7,} "
-                f"{t['BRAM36']:>7} {t['DSP']:>4}")
+                f"{t['BRAM36']:>7} {t['DSP']:>4}" + (f" {t['URAM']:>5}" if uram else ""))
     if cap:
+        shown = perf.ALL_RESOURCES if uram else perf.RESOURCES
         rows.append("      of " + as_board(board).name + ": " + ", ".join(
-            f"{r} {100 * t[r] / cap[r]:.0f}%" for r in perf.RESOURCES if cap.get(r)))
+            f"{r} {100 * t[r] / cap[r]:.0f}%" for r in shown if cap.get(r)))
     return "\n".join(rows)
 
 
@@ -411,6 +522,11 @@ def fold_warnings(summary: dict) -> list[str]:
         over = [f"{r} {summary['resources'][r]:,} > {summary['budget'][r]:,.0f}"
                 for r in summary["budget"] if summary["resources"][r] > summary["budget"][r]]
         out.append("the predicted resources exceed the folding budget (" + ", ".join(over) + ")")
+    held = uram_nodes(summary)
+    if held:
+        out.append(f"the weights of {_names(held)} are in UltraRAM "
+                   f"({summary['resources'].get('URAM', 0)} blocks), which has no initial "
+                   f"contents: they need the run-time weight port, which cfgen does not build yet")
     supported = units.conv.MULT_STYLES
     for name, m in summary.get("multipliers", {}).items():
         if m["style"] not in supported and m["products"]:
@@ -421,10 +537,37 @@ def fold_warnings(summary: dict) -> list[str]:
     return out
 
 
+def _names(names: list, most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" (+{len(names) - most} more)" if len(names) > most else "")
+
+
+def _fps(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _amount(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 or float(v).is_integer() else f"{v:,.1f}"
+
+
+def _needs(res: dict, budget: dict, cap, keys) -> str:
+    return ", ".join(f"{r} {res[r]:,} (budget {budget[r]:,.0f} of {cap[r]:,})" for r in keys)
+
+
+def _fold_elsewhere(graph: Graph, board) -> dict | None:
+    """The default folding of a copy of the graph for another board (UltraRAM allowed); None
+    when it does not fit or cannot be folded there."""
+    try:
+        s = fold(copy.deepcopy(graph), board)
+    except BuildError:
+        return None
+    return s if s.get("fits_budget") else None
+
+
 def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
     """Why a folding that exceeds the board's budget must not be built, as one line with
     the numbers (what is needed, what the board has, the largest consumers, what would make
-    it fit); None when it fits."""
+    it fit); None when it fits. When no board of boards/ has room in block RAM, the boards
+    with UltraRAM are folded for (a copy of) the graph and named with their figures."""
     if summary.get("fits_budget", True):
         return None
     from .boards import board_names, load_board
@@ -433,28 +576,74 @@ def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
     res, budget, cap = summary["resources"], summary["budget"], board.resources
     over = [r for r in budget if res[r] > budget[r]]
     worst = max(over, key=lambda r: res[r] / budget[r])
-    need = ", ".join(f"{r} {res[r]:,} (budget {budget[r]:,.0f} of {cap[r]:,})" for r in over)
-    top = sorted(summary["nodes"], key=lambda n: -n["resources"][worst])[:2]
-    who = ", ".join(f"{n['name']} {n['resources'][worst]:,}" for n in top if n["resources"][worst])
+    need = _needs(res, budget, cap, over)
+    top = sorted(summary["nodes"], key=lambda n: -n["resources"].get(worst, 0))[:2]
+    who = ", ".join(f"{n['name']} {n['resources'][worst]:,}" for n in top
+                    if n["resources"].get(worst))
     bits = {}
     for node in graph.nodes:
         for m in units.plan(node).memories:
             bits[m.role] = bits.get(m.role, 0) + m.bits
     mem = ", ".join(f"{k} {v / 1e6:.1f} Mbit" for k, v in sorted(bits.items(), key=lambda kv: -kv[1])
                     if v >= 1e6)
-    bigger = []
+    others = []
     for name in board_names():
         try:
-            other = load_board(name)
+            others.append(load_board(name))
         except BuildError:
             continue
-        if name != board.name and all(res[r] <= other.resources.get(r, 0) * DEFAULT_UTIL[r]
-                                      for r in over):
-            bigger.append(name)
-    where = (f"on {', '.join(bigger[:3])}" if bigger else
-             "on a bigger board (none in boards/ has room; UltraRAM is not modelled yet)")
+    others = [o for o in others if o.name != board.name]
+    bigger = [o.name for o in others
+              if all(res[r] <= o.resources.get(r, 0) * DEFAULT_UTIL[r] for r in over)]
+    if bigger:
+        where = f"on {', '.join(bigger[:3])}"
+    else:
+        # no board has room in block RAM: fold for those with UltraRAM, name the fastest
+        found = [(s, o) for o in others if o.resources.get("URAM")
+                 for s in [_fold_elsewhere(graph, o)] if s is not None]
+        if found:
+            s, o = max(found, key=lambda so: so[0]["fps_at_clock"])
+            t = s["resources"]
+            where = (f"on {o.name}" + (f" with UltraRAM (URAM {t['URAM']}, BRAM36 {t['BRAM36']:,}, "
+                                       f"{_fps(s['fps_at_clock'])} frames/s) once the run-time "
+                                       f"weight port exists" if uram_nodes(s) else ""))
+        else:
+            where = "on a bigger board (none in boards/ has room, UltraRAM included)"
+    still = ""
+    if "with_uram" in summary:
+        w = summary["with_uram"]["resources"]
+        still = [r for r in budget if w[r] > budget[r]]
+        still = ("; with UltraRAM still over budget: " + ", ".join(f"{r} {w[r]:,}" for r in still)
+                 + (f" (budget {_amount(budget[still[0]])})" if len(still) == 1 else ""))
     return (f"{graph.name} does not fit {board.name}: the cheapest folding found needs {need}, "
-            f"most in {who}" + (f" ({mem} on chip)" if mem else "") +
-            f". It would fit {where}, with fewer channels, or with weights off chip (not "
-            f"supported yet); --over-budget builds it anyway ({summary['fps_at_clock']:.3g} "
-            f"frames/s)")
+            f"most in {who}" + (f" ({mem} on chip)" if mem else "") + still +
+            f"; --over-budget builds it anyway ({_fps(summary['fps_at_clock'])} frames/s). It "
+            f"would fit {where}, with fewer channels, or with weights off chip (not supported "
+            f"yet)")
+
+
+def uram_refusal(graph: Graph, summary: dict, board) -> str | None:
+    """Why a folding that keeps weights in UltraRAM must not be built yet (UltraRAM has no
+    initial contents: those weights need the run-time weight port, which cfgen does not
+    build), as one line with the numbers; None when no weights are in UltraRAM."""
+    held = uram_nodes(summary)
+    if not held:
+        return None
+    board = as_board(board)
+    res, budget, cap = summary["resources"], summary["budget"], board.resources
+    block_only = summary.get("block_ram_only")
+    head = (f"{graph.name} fits {board.name} only with UltraRAM" if block_only else
+            f"the folding of {graph.name} for {board.name} keeps weights in UltraRAM")
+    mems = f"{len(held)} weight memories" if len(held) > 1 else f"the weights of {held[0]}"
+    msg = (f"{head} (URAM {res['URAM']:,} of {cap.get('URAM', 0):,} for {mems}, BRAM36 "
+           f"{res['BRAM36']:,} of {cap.get('BRAM36', 0):,}, {_fps(summary['fps_at_clock'])} "
+           f"frames/s at {summary['clock_mhz']:g} MHz), but UltraRAM starts empty: those "
+           f"weights need a run-time weight port, which cfgen does not build yet")
+    if block_only:
+        b = block_only["resources"]
+        msg += (". In block RAM alone it needs " + ", ".join(
+            f"{r} {b[r]:,} (budget {budget[r]:,.0f})" for r in budget if b[r] > budget[r]) +
+            f"; --over-budget builds that anyway ({_fps(block_only['fps_at_clock'])} frames/s)")
+    else:
+        msg += '; set "weight_mem": "auto" in the folding file'
+    return msg

@@ -84,6 +84,10 @@ class ConvNode(Node):
     # int8 dsp2 only: products summed per DSP48 chain before the lane adder trees (cf_mvu
     # DG 2..4), chosen by the folding from the target clock (generator/hw/pipeline.py)
     dsp_group: int = 4
+    # where the weight memory lives, chosen by the folding (generator/hw/fold.py,
+    # perf.WEIGHT_MEMS): 'auto' as the synthesis tool maps the ROM (block RAM, LUTs),
+    # 'uram' UltraRAM, written at start-up through a run-time weight port (not built yet)
+    weight_mem: str = "auto"
     weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
     acc_bits: int = 0               # signed width that holds every reachable acc
     act: str = "threshold"          # 'threshold' | 'relu_offset'
@@ -153,6 +157,8 @@ class ScaleMacNode(Node):
     # register stage after the weight/scale/bias reads (cf_scalemac PIPE 0/1), chosen by the
     # folding from the target clock (generator/hw/pipeline.py)
     pipe: int = 0
+    # where the weight memory lives, chosen by the folding (as ConvNode.weight_mem)
+    weight_mem: str = "auto"
     group_bits: int = 0             # signed width of P
     acc_bits: int = 0               # signed width of z
     out_scale: float = 1.0

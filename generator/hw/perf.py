@@ -15,7 +15,8 @@ int8 products each) or LUT multipliers, and every memory (weights, thresholds, w
 buffers, FIFOs) through the block RAM / LUT RAM / logic choice Yosys' memory_libmap makes
 (generator/hw/tech/xc7.py, with the constants and where each comes from; calibrated against
 Yosys `synth_xilinx -family xc7` on the real units: bench/yosys_units.py,
-bench/calibrate.py, docs/FOLDING.md).
+bench/calibrate.py, docs/FOLDING.md). A matrix unit's or scale MAC's weight memory goes to
+UltraRAM instead when its node says so (`weight_mem` "uram", a choice of the folding).
 """
 
 from __future__ import annotations
@@ -25,14 +26,21 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import units
-from .boards import as_board
+from .boards import OPTIONAL_RESOURCES, as_board
 from .ir import Graph, clog2
 from .tech import for_family
 from .tech import xc7 as DEFAULT_TECH
 from .pipeline import PCH as DEFAULT_PCH
 from .units.common import NODE_FIFO_DEPTH, PIPE, SWG_FIFO_DEPTH, Plan
 
+#: the fabric resources every board has (and every budget holds)
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
+#: with UltraRAM (URAM288 blocks), which only some boards have (boards/*.json `URAM`)
+ALL_RESOURCES = RESOURCES + OPTIONAL_RESOURCES
+#: where a weight memory lives (ConvNode / ScaleMacNode `weight_mem`, set by the folding):
+#: 'auto' block RAM, LUT RAM or logic as the synthesis tool maps it (tech.map_memory);
+#: 'uram' UltraRAM (tech.map_uram), which needs the run-time weight port (not built yet)
+WEIGHT_MEMS = ("auto", "uram")
 #: int8 multiplier styles the cost model prices (the backends build units.conv.MULT_STYLES)
 MULT_STYLES = DEFAULT_TECH.MULT_STYLES
 
@@ -43,35 +51,44 @@ class Res:
     FF: float = 0.0
     BRAM36: float = 0.0
     DSP: float = 0.0
-    detail: dict = field(default_factory=dict)   # part -> LUT/FF/BRAM36/DSP dict
+    URAM: float = 0.0
+    detail: dict = field(default_factory=dict)   # part -> LUT/FF/BRAM36/DSP/URAM dict
 
-    def add(self, part: str, lut=0.0, ff=0.0, bram=0.0, dsp=0.0) -> "Res":
+    def add(self, part: str, lut=0.0, ff=0.0, bram=0.0, dsp=0.0, uram=0.0) -> "Res":
         self.LUT += lut
         self.FF += ff
         self.BRAM36 += bram
         self.DSP += dsp
-        d = self.detail.setdefault(part, {"LUT": 0.0, "FF": 0.0, "BRAM36": 0.0, "DSP": 0.0})
+        self.URAM += uram
+        d = self.detail.setdefault(part, {r: 0.0 for r in ALL_RESOURCES})
         d["LUT"] += lut
         d["FF"] += ff
         d["BRAM36"] += bram
         d["DSP"] += dsp
+        d["URAM"] += uram
         return self
 
     def merge(self, other: "Res", prefix: str = "") -> "Res":
         for part, d in other.detail.items():
-            self.add(prefix + part, d["LUT"], d["FF"], d["BRAM36"], d["DSP"])
+            self.add(prefix + part, d["LUT"], d["FF"], d["BRAM36"], d["DSP"], d["URAM"])
         return self
 
     def as_dict(self, detail: bool = False) -> dict:
         d = {"LUT": int(round(self.LUT)), "FF": int(round(self.FF)),
-             "BRAM36": round(self.BRAM36 * 2) / 2, "DSP": int(round(self.DSP))}
+             "BRAM36": round(self.BRAM36 * 2) / 2, "DSP": int(round(self.DSP)),
+             "URAM": int(round(self.URAM))}
         if detail:
-            d["parts"] = {k: {r: round(v[r], 1) for r in RESOURCES} for k, v in self.detail.items()}
+            d["parts"] = {k: {r: round(v[r], 1) for r in ALL_RESOURCES}
+                          for k, v in self.detail.items()}
         return d
 
 
-def _mem(t, m, sync_read=None):
-    """A units.Memory mapped by the technology model."""
+def _mem(t, m, sync_read=None, kind: str = "auto"):
+    """A units.Memory mapped by the technology model; kind 'uram': in UltraRAM (weights)."""
+    if kind == "uram":
+        return t.map_uram(m.depth, m.width)
+    if kind != "auto":
+        raise ValueError(f"weight memory kind {kind!r:.20} is not one of {', '.join(WEIGHT_MEMS)}")
     return t.map_memory(m.depth, m.width, rom=m.rom,
                         sync_read=m.sync_read if sync_read is None else sync_read,
                         style="block" if m.block else "auto")
@@ -150,9 +167,10 @@ def dsp2_tree_bits(simd: int, group: int) -> int:
     return bits
 
 
-def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dict]:
-    """Matrix unit: weight and parameter memories, PE x SIMD dot products, accumulators,
-    activation, output assembly and FIFO."""
+def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH,
+            weight_mem: str = "auto") -> tuple[Res, dict]:
+    """Matrix unit: weight and parameter memories (the weights in UltraRAM when weight_mem
+    is 'uram'), PE x SIMD dot products, accumulators, activation, output assembly and FIFO."""
     C = t.C
     m_: units.conv.Matrix = p.core
     r = Res()
@@ -160,7 +178,7 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
     sf, nf, co = m_.sf, m_.nf, m_.co
     cw, dw, tw, ob = m_.cw, m_.dw, m_.tw, m_.ob
     mems = {m.role: m for m in p.memories}
-    mw = _mem(t, mems["weights"])
+    mw = _mem(t, mems["weights"], kind=weight_mem)
     info = {"weights_mem": mw["style"]}
     on_dsp = 0
     if not xnor:
@@ -168,7 +186,7 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
         info["mult"] = mult
         on_dsp = mult["dsp_products"]
     # the weight register (wa) is the ROM's read register (not absorbed by the DSPs)
-    r.add("weights", mw["LUT"], mw["FF"], mw["BRAM36"])
+    r.add("weights", mw["LUT"], mw["FF"], mw["BRAM36"], 0.0, mw.get("URAM", 0))
     const_params = nf == 1          # one parameter word: Yosys folds it into constants
     if const_params:
         info["params_mem"] = "constant"
@@ -219,7 +237,8 @@ def mvu_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, d
     return r, info
 
 
-def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dict]:
+def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH,
+                 weight_mem: str = "auto") -> tuple[Res, dict]:
     C = t.C
     c: units.scalemac.ScaleMac = p.core
     r = Res()
@@ -227,8 +246,9 @@ def scalemac_res(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[R
     gs, gpc, cpg = c.gs, c.gpc, c.cpg
     sjw, gpw, mw_, zi = c.sjw, c.gpw, c.mw, c.zi
     mems = {m.role: m for m in p.memories}
-    m_w, m_s, m_b = (_mem(t, mems[k]) for k in ("weights", "scales", "bias"))
-    r.add("weights", m_w["LUT"], m_w["FF"], m_w["BRAM36"])
+    m_w = _mem(t, mems["weights"], kind=weight_mem)
+    m_s, m_b = (_mem(t, mems[k]) for k in ("scales", "bias"))
+    r.add("weights", m_w["LUT"], m_w["FF"], m_w["BRAM36"], 0.0, m_w.get("URAM", 0))
     r.add("scales", m_s["LUT"], m_s["FF"], m_s["BRAM36"])
     r.add("bias", m_b["LUT"], m_b["FF"], m_b["BRAM36"])
     n_s = m_s.get("distinct", gpc * c.scw)
@@ -319,18 +339,21 @@ def resadd_res(p: Plan, t=DEFAULT_TECH) -> Res:
     return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
 
 
-def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dict]:
-    """Resources of one unit plan; info: memory styles, the int8 multipliers, pool lanes."""
+def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH,
+          weight_mem: str = "auto") -> tuple[Res, dict]:
+    """Resources of one unit plan; info: memory styles, the int8 multipliers, pool lanes.
+    weight_mem: where a matrix unit's or scale MAC's weights live (WEIGHT_MEMS; the node's
+    `weight_mem`, which the plan does not carry)."""
     r, info = Res(), {}
     if p.window is not None:
         r.merge(swg_res(p.window, t), "swg.")
     if p.widen is not None:
         r.merge(widen_res(p.widen, t), "widen.")
     if p.kind == "conv":
-        m, info = mvu_res(p, dsp_cap, t)
+        m, info = mvu_res(p, dsp_cap, t, weight_mem)
         r.merge(m, "mvu.")
     elif p.kind == "scalemac":
-        m, info = scalemac_res(p, dsp_cap, t)
+        m, info = scalemac_res(p, dsp_cap, t, weight_mem)
         r.merge(m, "smac.")
     elif p.kind == "maxpool":
         r.merge(maxpool_res(p, t), "pool.")
@@ -351,10 +374,16 @@ def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH) -> tuple[Res, dic
 
 def node_resources(node, mult: str | None = None, dsp_cap: int | None = None,
                    t=DEFAULT_TECH) -> tuple[Res, dict]:
-    """Resources of one node at its folding; `mult` prices another int8 multiplier style."""
+    """Resources of one node at its folding (and weight memory); `mult` prices another int8
+    multiplier style."""
     if mult is not None and node.kind == "conv" and node.matrix == "int8":
         node = replace(node, mult=mult)
-    return price(units.plan(node), dsp_cap, t)
+    return price(units.plan(node), dsp_cap, t, weight_mem_of(node))
+
+
+def weight_mem_of(node) -> str:
+    """Where the node's weights live ('auto' for kinds without a weight memory)."""
+    return getattr(node, "weight_mem", "auto") or "auto"
 
 
 def shell_resources(graph: Graph, t=DEFAULT_TECH) -> Res:
@@ -484,11 +513,10 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
     nodes, total = [], Res()
     for node, p in zip(graph.nodes, plans):
         m = mult.get(node.name)
-        res, info = price(p, m.get("dsp_cap") if isinstance(m, dict) else None, t)
-        total.LUT += res.LUT
-        total.FF += res.FF
-        total.BRAM36 += res.BRAM36
-        total.DSP += res.DSP
+        res, info = price(p, m.get("dsp_cap") if isinstance(m, dict) else None, t,
+                          weight_mem_of(node))
+        for r in ALL_RESOURCES:
+            setattr(total, r, getattr(total, r) + getattr(res, r))
         nodes.append({"name": node.name, "kind": node.kind, "pe": node.pe, "simd": node.simd,
                       "cycles": p.cycles, "pipeline_depth": p.pipe,
                       **({"pipe": p.core.pipe} if p.kind in ("conv", "scalemac") else {}),
@@ -497,7 +525,7 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
                       **({"lanes": info["lanes"]} if "lanes" in info else {}),
                       **{k: v for k, v in info.items() if k.endswith("_mem")}})
     shell = shell_resources(graph, t)
-    for r in RESOURCES:
+    for r in ALL_RESOURCES:
         setattr(total, r, getattr(total, r) + getattr(shell, r))
     interval = max(n["cycles"] for n in nodes)
     for n in nodes:
@@ -509,4 +537,5 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
             "fps_at_clock": board.clock_mhz * 1e6 / interval, "clock_mhz": board.clock_mhz,
             "bottleneck": max(nodes, key=lambda n: n["cycles"])["name"],
             "resources": tot, "shell": shell.as_dict(),
-            "utilization": {r: (tot[r] / avail[r]) if avail.get(r) else None for r in RESOURCES}}
+            "utilization": {r: (tot[r] / avail[r]) if avail.get(r) else None
+                            for r in ALL_RESOURCES}}

@@ -10,6 +10,8 @@ with `count_cells` (one counter: generator/flows/synth.py, bench/, the calibrati
 
 UltraScale+ parts (zcu104, ultra96-v2, kv260) use this model too: the DSP48E2 and RAMB36E2
 differ in detail (27x18 multipliers, cascaded block RAM), which the figures do not capture.
+Their UltraRAM (URAM288, `map_uram`) is priced here as well; a board's `URAM` resource says
+whether it has any (boards/*.json: zcu104 96, kv260 64, none elsewhere).
 """
 
 from __future__ import annotations
@@ -188,6 +190,29 @@ def map_memory(depth: int, width: int, rom: bool, sync_read: bool = True,
     # LUT RAM: async read; a sync read port gets an output register of `width` FFs
     return {"style": name, "LUT": repl * per + mux_lut, "FF": width if sync_read else 0,
             "BRAM36": 0.0, "instances": repl}
+
+
+# ---------------------------------------------------------------------------------------
+# UltraRAM (UltraScale+ URAM288, UG573): 4096 words of 72 bits per block, one geometry (no
+# narrower aspect ratios), no initial contents in the bitstream (a memory placed there is
+# written at run time), a built-in cascade for depth. Block RAM and the synthesis tool's
+# memory inference never choose it here: the folding does, per weight memory
+# (generator/hw/fold.py, ConvNode / ScaleMacNode `weight_mem`).
+URAM_DEPTH = 4096                   # rule: URAM288 words
+URAM_WIDTH = 72                     # rule: URAM288 data bits (one width)
+URAM_BITS = URAM_DEPTH * URAM_WIDTH  # 288 kbit
+
+
+def map_uram(depth: int, width: int) -> dict:
+    """A memory of `depth` words of `width` bits in UltraRAM: ceil(width / 72) columns of
+    ceil(depth / 4096) blocks cascaded for depth (the cascade's read multiplexers are in the
+    blocks, no fabric LUTs; the output register is the block's own). Same keys as
+    map_memory, plus URAM (blocks) and cascade (blocks per column)."""
+    depth, width = max(1, int(depth)), max(1, int(width))
+    cols = -(-width // URAM_WIDTH)
+    rows = -(-depth // URAM_DEPTH)
+    return {"style": "URAM288", "LUT": 0.0, "FF": 0, "BRAM36": 0.0, "URAM": cols * rows,
+            "instances": cols * rows, "cascade": rows}
 
 
 # ---------------------------------------------------------------------------------------
