@@ -415,6 +415,9 @@ def check_node(n) -> None:
                          f"output has {o.c}")
     if n.pe < 1 or n.simd < 1:
         raise BuildError(f"node {n.name}: PE and SIMD must be positive")
+    if getattr(n, "weight_mem", "auto") not in ("auto", "uram"):
+        raise BuildError(f"node {n.name}: unknown weight memory {n.weight_mem!r:.20} "
+                         f"(auto or uram)")
     if n.kind == "conv":
         if n.matrix not in ("xnor", "int8"):
             raise BuildError(f"node {n.name}: unknown matrix {n.matrix!r:.20}")

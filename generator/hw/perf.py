@@ -333,7 +333,10 @@ def resadd_res(p: Plan, t=DEFAULT_TECH) -> Res:
     mems = {m.role: m for m in p.memories}
     pm = _mem(t, mems["params"])
     r.add("params", pm["LUT"], pm["FF"], pm["BRAM36"])
-    r.add("assembly", c.c * c.ob * (c.cf > 1) * 0.5, c.c * c.ob if c.cf > 1 else 0)
+    # the output pixel assembled over C/SIMD cycles, and the rest of the a pixel held
+    # (cf_resadd takes the a beat with the first chunk)
+    r.add("assembly", c.c * c.ob * (c.cf > 1) * 0.5,
+          (c.c * c.ob + (c.c - c.simd) * c.ab) if c.cf > 1 else 0)
     r.add("ctrl", C["pool_ctrl_lut"], clog2(c.cf) + 2)
     r.merge(fifo_res(mems["skip_fifo"].width, c.skip, t), "skip_")
     return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
@@ -393,9 +396,9 @@ def shell_resources(graph: Graph, t=DEFAULT_TECH) -> Res:
     r.merge(fifo_res(graph.output.beat_bits + 1, 2, t), "axis_out_")
     r.add("axis_out_ctrl", 4, clog2(max(2, graph.output.h * graph.output.w)))
     for src, readers in graph.consumers().items():
-        if len(readers) > 1:        # cf_fork: an enabled register per output, a flag each
-            w = graph.stream(src).beat_bits
-            r.add(f"fork_{src or 'input'}", 4, 2 * w + 2)
+        if len(readers) > 1:        # cf_fork: two shared entries, a 2:1 choice per output
+            w = graph.stream(src).beat_bits     # bit (two per LUT6_2), counts and pointers
+            r.add(f"fork_{src or 'input'}", w + 4, 2 * w + 7)
     return r
 
 
