@@ -104,6 +104,8 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
                 for style, cap in variants:
                     if style is not None:
                         node.mult = style
+                        # the int8 dot product's path depends on the multiplier style
+                        meets = units.unit(node).meets_clock(node, clock_mhz)
                     p = units.plan(node)
                     for wm in mems:
                         res, _ = perf.price(p, cap, weight_mem=wm)

@@ -120,6 +120,17 @@ def dsp2_group(clock_mhz: float | None) -> int:
     return next((g for g in DSP2_GROUPS if dsp2_path_ns(g) <= per), DSP2_GROUPS[-1])
 
 
+# cf_mvu int8 with one product per DSP48E1 (MULT 0): the SIMD products of a lane are summed
+# in one DSP cascade, as cf_scalemac's group (the same PCOUT -> PCIN chain, the same 1.358 ns
+# per product). Measured on resnet20_bin's conv1 (SIMD 9, PE 4; timing screen of its
+# pynq-z2 build, split mode): 14.15 ns at 0.9 ns/net, 8 DSP levels.
+DSP_A_NS = 1.63
+
+
+def dsp_path_ns(simd: int) -> float:
+    return DSP_A_NS + SMAC_PER_PRODUCT_NS * max(1, simd) + UNC_NS
+
+
 def mvu_meets(matrix: str, simd: int, bram: bool, pipe: int, clock_mhz: float | None) -> bool:
     """Whether the modelled dot-product path at `pipe` fits the period."""
     return mvu_path_ns(matrix, simd, bram, pipe) <= period_ns(clock_mhz)

@@ -195,6 +195,8 @@ def meets_clock(node: ConvNode, clock_mhz: float | None) -> bool:
     period (the folding prefers foldings that do)."""
     if node.matrix == "int8" and node.mult == "dsp2":
         return pipeline.dsp2_path_ns(node.dsp_group) <= pipeline.period_ns(clock_mhz)
+    if node.matrix == "int8" and node.mult == "dsp":
+        return pipeline.dsp_path_ns(node.simd) <= pipeline.period_ns(clock_mhz)
     return pipeline.mvu_meets(node.matrix, node.simd, _weights_in_bram(node), node.pipe,
                               clock_mhz)
 
