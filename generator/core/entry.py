@@ -23,8 +23,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {where}{one_line(' '.join(str(message).split()), 300)}\n")
 
 
+# long enough for a refusal that names what a design needs per memory kind and where it
+# would fit; still bounded, as user data can reach an error message
+ERROR_LINE_CHARS = 700
+
+
 def error_line(exc: BaseException) -> str:
-    return f"error: {one_line(' '.join(str(exc).split()), 400)}"
+    return f"error: {one_line(' '.join(str(exc).split()), ERROR_LINE_CHARS)}"
 
 
 def run_main(body, install_signals: bool = True) -> int:
