@@ -21,17 +21,7 @@ from generator.model import spec as specmod
 from generator.model.checkpoint import Checkpoint
 from generator.model.network import CFNet, calibrate_batchnorm, pixels_to_input
 from rtl_unit_tb import graphs as G
-
-
-def _check_layerwise(graph, model, pixels, max_flip_rate=0.01):
-    report = layerwise(graph, model, pixels)
-    for e in report:
-        if "unexplained" in e:
-            assert e["unexplained"] == 0, e
-            assert e["mismatches"] <= max_flip_rate * e["values"], e
-        else:
-            assert e["beyond_bound"] == 0, e
-    return report
+from test_lower_golden import assert_layerwise
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +45,7 @@ def test_trained_digits_res_golden_equals_float(digits_res):
     test = load_digits().test
     res = agreement(g, ckpt.model(), test.images, test.labels)
     assert res["agreement"] >= 0.995 and res["golden_acc"] >= 0.95, res
-    report = _check_layerwise(g, ckpt.model(), test.images)
+    report = assert_layerwise(g, ckpt.model(), test.images)
     assert {e["layer"] for e in report} >= {"conv1", "b1_sign", "b1_conv1", "b2_conv2", "gap"}
     # the adds are checked as values, against a bound of a few output LSBs at most
     adds = [e for e in report if e["nodes"][-1] in ("b1", "b2", "b3")]
@@ -237,12 +227,15 @@ def random_model(spec, cf, seed):
     return model, px
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same 40 seeds every run (seed 2150 found the range-clipping case that
+# compare.quantize now explains); widen max_examples locally to search further
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**16))
 def test_random_residual_specs_golden_equals_float(seed):
     spec, cf = random_residual_spec(seed)
     model, px = random_model(spec, cf, seed)
     graph = lower(Checkpoint(model.spec, model.state_dict())).validate()
-    _check_layerwise(graph, model, px(6), max_flip_rate=0.05)
+    assert_layerwise(graph, model, px(6), max_flip_rate=0.05)
     perf.size_skip_fifos(graph)
     graph.validate()

@@ -82,12 +82,17 @@ def scalemac_error_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
     return r @ per_o.T + (wq * a_q[None, :]).sum(axis=1) * 2.0 ** -(F + 1) + node.out_scale / 2
 
 
-def quantize(graph: Graph, node: str, v: np.ndarray) -> np.ndarray:
+def quantize(graph: Graph, node: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A real (N, H, W, C) value as the integer stream `node` produces (its format in
-    graph.meta['formats']: real = scale * X + shift), rounded and kept in its range."""
+    graph.meta['formats']: real = scale * X + shift), rounded and kept in the stream's
+    range; and, per value, how far (real units) the range moved it. The range is the
+    hardware's worst case: a float value beyond it differs from its hardware value by no
+    more than the producing segment's bound, which is what the callers hold it to."""
     f = graph.meta["formats"][node]
-    x = np.round((v - np.asarray(f["shift"])) / np.asarray(f["scale"]))
-    return np.clip(x, f["lo"], f["hi"]).astype(np.int64)
+    scale = np.asarray(f["scale"])
+    x = np.round((v - np.asarray(f["shift"])) / scale)
+    xc = np.clip(x, f["lo"], f["hi"])
+    return xc.astype(np.int64), np.abs(x - xc) * np.abs(scale)
 
 
 def _real(graph: Graph, node: str, x: np.ndarray) -> np.ndarray:
@@ -114,8 +119,11 @@ def _value_entry(got: np.ndarray, ref: np.ndarray, bound: np.ndarray) -> dict:
             "max_bound": float(np.max(bound)), "beyond_bound": int((err > bound + slack).sum())}
 
 
-def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray) -> dict:
-    """A segment of a residual graph (lower_residual.py), teacher forced from trace_all."""
+def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray,
+                 bounds: dict) -> dict:
+    """A segment of a residual graph (lower_residual.py), teacher forced from trace_all.
+    bounds: {node: the largest error bound of the segment that produced it}, filled in
+    segment order; an input the stream's range moved is explained by it."""
     nodes = [graph.node(n) for n in seg["nodes"]]
     last = nodes[-1]
     o = last.out
@@ -126,11 +134,15 @@ def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray) -> 
 
     if seg["out"] == "bits":
         first = nodes[0]
+        clipped = None
         if seg.get("in_int"):
-            x = quantize(graph, seg["in_int"], value(seg["in_ref"], first.inp))
+            x, moved = quantize(graph, seg["in_int"], value(seg["in_ref"], first.inp))
+            clipped = (moved > 0) & (moved <= bounds.get(seg["in_int"], 0.0))
         else:
             x = (value(seg["in_ref"], first.inp) >= 0).astype(np.uint8)
         bits, near = segment_near_threshold(graph, seg["nodes"], x)
+        if clipped is not None and len(seg["nodes"]) == 1:
+            near = near | clipped       # its float input lies beyond the hardware's range
         ref = (value(seg["out_ref"], o) >= 0).astype(np.uint8)
         mism = bits != ref
         entry.update(values=int(bits.size), mismatches=int(mism.sum()),
@@ -149,20 +161,27 @@ def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray) -> 
             bound = win.max(axis=3)
             y = golden.maxpool(n, y)
         entry.update(_value_entry(_real(graph, last.name, y), value(seg["out_ref"], o), bound))
+        bounds[last.name] = entry["max_bound"]
         return entry
     if seg["out"] == "residual":
         body = nodes[0]
         bits = (value(seg["body_in_ref"], body.inp) >= 0).astype(np.uint8)
         a = golden.conv(body, bits)
         fin = graph.meta["formats"][seg["in_int"]]
-        xq = quantize(graph, seg["in_int"], value(seg["in_ref"], graph.node(seg["in_int"]).out))
+        xq, moved = quantize(graph, seg["in_int"],
+                             value(seg["in_ref"], graph.node(seg["in_int"]).out))
+        # a float input beyond the range by more than its segment's bound is a bug
+        out_of_range = int((moved > bounds.get(seg["in_int"], 0.0)).sum())
         if seg["short_node"]:
             sc = graph.node(seg["short_node"])
             b = golden.scalemac(sc, xq)
-            eb = _onegroup_bound(sc, xq)
+            # a moved input: its real difference through the one-group weights
+            mv = golden.sliding_window(moved, sc.k, sc.stride, 0, 0.0)
+            eb = _onegroup_bound(sc, xq) + mv @ (sc.out_scale * (np.abs(sc.weights.astype(
+                np.float64)) + 0.5) / np.tile(np.abs(np.asarray(fin["scale"])), sc.k * sc.k)).T
         else:
             b = xq
-            eb = 0.5 * np.abs(np.asarray(fin["scale"]))
+            eb = 0.5 * np.abs(np.asarray(fin["scale"])) + moved
         y = golden.resadd(last, a, b)
         # the add: its rounding (1/2 LSB) and its multipliers' (the guard bits) on the
         # output; the body's R rounding (1/2 LSB of R when it has frac bits)
@@ -172,18 +191,23 @@ def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray) -> 
         ea = 0.5 * np.abs(a_scale(graph, body)) if body.frac_bits else 0.0
         bound = s * (0.5 + (amax + bmax + 1) * 2.0 ** -(last.shift + 1)) + ea + eb
         entry.update(_value_entry(y * s, value(seg["out_ref"], o), bound))
+        entry["beyond_bound"] += out_of_range
+        bounds[last.name] = entry["max_bound"]
         return entry
     # logits: the global sum and the one-group classifier
     gap, fc = nodes
-    xq = quantize(graph, seg["in_int"], value(seg["in_ref"], gap.inp))
+    xq, moved = quantize(graph, seg["in_int"], value(seg["in_ref"], gap.inp))
     ssum = golden.globalsum(gap, xq)
     z = golden.scalemac(fc, ssum)
     count = gap.inp.h * gap.inp.w
-    bound = _onegroup_bound(fc, ssum)
+    bound = _onegroup_bound(fc, ssum).reshape(len(z), -1)
     # the input term: each pixel's quantization (1/2 LSB) averages to 1/2 LSB of the mean,
     # i.e. count/2 LSB of the sum
-    bound = bound + 0.5 * fc.out_scale * (count - 1) * \
-        (np.abs(fc.weights.astype(np.float64)) + 0.5).sum(axis=1)
+    wq = np.abs(fc.weights.astype(np.float64)) + 0.5
+    bound = bound + 0.5 * fc.out_scale * (count - 1) * wq.sum(axis=1)
+    # inputs the stream's range moved: their real difference, averaged, through W
+    in_scale = np.abs(np.asarray(graph.meta["formats"][seg["in_int"]]["scale"]))
+    bound = bound + (moved.sum(axis=(1, 2)) / in_scale) @ (fc.out_scale * wq).T
     got = z.reshape(len(z), -1) * graph.logit_scale
     ref = trace[seg["out_ref"]].double().numpy().reshape(len(z), -1)
     entry.update(_value_entry(got, ref, bound.reshape(len(z), -1)))
@@ -203,7 +227,8 @@ def layerwise(graph: Graph, model: CFNet, pixels_nchw: np.ndarray) -> list[dict]
     if graph.meta.get("refs") == "names":
         trace = model.trace_all(pixels_to_input(pixels_nchw))
         x_pixels = pixels_nchw.transpose(0, 2, 3, 1).copy()
-        return [_dag_segment(graph, seg, trace, x_pixels) for seg in graph.meta["segments"]]
+        bounds: dict = {}
+        return [_dag_segment(graph, seg, trace, x_pixels, bounds) for seg in graph.meta["segments"]]
     trace = model.trace(pixels_to_input(pixels_nchw))
     x_pixels = pixels_nchw.transpose(0, 2, 3, 1).copy()
     report = []
