@@ -4,8 +4,7 @@ a FIFO of skip_depth pixels) per channel, requantizing both to the residual stre
 
 Folding: SIMD (the lanes: channels per cycle, two multiplies each) divides C; PE = 1. With
 SIMD < C the unit spends C/SIMD cycles per pixel, reading the per-channel constants from a
-C/SIMD-word ROM. The folding gives it the fewest lanes that keep it within half the slowest
-other node (`choose_lanes`, as for average pools).
+C/SIMD-word ROM. Its lanes cost DSPs, so the folding prices them like a matrix unit's.
 """
 
 from __future__ import annotations
@@ -38,14 +37,6 @@ def folding_error(node: ResAddNode) -> str | None:
 def _cycles(node: ResAddNode, simd: int) -> int:
     s = node.inp
     return s.h * s.w * (s.c // simd)
-
-
-def choose_lanes(node: ResAddNode, budget: int) -> int:
-    """The fewest lanes (dividing C) whose cycles stay within `budget`; all C without one."""
-    for simd in legal_simd(node):
-        if _cycles(node, simd) <= budget:
-            return simd
-    return node.inp.c
 
 
 @dataclass(frozen=True)
