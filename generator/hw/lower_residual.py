@@ -296,24 +296,34 @@ class ResidualLowerer(Lowerer):
         sc, sh = np.tile(x.scale, kk), np.tile(x.shift, kk)
         Wp = g[:, None] * W * sc[None, :]
         const = g * (bias + W @ sh) + beta
+        node, zlo, zhi = self.onegroup_mac(sl["name"], s, Wp, const, np.tile(x.lo, kk),
+                                           np.tile(x.hi, kk), k, stride, [x.node])
+        sw = node.out_scale
+        return Fmt(node.out, node.name, self.ref(len(short) - 1), np.full(c_out, sw),
+                   np.zeros(c_out), zlo, zhi)
+
+    def onegroup_mac(self, name: str, s: Stream, Wp: np.ndarray, const: np.ndarray,
+                     lo: np.ndarray, hi: np.ndarray, k: int, stride: int, inputs: list):
+        """A float layer on an integer stream as a one-group scale MAC (one scale A = 1):
+        real weights per input LSB Wp [K, k*k*C] to int8 with one per-tensor step s_w,
+        `const` to the bias; the output's exact range from the inputs' [lo, hi] per window
+        column. Returns (node, zlo, zhi); real value = s_w * z."""
         sw = float(np.abs(Wp).max() / INT8_MAX) or 1.0
         wq = np.clip(np.round(Wp / sw), -INT8_MAX, INT8_MAX).astype(np.int8)
         bq = np.round(const / sw).astype(np.int64)
-        lo, hi = np.tile(x.lo, kk), np.tile(x.hi, kk)
         w64 = wq.astype(np.int64)
         zlo = np.minimum(w64 * lo, w64 * hi).sum(axis=1) + bq
         zhi = np.maximum(w64 * lo, w64 * hi).sum(axis=1) + bq
         gmax = int(np.maximum(np.abs(zlo - bq), np.abs(zhi - bq)).max())
-        oh, ow = out_dim(s.h, k, stride, 0), out_dim(s.w, k, stride, 0)
         zb = signed_bits(int(zlo.min()), int(zhi.max()))
-        node = self.add(ScaleMacNode(sl["name"], s, Stream(oh, ow, c_out, "int", zb), k=k,
+        oh, ow = out_dim(s.h, k, stride, 0), out_dim(s.w, k, stride, 0)
+        node = self.add(ScaleMacNode(name, s, Stream(oh, ow, Wp.shape[0], "int", zb), k=k,
                                      stride=stride, n=s.c, weights=wq,
                                      scales=np.ones(1, np.int64), scale_bits=1, bias=bq,
                                      relu=False, group_bits=signed_bits(-gmax, gmax),
                                      acc_bits=zb, out_scale=sw, scale_frac_bits=0,
-                                     in_frac_bits=0, inputs=[x.node]))
-        return Fmt(node.out, node.name, self.ref(len(short) - 1), np.full(c_out, sw),
-                   np.zeros(c_out), zlo.astype(np.int64), zhi.astype(np.int64))
+                                     in_frac_bits=0, inputs=inputs))
+        return node, zlo.astype(np.int64), zhi.astype(np.int64)
 
     def join(self, layer: dict, a: Fmt, b: Fmt, body_last, body_in, x_in: Fmt,
              identity: bool) -> Fmt:
@@ -380,20 +390,9 @@ class ResidualLowerer(Lowerer):
         W = self.param(fi, "weight")                                # [classes, C]
         bias = self.param(fi, "bias") if L[fi]["bias"] else np.zeros(W.shape[0])
         Wp = W * (x.scale / count)[None, :]
-        const = bias + W @ x.shift
-        sw = float(np.abs(Wp).max() / INT8_MAX) or 1.0
-        wq = np.clip(np.round(Wp / sw), -INT8_MAX, INT8_MAX).astype(np.int8)
-        bq = np.round(const / sw).astype(np.int64)
-        w64 = wq.astype(np.int64)
-        zlo = np.minimum(w64 * glo, w64 * ghi).sum(axis=1) + bq
-        zhi = np.maximum(w64 * glo, w64 * ghi).sum(axis=1) + bq
-        gmax = int(np.maximum(np.abs(zlo - bq), np.abs(zhi - bq)).max())
-        zb = signed_bits(int(zlo.min()), int(zhi.max()))
-        fc = self.add(ScaleMacNode(L[fi]["name"], gap.out, Stream(1, 1, W.shape[0], "int", zb),
-                                   k=1, stride=1, n=s.c, weights=wq, scales=np.ones(1, np.int64),
-                                   scale_bits=1, bias=bq, relu=False,
-                                   group_bits=signed_bits(-gmax, gmax), acc_bits=zb,
-                                   out_scale=sw, scale_frac_bits=0, in_frac_bits=0))
+        fc, _, _ = self.onegroup_mac(L[fi]["name"], gap.out, Wp, bias + W @ x.shift, glo, ghi,
+                                     1, 1, [])
+        sw = fc.out_scale
         gap.out_scale = float(x.scale.mean())
         self.logit_scale = sw
         self.segments.append({"nodes": [gap.name, fc.name], "in_int": x.node, "in_ref": x.ref,
