@@ -111,6 +111,14 @@ def _onegroup_bound(node: ScaleMacNode, x: np.ndarray) -> np.ndarray:
     return (sw / 2) * cols.sum(axis=-1, keepdims=True) + sw / 2 + 0.5 * sw * wabs.sum(axis=1)
 
 
+def _bits_entry(bits: np.ndarray, near: np.ndarray, ref: np.ndarray) -> dict:
+    """Output bits against the float model's signs: mismatches, those near a threshold
+    (explained by the documented rounding) and the rest (must be 0)."""
+    mism = bits != ref
+    return {"values": int(bits.size), "mismatches": int(mism.sum()),
+            "near_threshold": int((mism & near).sum()), "unexplained": int((mism & ~near).sum())}
+
+
 def _value_entry(got: np.ndarray, ref: np.ndarray, bound: np.ndarray) -> dict:
     err = np.abs(got - ref)
     # float32 evaluation of the model adds a relative error far below the bounds
@@ -144,10 +152,7 @@ def _dag_segment(graph: Graph, seg: dict, trace: dict, x_pixels: np.ndarray,
         if clipped is not None and len(seg["nodes"]) == 1:
             near = near | clipped       # its float input lies beyond the hardware's range
         ref = (value(seg["out_ref"], o) >= 0).astype(np.uint8)
-        mism = bits != ref
-        entry.update(values=int(bits.size), mismatches=int(mism.sum()),
-                     near_threshold=int((mism & near).sum()),
-                     unexplained=int((mism & ~near).sum()))
+        entry.update(_bits_entry(bits, near, ref))
         return entry
     if seg["out"] == "int":                 # the first conv's R stream (and its max-pool)
         conv = nodes[0]
@@ -245,10 +250,7 @@ def layerwise(graph: Graph, model: CFNet, pixels_nchw: np.ndarray) -> list[dict]
             bits, near = segment_near_threshold(graph, seg["nodes"], x)
             o = last.out
             ref = (to_nhwc(trace[seg["out_ref"]], o.h, o.w, o.c) >= 0).astype(np.uint8)
-            mism = bits != ref
-            entry.update(values=int(bits.size), mismatches=int(mism.sum()),
-                         near_threshold=int((mism & near).sum()),
-                         unexplained=int((mism & ~near).sum()))
+            entry.update(_bits_entry(bits, near, ref))
         else:
             bound = None
             for name in seg["nodes"]:
