@@ -228,10 +228,7 @@ def fold(graph: Graph, board: dict, fps: float | None = None, folding: dict | No
     uram: when block RAM alone does not fit, try weight memories in UltraRAM (boards that
     have some); False folds as if the board had none (a folding file's 'weight_mem' still
     holds)."""
-    adds = [n for n in graph.nodes if n.kind == "resadd"]
-    for n in adds:              # a placeholder until the folding is known (size_skip_fifos)
-        if n.skip_depth < 1:
-            n.skip_depth = 1
+    adds = perf.unsized_skip_fifos(graph)   # sized at the end of each pass
     # the nodes' scalar fields before folding: what a block-RAM-only fold starts from
     before = [{f.name: getattr(n, f.name) for f in fields(n) if f.name not in n.ARRAYS}
               for n in graph.nodes] if uram and as_board(board).resources.get("URAM") else None

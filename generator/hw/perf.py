@@ -490,12 +490,19 @@ def skip_depths(graph: Graph, plans: list | None = None) -> dict:
     return out
 
 
-def size_skip_fifos(graph: Graph) -> dict:
-    """Record every residual add's shortcut FIFO depth in the IR (skip_depth). The depth
-    enters the add's plan but not its timing, so an unsized add starts from 1."""
-    for n in graph.nodes:
-        if n.kind == "resadd" and n.skip_depth < 1:
+def unsized_skip_fifos(graph: Graph) -> list:
+    """The graph's residual adds, each unsized one given depth 1: the depth enters the
+    add's plan (its FIFO's price) but not its timing, so plans exist before sizing."""
+    adds = [n for n in graph.nodes if n.kind == "resadd"]
+    for n in adds:
+        if n.skip_depth < 1:
             n.skip_depth = 1
+    return adds
+
+
+def size_skip_fifos(graph: Graph) -> dict:
+    """Record every residual add's shortcut FIFO depth in the IR (skip_depth)."""
+    unsized_skip_fifos(graph)
     depths = skip_depths(graph)
     for n in graph.nodes:
         if n.name in depths:
