@@ -21,9 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "hls_unit_tb"))
 import hls_graphs as graphs  # noqa: E402
 
-#: board.json's keys before Board (build.py wrote the validated dict)
+#: board.json's keys before Board (build.py wrote the validated dict), then the DRAM fields
 BOARD_JSON_KEYS = ["name", "description", "part", "vivado_board_part", "board_part", "preset",
-                   "hp_port", "family", "ps", "resources", "clock_mhz", "dma_data_width"]
+                   "hp_port", "family", "ps", "resources", "clock_mhz", "dma_data_width",
+                   "dram_peak_mbps", "dram_port_bits", "dram_efficiency"]
 
 
 def graph(tmp: Path, name: str = "demo"):
@@ -202,3 +203,62 @@ def test_fold_reads_the_board(tmp_path):
     s = fold.fold(g, b)
     assert s["clock_mhz"] == 125.0
     assert "of pynq-z2:" in fold.fold_table(s, b)
+
+
+# ----------------------------------------------------------------------------- DRAM bandwidth
+
+def test_stock_boards_state_their_dram():
+    """Every stock board names its DDR peak, the HP port width and the efficiency; the usable
+    bandwidth is the lower of port x clock and the DDR peak, times the efficiency."""
+    want = {"pynq-z1": (2133, 64, 600.0), "pynq-z2": (2100, 64, 600.0),
+            "ultra96-v2": (8533, 128, 1800.0), "zcu104": (19200, 128, 2400.0),
+            "kv260": (19200, 128, 2400.0)}
+    assert set(want) <= set(board_names())
+    for name, (peak, bits, mbps) in want.items():
+        raw = json.loads((REPO / "boards" / f"{name}.json").read_text())
+        assert (raw["dram_peak_mbps"], raw["dram_port_bits"], raw["dram_efficiency"]) == \
+            (peak, bits, 0.75)
+        b = load_board(name)
+        assert b.dram_port_bits == b.dma_data_width
+        assert b.dram_mbps == pytest.approx(mbps)
+        assert b.dram_bytes_per_cycle == pytest.approx(mbps / b.clock_mhz)
+
+
+def test_dram_bandwidth_follows_the_clock_until_the_ddr_limits():
+    b = load_board("pynq-z2")
+    assert b.with_clock(50).dram_mbps == pytest.approx(300.0)       # the port limits
+    assert b.with_clock(300).dram_mbps == pytest.approx(0.75 * 2100)  # the DDR limits
+    assert Board.from_json(b.with_clock(300).to_json()).dram_mbps == pytest.approx(1575.0)
+
+
+def test_dram_defaults_per_ps_kind(tmp_path):
+    mp = load_board(str(minimal_file(tmp_path)))
+    assert (mp.dram_peak_mbps, mp.dram_port_bits, mp.dram_efficiency) == (8533, 128, 0.75)
+    z7 = as_board({"name": "z7"})           # a partial dict: the generic Zynq-7020
+    assert (z7.dram_peak_mbps, z7.dram_port_bits, z7.dram_efficiency) == (2100, 64, 0.75)
+    assert z7.dram_mbps == pytest.approx(600.0)
+
+
+@pytest.mark.parametrize("key, value, msg", [
+    ("dram_peak_mbps", 0, r"'dram_peak_mbps' must be a number in \[1, 1e\+06\]"),
+    ("dram_peak_mbps", -5, "dram_peak_mbps"), ("dram_peak_mbps", True, "dram_peak_mbps"),
+    ("dram_peak_mbps", "800", "dram_peak_mbps"), ("dram_peak_mbps", float("nan"), "dram_peak_mbps"),
+    ("dram_peak_mbps", 2e6, "dram_peak_mbps"),
+    ("dram_port_bits", 48, "'dram_port_bits' must be one of 32, 64, 128"),
+    ("dram_port_bits", 64.0, "dram_port_bits"), ("dram_port_bits", True, "dram_port_bits"),
+    ("dram_efficiency", 0, r"'dram_efficiency' must be a number in \(0, 1\]"),
+    ("dram_efficiency", 1.5, "dram_efficiency"), ("dram_efficiency", None, "dram_efficiency"),
+])
+def test_dram_fields_validated(tmp_path, key, value, msg):
+    if value == value:      # NaN is no JSON: the strict reader refuses such a file first
+        with pytest.raises(BuildError, match=msg):
+            load_board(str(minimal_file(tmp_path, **{key: value})))
+    with pytest.raises(BuildError, match=msg):
+        as_board({"name": "x", key: value})
+
+
+def test_dram_fields_accepted(tmp_path):
+    b = load_board(str(minimal_file(tmp_path, dram_peak_mbps=1000.5, dram_port_bits=32,
+                                    dram_efficiency=1)))
+    assert b.dram_mbps == pytest.approx(min(4 * 150, 1000.5))
+    assert Board.from_json(b.to_json()) == b

@@ -6,6 +6,7 @@ RTL and host backends, report, package, notebook) reads the same values as attri
 
     board = load_board("pynq-z2")            # or the path of a .json board file
     board.clock_mhz, board.resources["LUT"], board.zynqmp, board.dma_data_width, board.hp_port
+    board.dram_mbps                          # DRAM bandwidth a PL read master can use (MB/s)
     board.with_clock(150)                    # --clock: a new Board, validated the same way
     board.to_json()                          # board.json (the board file's keys)
     Board.from_json(json.loads(text))        # back from board.json
@@ -34,7 +35,7 @@ from ..core.names import check_name
 BOARDS_DIR = paths.BOARDS_DIR
 REQUIRED = ("name", "part", "family", "resources", "clock_mhz", "ps")
 OPTIONAL = ("description", "vivado_board_part", "board_part", "preset", "dma_data_width",
-            "hp_port")
+            "hp_port", "dram_peak_mbps", "dram_port_bits", "dram_efficiency")
 FAMILIES = ("xc7", "xcup")
 PS_KINDS = ("zynq7", "zynq_ultra")
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP", "URAM")
@@ -43,6 +44,25 @@ RESOURCES = ("LUT", "FF", "BRAM36", "DSP", "URAM")
 #: parts have none)
 OPTIONAL_RESOURCES = ("URAM",)
 DMA_WIDTHS = (32, 64, 128, 256, 512, 1024)
+#: AXI data widths of the PS slave port a PL read master streams weights through
+#: (Zynq-7000 S_AXI_HP0..3: 32 or 64 bits, UG585 ch. 5; MPSoC S_AXI_HP*_FPD: 32, 64, 128)
+DRAM_PORT_WIDTHS = (32, 64, 128, 256, 512, 1024)
+#: DRAM bandwidth defaults for a board file that leaves them out, per PS kind (the stock
+#: boards state theirs; docs/FOLDING.md, "DRAM-streamed layers"):
+#:   dram_peak_mbps   the DDR interface's peak, bus bytes x transfers per second (MB/s = 1e6
+#:                    bytes/s). zynq7: 2,100, the 16-bit DDR3 at 1,050 MT/s of PYNQ-Z1/Z2 (TUL
+#:                    PYNQ-Z2 spec "16-bit bus @ 1050 Mbps"; Digilent PYNQ-Z1 reference manual:
+#:                    one 16-bit IS43TR16256A, up to 1,066 Mbps), the narrowest Zynq-7000 memory
+#:                    of boards/; zynq_ultra: 8,533, the 32-bit LPDDR4 at 2,133 MT/s of
+#:                    Ultra96-V2 (Avnet hardware user guide), the narrowest MPSoC memory there.
+#:   dram_port_bits   the HP port's width: 64 on zynq7 (the widest HP port), 128 on zynq_ultra.
+#:   dram_efficiency  the share of the lower of (port width x PL clock, DDR peak) a stream of
+#:                    long read bursts gets: 0.75, UG585 section 22.3.2 ("the DDR controller
+#:                    was designed to have a maximum efficiency of approximately 75%"); used
+#:                    for MPSoC too (an assumption, not measured there).
+DRAM_DEFAULTS = {"zynq7": {"dram_peak_mbps": 2100, "dram_port_bits": 64, "dram_efficiency": 0.75},
+                 "zynq_ultra": {"dram_peak_mbps": 8533, "dram_port_bits": 128,
+                                "dram_efficiency": 0.75}}
 MAX_BOARD_BYTES = 1 << 20
 # Vivado part / board-part / port names: no spaces, quotes or Tcl specials.
 _TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -72,6 +92,11 @@ class Board:
     preset: str = ""               # PS preset name, '' = none
     dma_data_width: int = 64       # AXI DMA memory-map width in bits: 128 on zynq_ultra, 64 on zynq7
     hp_port: str = "S_AXI_HP0"     # PS slave port of the DMA: S_AXI_HP0_FPD on zynq_ultra
+    # DRAM behind the PS (DRAM-streamed weights, generator/hw/dram.py): the DDR peak in MB/s,
+    # the AXI width of the PS port a PL read master uses, the usable share (DRAM_DEFAULTS)
+    dram_peak_mbps: float = 2100
+    dram_port_bits: int = 64
+    dram_efficiency: float = 0.75
 
     def __post_init__(self):
         if not isinstance(self.resources, MappingProxyType):
@@ -91,6 +116,23 @@ class Board:
         """MPSoC: the S_AXI_GP<n> index of hp_port (2, HP0_FPD, when it names none)."""
         return MPSOC_GP_INDEX.get(self.hp_port, 2)
 
+    @property
+    def dram_port_mbps(self) -> float:
+        """Peak of the PS port at the PL clock: port bytes x clock (MB/s)."""
+        return self.dram_port_bits / 8 * self.clock_mhz
+
+    @property
+    def dram_mbps(self) -> float:
+        """DRAM bandwidth one PL read master can use at the board's clock (MB/s = 1e6 bytes/s):
+        the lower of the port's peak (width x PL clock) and the DDR peak, times the
+        efficiency (DRAM_DEFAULTS). pynq-z2 at 100 MHz: 0.75 x min(800, 2,100) = 600."""
+        return self.dram_efficiency * min(self.dram_port_mbps, float(self.dram_peak_mbps))
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """dram_mbps in bytes per PL clock cycle."""
+        return self.dram_mbps / self.clock_mhz
+
     def with_clock(self, mhz) -> "Board":
         """This board at another PL clock (--clock), range-checked like a board file's."""
         return replace(self, clock_mhz=float(_clock(mhz, "--clock")))
@@ -102,7 +144,8 @@ class Board:
                 "vivado_board_part": self.board_part, "board_part": self.board_part,
                 "preset": self.preset, "hp_port": self.hp_port, "family": self.family,
                 "ps": self.ps, "resources": dict(self.resources), "clock_mhz": self.clock_mhz,
-                "dma_data_width": self.dma_data_width}
+                "dma_data_width": self.dma_data_width, "dram_peak_mbps": self.dram_peak_mbps,
+                "dram_port_bits": self.dram_port_bits, "dram_efficiency": self.dram_efficiency}
 
     def report_info(self) -> dict:
         """report.json's 'board_info'."""
@@ -254,7 +297,30 @@ def validate_board(board, where: str = "board", partial: bool = False) -> Board:
     if dma not in DMA_WIDTHS:
         raise BuildError(f"{where}: 'dma_data_width' must be one of "
                          f"{', '.join(map(str, DMA_WIDTHS))}, got {dma!r}")
+    dram = _dram(board, where, ps)
     return Board(name=out["name"], part=tokens["part"], family=family, ps=ps, clock_mhz=clock,
                  resources=resources, description=out["description"],
                  board_part=tokens["vivado_board_part"] or tokens["board_part"],
-                 preset=tokens["preset"], dma_data_width=dma, hp_port=tokens["hp_port"])
+                 preset=tokens["preset"], dma_data_width=dma, hp_port=tokens["hp_port"], **dram)
+
+
+def _number(value, key: str, where: str, lo: float, hi: float, lo_open: bool = False):
+    """A finite int or float (not bool) in [lo, hi] ((lo, hi] when lo_open)."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (lo < value if lo_open else lo <= value) and value <= hi)
+    if not ok:
+        span = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+        raise BuildError(f"{where}: '{key}' must be a number in {span}, got {value!r:.40}")
+    return value
+
+
+def _dram(board: dict, where: str, ps: str) -> dict:
+    """The DRAM fields, checked, absent ones from DRAM_DEFAULTS[ps]."""
+    d = {k: board.get(k, v) for k, v in DRAM_DEFAULTS[ps].items()}
+    _number(d["dram_peak_mbps"], "dram_peak_mbps", where, 1, 10**6)
+    bits = d["dram_port_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in DRAM_PORT_WIDTHS:
+        raise BuildError(f"{where}: 'dram_port_bits' must be one of "
+                         f"{', '.join(map(str, DRAM_PORT_WIDTHS))}, got {bits!r:.40}")
+    _number(d["dram_efficiency"], "dram_efficiency", where, 0, 1, lo_open=True)
+    return d
