@@ -17,7 +17,11 @@ from .backends import host as host_backend
 from .backends import rtl as rtl_backend
 from .hw.boards import load_board
 from .core.errors import BuildError
-from .hw.fold import budget_refusal, fold, fold_table, fold_warnings, load_folding, uram_refusal
+from .hw.fold import budget_refusal, fold, fold_table, fold_warnings, load_folding, uram_nodes
+from .hw.weights import BIN as WEIGHT_BIN
+from .hw.weights import add_headroom
+from .hw.weights import signature as hardware_signature
+from .hw.weights import write as write_weights
 from .flows.report import group_scale_record
 from .flows.report import render as render_report
 from .hw.ir import Graph
@@ -137,7 +141,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
           mult: str = "auto", util: dict | None = None, clock_mhz: float | None = None,
-          over_budget: bool = False, log=print) -> dict:
+          over_budget: bool = False, runtime_weights: bool = False, log=print) -> dict:
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
@@ -148,7 +152,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
             report = _build_into(folder, checkpoint, board_name, data=data, data_dir=data_dir,
                                  frames=frames, fps=fps, folding_file=folding_file, seed=seed,
                                  mult=mult, util=util, clock_mhz=clock_mhz,
-                                 over_budget=over_budget, log=log)
+                                 over_budget=over_budget, runtime_weights=runtime_weights,
+                                 log=log)
     except OSError as exc:          # disk full, permissions changed under us, ...
         where = f" ({exc.filename})" if exc.filename else ""
         raise BuildError(f"{out}: could not write the build folder: "
@@ -158,7 +163,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
 
 
 def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, frames, fps,
-                folding_file, seed, mult, util, log, clock_mhz=None, over_budget=False) -> dict:
+                folding_file, seed, mult, util, log, clock_mhz=None, over_budget=False,
+                runtime_weights=False) -> dict:
     board = load_board(board_name)
     if clock_mhz:
         board = board.with_clock(clock_mhz)       # --clock overrides the board's clock
@@ -169,9 +175,11 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     graph.meta["board"] = board.name
     graph.meta["clock_mhz"] = board.clock_mhz   # pipelining follows it (pipeline.py)
     log(cost_table(graph.meta["cf_costs"]))
+    if runtime_weights:
+        add_headroom(graph)     # room for a retrained model's ranges (hw/weights.py)
     folding = load_folding(folding_file) if folding_file else None
     # --over-budget builds the block-RAM folding as before; without it a design that only
-    # fits with UltraRAM is found and refused below (its weights would be empty)
+    # fits with UltraRAM is found and built with run-time weights (UltraRAM starts empty)
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util,
                 uram=not over_budget)
     signals.check()          # a signal whose exception a library swallowed
@@ -181,11 +189,13 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     refusal = budget_refusal(graph, perf, board)
     if refusal and not over_budget:
         raise BuildError(refusal)
-    # UltraRAM has no initial contents: weights there need the run-time weight port, which
-    # is not built yet, so no --over-budget builds them (a bitstream with empty weights)
-    refusal = uram_refusal(graph, perf, board)
-    if refusal:
-        raise BuildError(refusal)
+    # UltraRAM has no initial contents: weights there are written through the weight port
+    held = uram_nodes(perf)
+    if held and not runtime_weights:
+        log(f"      note: the weights of {', '.join(held[:4])}{' ...' if len(held) > 4 else ''} "
+            "live in UltraRAM, which starts empty: building with run-time weights")
+        runtime_weights = True
+    graph.runtime_weights = bool(runtime_weights)
     check_vector_budget(graph, frames)      # after the folding: a design that cannot fit says so first
     for warning in fold_warnings(perf):
         log(f"      warning: {warning}")
@@ -197,6 +207,11 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     vec = write_vectors(graph, tmp / "vectors", images, labels)
     for i, (name, render) in enumerate(backends()):
         signals.check()
+        if name == "host" and graph.runtime_weights:
+            # the driver's metadata names the weight file, signed by the hardware sources
+            man = write_weights(graph, tmp / "weights", hardware_signature(tmp))
+            log(f"      run-time weights: {man['words']:,} words ({man['words'] * 4 / 1024:,.1f} KiB) "
+                f"in {len(man['memories'])} memories, weights/{WEIGHT_BIN}")
         log(f"[4/5] rendering the {name.upper()} backend")
         render(graph, tmp, board)
     report = {"checkpoint": str(checkpoint), "board": board.name, "model": ckpt.spec["name"],

@@ -12,7 +12,7 @@ import importlib
 
 from .core.entry import OneLineParser, run_main
 
-COMMANDS = ("init", "train", "eval", "convert", "build", "import", "export")
+COMMANDS = ("init", "train", "eval", "convert", "build", "weights", "import", "export")
 # subcommands whose module name differs (`import` is a Python keyword)
 MODULES = {"import": "import_"}
 

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PKG = REPO / "generator"
 STAGES = ["core", "model", "hw", "backends", "flows"]
-TOP = {"build", "cli", "commands", "__main__"}   # the orchestration: may import anything
+TOP = {"build", "runtime_weights", "cli", "commands", "__main__"}   # the orchestration: may import anything
 
 
 def _module(path: Path) -> tuple[str, str]:

@@ -92,9 +92,13 @@ def build_meta(graph_dict: dict, out_dir, board, *, data: str | None = None,
     board_json = None if board is None else as_board(board).to_json()
     files = [out_dir / n for n in ("graph.json", "graph.npz") if (out_dir / n).is_file()]
     dataset = m.guess_dataset(graph_dict, data)
+    weights = None
+    man = out_dir / "weights" / "weights.json"
+    if graph_dict.get("runtime_weights") and man.is_file():
+        weights = read_build_json(man)
     return m.make_meta(graph_dict, board_json, dataset=dataset, class_names=class_names,
                        hls_manifest=interface, predicted=predicted,
-                       graph_digest=m.digest_files(*files) if files else None)
+                       graph_digest=m.digest_files(*files) if files else None, weights=weights)
 
 
 def render(graph, out_dir, board=None) -> Path:

@@ -37,6 +37,11 @@ def add_parser(sub):
     p.add_argument("--over-budget", action="store_true",
                    help="build even when the predicted resources exceed the board's budget "
                         "(otherwise refused with the numbers)")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="weights and thresholds in RAMs the driver writes after the overlay "
+                        "loads (docs/WEIGHTS.md): a retrained model of the same architecture "
+                        "runs on the same bitstream (`weights MODEL BUILD`); always on when the "
+                        "folding puts weights in UltraRAM")
     p.add_argument("--seed", type=options.seed, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing build folder")
     p.set_defaults(func=run)
@@ -58,5 +63,5 @@ def run(args) -> int:
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
           seed=args.seed, mult=args.mult, util=parse_util(args.util), clock_mhz=args.clock,
-          over_budget=args.over_budget)
+          over_budget=args.over_budget, runtime_weights=args.runtime_weights)
     return 0

@@ -3,6 +3,7 @@
     OUT/package/  <top>.bit + <top>.hwh   overlay (from `make bitstream`: OUT/vivado/)
                   cfgen_driver/           the driver (host/cfgen_driver)
                   cfgen_meta.json         weights-independent metadata
+                  weights/                run-time weights builds: weights.json + weights.bin
                   cfgen_demo.ipynb        demo notebook
                   vectors/                test images, labels, golden predictions and outputs
                   README.md               copy-and-run steps
@@ -128,6 +129,15 @@ def make_package(out_dir, *, strict: bool = False, class_names=None, log=print, 
             for f in VECTOR_FILES + extra:
                 if (vec / f).is_file():
                     shutil.copy2(vec / f, tmp / "vectors" / f)
+        if meta.get("weights"):
+            # run-time weights: the driver loads these after the overlay (docs/WEIGHTS.md)
+            wdir = out / "weights"
+            if not all((wdir / f).is_file() for f in ("weights.json", "weights.bin")):
+                raise BuildError(f"{out}: this build loads its weights at run time and weights/ "
+                                 "lacks weights.json / weights.bin: rebuild")
+            (tmp / "weights").mkdir()
+            for f in ("weights.json", "weights.bin"):
+                shutil.copy2(wdir / f, tmp / "weights" / f)
         render_notebook(tmp / NOTEBOOK, pkg_meta, package=True)
         created = datetime.datetime.now().isoformat(timespec="seconds")
         (tmp / "README.md").write_text(jinja_env().get_template("README.md.j2").render(

@@ -51,6 +51,10 @@ class Node:
     # Names of the nodes whose outputs this node reads ("" is the graph input); empty: the
     # previous node's output (the graph input for the first node).
     inputs: list = field(default_factory=list)
+    # least width of the fields of the parameter words the unit stores (thresholds, offsets,
+    # biases), which it otherwise derives from their values; 0: from the values. Set by a
+    # run-time weights build to leave room for a retrained model (weights.add_headroom).
+    param_bits: int = 0
     ARRAYS = ()  # names of numpy-array fields
 
     @property
@@ -214,6 +218,9 @@ class Graph:
     logit_scale: float              # real logits = output ints * logit_scale
     num_classes: int
     meta: dict = field(default_factory=dict)  # source checkpoint, cf, per-layer CF costs, ...
+    # every weight / threshold memory is a RAM written through the weight port after
+    # start-up (docs/WEIGHTS.md) instead of a ROM with contents in the bitstream
+    runtime_weights: bool = False
 
     @property
     def output(self) -> Stream:
@@ -299,7 +306,8 @@ class Graph:
                 d[f.name] = asdict(v) if isinstance(v, Stream) else (list(v) if isinstance(v, tuple) else v)
             nodes.append(d)
         return {"name": self.name, "input": asdict(self.input), "logit_scale": self.logit_scale,
-                "num_classes": self.num_classes, "meta": self.meta, "nodes": nodes}
+                "num_classes": self.num_classes, "meta": self.meta,
+                "runtime_weights": self.runtime_weights, "nodes": nodes}
 
     def save(self, folder) -> None:
         folder = Path(folder)
@@ -336,6 +344,10 @@ class Graph:
             graph = cls(check_name(d["name"], "graph name", GraphError), nodes,
                         Stream(**d["input"]), float(d["logit_scale"]), int(d["num_classes"]),
                         dict(d.get("meta", {})))
+            rw = d.get("runtime_weights", False)
+            if not isinstance(rw, bool):
+                raise ValueError("runtime_weights is not true or false")
+            graph.runtime_weights = rw
         except GraphError as exc:
             raise GraphError(f"{folder}: {exc}") from None
         except FileNotFoundError as exc:
@@ -392,6 +404,9 @@ def check_node(n) -> None:
     takes (docs/ARITHMETIC.md). Both backends rely on it (Graph.validate), so they refuse a
     damaged IR identically."""
     i, o = n.inp, n.out
+    if isinstance(n.param_bits, bool) or not isinstance(n.param_bits, int) or \
+            not 0 <= n.param_bits <= 64:
+        raise BuildError(f"node {n.name}: param_bits {n.param_bits!r:.20} outside 0..64")
     if hasattr(n, "k"):
         want = (out_dim(i.h, n.k, n.stride, n.pad), out_dim(i.w, n.k, n.stride, n.pad))
         if n.k < 1 or n.stride < 1 or n.pad < 0 or min(want) < 1:

@@ -11,7 +11,7 @@ from . import cifar
 from .accelerator import BACKENDS, Accelerator, Prediction
 from .errors import (AcceleratorTimeout, BackendUnavailable, BoardUnavailable, BuildFolderError, ClosedError,
                      DataFileError, DMAError, DriverError, InputError, MetadataError, OverlayError,
-                     SimulationError)
+                     SimulationError, WeightsError)
 from .meta import load as load_meta
 from .packing import pack_frames, unpack_frames
 
@@ -20,4 +20,4 @@ __version__ = "0.1.0"
 __all__ = ["Accelerator", "Prediction", "BACKENDS", "load_meta", "pack_frames", "unpack_frames",
            "DriverError", "InputError", "MetadataError", "OverlayError", "BoardUnavailable",
            "BackendUnavailable", "AcceleratorTimeout", "DMAError", "ClosedError", "SimulationError",
-           "BuildFolderError", "DataFileError"]
+           "BuildFolderError", "DataFileError", "WeightsError"]

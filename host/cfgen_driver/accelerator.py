@@ -18,6 +18,7 @@ import numpy as np
 
 from . import checks
 from . import meta as meta_mod
+from . import weightfile
 from .backends import Backend, CSimBackend, GoldenBackend
 from .errors import BackendUnavailable, BoardUnavailable, ClosedError, DriverError, InputError
 from .packing import pack_frames, unpack_frames
@@ -52,11 +53,13 @@ class Accelerator:
         self.batch = backend.max_batch
         self.last_timing = dict.fromkeys(STAGES, 0.0)
         self._closed = False
+        self.weights = None      # the weight file loaded last (run-time weights builds)
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path=".", backend: str = "auto", *, build_dir=None, bitfile=None, batch: int = 64,
-             timeout: float = 5.0, pynq=None, dma_name=None, ip_name=None, log=None) -> "Accelerator":
+             timeout: float = 5.0, pynq=None, dma_name=None, ip_name=None, log=None,
+             weights=None) -> "Accelerator":
         """Open a package folder (cfgen_meta.json, .bit/.hwh) or a build folder.
 
         backend: 'board' (pynq overlay + DMA), 'csim' (HLS C simulation, needs the build folder),
@@ -64,6 +67,9 @@ class Accelerator:
         is present and pynq imports, else csim, else golden. $CFGEN_BACKEND overrides 'auto'.
         build_dir defaults to `path` when it is a build folder, else $CFGEN_BUILD_DIR, else the
         build folder the package was made from (when it still exists: off-board use).
+        weights: for a build made with --runtime-weights, the weight folder to load at open
+        (default: the package's or the build's weights/; False: load nothing yet, call
+        load_weights() before running).
         """
         from .board import PynqBackend, find_bitfile
 
@@ -93,7 +99,8 @@ class Accelerator:
             for name in order:
                 try:
                     return cls.open(path, name, build_dir=build_dir, bitfile=bitfile, batch=batch,
-                                    timeout=timeout, pynq=pynq, dma_name=dma_name, ip_name=ip_name, log=log)
+                                    timeout=timeout, pynq=pynq, dma_name=dma_name, ip_name=ip_name, log=log,
+                                    weights=weights)
                 except (BackendUnavailable, BoardUnavailable) as e:
                     errors.append(f"{name}: {e}")
                     if log:
@@ -105,7 +112,33 @@ class Accelerator:
             be = CSimBackend(meta, build_dir, batch, log=log)
         else:
             be = GoldenBackend(meta, build_dir, batch)
-        return cls(meta, be)
+        acc = cls(meta, be)
+        if meta.get("weights") and weights is not False:
+            if weights is None:
+                cands = [folder / "weights"] + ([Path(build_dir) / "weights"] if build_dir else [])
+                weights = next((c for c in cands if (c / weightfile.MANIFEST).is_file()), cands[0])
+            try:
+                acc.load_weights(weights)
+                if log:
+                    log(f"loaded run-time weights {acc.weights.describe()}")
+            except BaseException:
+                acc.close()
+                raise
+        return acc
+
+    # ------------------------------------------------------------------ run-time weights
+    def load_weights(self, path) -> None:
+        """Write a weight file (a folder from the build or from `python -m generator weights`)
+        through the weight port; raises WeightsError unless the hardware's checksum of what it
+        received equals the file's. Then every frame runs with these weights."""
+        if self._closed:
+            raise ClosedError("the accelerator is closed")
+        wf = weightfile.read(path)
+        weightfile.check_fits(wf, self.meta)
+        self.weights = None
+        status = self.backend.load_weights(wf)
+        weightfile.check_status(wf, status)
+        self.weights = wf
 
     # ------------------------------------------------------------------ properties
     @property
@@ -173,6 +206,9 @@ class Accelerator:
         """Raw output integers (N, classes) int64 (the output stream, unpacked)."""
         if self._closed:
             raise ClosedError("the accelerator is closed (its buffers are freed)")
+        if self.meta.get("weights") and self.weights is None:
+            raise weightfile.WeightsError("this build loads its weights at run time and none are "
+                                          "loaded: call load_weights(folder) first")
         x = self.check_images(images)
         timing = dict.fromkeys(STAGES, 0.0)
         outs = []
@@ -193,7 +229,10 @@ class Accelerator:
 
     def run(self, images) -> Prediction:
         ints = self.run_ints(images)
-        logits = ints.astype(np.float64) * float(self.meta["logit_scale"])
+        # a swapped model's integers have its own scale (the weight file's)
+        scale = self.weights.logit_scale if self.weights is not None and self.weights.logit_scale \
+            else float(self.meta["logit_scale"])
+        logits = ints.astype(np.float64) * scale
         classes = ints.argmax(axis=1)  # logit_scale > 0: the ints rank classes like the logits
         names = [self.meta["class_names"][i] for i in classes]
         return Prediction(ints, logits, classes, names)
@@ -264,6 +303,8 @@ class Accelerator:
             raise ClosedError("the accelerator is closed")
         if hasattr(self.backend, "reset"):
             self.backend.reset()
+            if self.weights is not None:    # a new overlay starts with empty weight memories
+                self.load_weights(self.weights.folder)
 
     def close(self) -> None:
         """Free the buffers (board: the contiguous DMA buffers). Safe to call twice."""

@@ -64,6 +64,16 @@ class Backend:
     def _execute(self, frames):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def load_weights(self, wf) -> tuple:
+        """Write a checked weight file (weightfile.WeightFile) through the weight port; returns
+        the hardware's status words (s1, s2), which the caller compares with the file's."""
+        if self._closed:
+            raise ClosedError(f"the {self.name} backend is closed")
+        return self._load_weights(wf)
+
+    def _load_weights(self, wf):  # pragma: no cover - abstract
+        raise BackendUnavailable(f"the {self.name} backend cannot load run-time weights")
+
     def close(self) -> None:
         self._closed = True
 
@@ -158,6 +168,32 @@ class GoldenBackend(Backend):
             which = "graph.npz" if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError)) or \
                 not (b / "graph.npz").is_file() or "npz" in str(e) else "graph.json / graph.npz"
             raise _damaged(b / which, e) from None
+
+    def _load_weights(self, wf):
+        """The golden model has no memories to write: it runs the graph the weights were
+        written from (beside them: `generator weights` writes graph.json / graph.npz into its
+        folder; a build keeps them one level up), after proving that the words are that
+        graph's, word for word. It answers with the checksum of those words."""
+        from generator.core.errors import CfgenError
+        from generator.hw import weights as hw_weights
+        from generator.hw.ir import Graph
+        from .errors import WeightsError
+        from .weightfile import fletcher
+        folder = next((d for d in (wf.folder, wf.folder.parent) if (d / "graph.json").is_file()), None)
+        if folder is None:
+            raise WeightsError(f"{wf.describe()}: the golden backend runs the model the weights come "
+                               "from, and no graph.json / graph.npz lies beside them")
+        try:
+            graph = Graph.load(folder)
+            words = hw_weights.stream(graph)
+        except CfgenError as e:
+            raise WeightsError(f"{checks.one_line(e, 300)}") from None
+        if not np.array_equal(words, wf.words):
+            raise WeightsError(f"{wf.describe()}: the words are not those of the graph in "
+                               f"{checks.one_line(folder, 80)}")
+        _check_meta_matches(self.meta, read_json(folder / "graph.json"), folder)
+        self.graph = graph
+        return fletcher(wf.words)
 
     def _execute(self, frames):
         t0 = time.perf_counter()
@@ -329,6 +365,9 @@ class CSimBackend(Backend):
             raise MetadataError(f"the HLS top's AXI-stream ports are {ib} / {ob} bytes per beat, the metadata "
                                 f"says {meta['input']['beat_bytes']} / {meta['output']['beat_bytes']}")
         self._lib = lib
+        if getattr(lib, "cfgen_load_weights", None) is not None:
+            lib.cfgen_load_weights.restype = ctypes.c_int
+            lib.cfgen_load_weights.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
         # Buffers allocated once, like the board's contiguous buffers.
         self._in = np.zeros((self.max_batch, meta["input"]["frame_bytes"]), dtype=np.uint8)
         self._out = np.zeros((self.max_batch, meta["output"]["frame_bytes"]), dtype=np.uint8)
@@ -347,6 +386,18 @@ class CSimBackend(Backend):
         out = self._out[:n].copy()
         self.timing = {"copy_in": t1 - t0, "compute": t2 - t1, "copy_out": time.perf_counter() - t2}
         return out
+
+    def _load_weights(self, wf):
+        """The words through the HLS top's weight port (mode 1), as the board's DMA sends them."""
+        if getattr(self._lib, "cfgen_load_weights", None) is None:
+            raise BackendUnavailable(f"{self.library.name} has no weight port (the build keeps its "
+                                     "weights in the bitstream)")
+        words = np.ascontiguousarray(wf.words, dtype=np.uint32)
+        status = np.zeros(2, dtype=np.uint32)
+        rc = self._lib.cfgen_load_weights(words.ctypes.data, len(words), status.ctypes.data)
+        if rc != 0:
+            raise SimulationError(f"C simulation of the weight load: {_RC.get(rc, f'error {rc}')}")
+        return int(status[0]), int(status[1])
 
     def close(self) -> None:
         self._in = self._out = None

@@ -132,7 +132,7 @@ class PynqBackend(Backend):
         self._dma_name, self._ip_name = dma_name, ip_name
         self._in_buf = self._out_buf = None
         self._broken = None
-        self.overlay = self.dma = self.ip = None
+        self.overlay = self.dma = self.ip = self.wdma = None
         try:
             self._load_overlay()
             self._allocate()
@@ -147,7 +147,11 @@ class PynqBackend(Backend):
         except Exception as e:
             raise _board_error(e, f"loading the overlay {self.bitfile.name}") from None
         ip_dict = getattr(self.overlay, "ip_dict", {}) or {}
-        dmas = [k for k, v in ip_dict.items() if str(v.get("type", "")).startswith(DMA_TYPE)]
+        wmeta = self.meta.get("weights")
+        wdma = wmeta["dma"] if wmeta else None
+        # the weight port's DMA (run-time weights builds) is found by its name in bd.tcl
+        dmas = [k for k, v in ip_dict.items() if str(v.get("type", "")).startswith(DMA_TYPE)
+                and k.split("/")[-1] != wdma]
         name = self._dma_name
         if name is None:
             if not dmas:
@@ -190,6 +194,19 @@ class PynqBackend(Backend):
             raise OverlayError(f"{self.bitfile.name}: accelerator {self.ip_name} has no {reps!r} register")
         if self.ip is None:
             self.ctrl_offset = None  # free-running stream (RTL top): no control registers
+        self.wdma = self.mode_offset = None
+        if wmeta:
+            names = [k for k in ip_dict if k.split("/")[-1] == wdma]
+            if not names:
+                raise OverlayError(f"{self.bitfile.name}: no weight DMA {wdma!r} (this build loads its "
+                                   f"weights at run time; IPs: {', '.join(ip_dict)})")
+            self.wdma = _resolve(self.overlay, names[0])
+            if self.ip is not None:
+                mreg = wmeta["mode_register"]
+                if mreg not in regs:
+                    raise OverlayError(f"{self.bitfile.name}: accelerator {self.ip_name} has no {mreg!r} "
+                                       "register (needed to load run-time weights)")
+                self.mode_offset = regs[mreg]["address_offset"]
         self._broken = None
 
     def _allocate(self) -> None:
@@ -296,6 +313,62 @@ class PynqBackend(Backend):
         self.timing = {"copy_in": t1 - t0, "compute": t2 - t1, "copy_out": time.perf_counter() - t2}
         return out
 
+    def _load_weights(self, wf):
+        """Stream the words through the weight DMA with the IP's mode register at 1 (an RTL
+        top loads whenever words arrive) and take the two status words back."""
+        if self._broken:
+            raise ClosedError(f"the board backend {self._broken}: call reset() (re-downloads the overlay)")
+        if self.wdma is None:
+            raise OverlayError(f"{self.bitfile.name}: no weight port (the build keeps its weights in "
+                               "the bitstream)")
+        n = len(wf.words)
+        chunk = max(self.align, (self.max_transfer // self.align) * self.align) // 4 * 4
+        try:
+            wbuf = self._pynq.allocate(shape=(max(n, 1),), dtype=np.uint32)
+            sbuf = self._pynq.allocate(shape=(max(2, self.align // 4),), dtype=np.uint32)
+        except Exception as e:
+            raise _board_error(e, f"allocating a {4 * n:,}-byte weight buffer") from None
+        try:
+            wbuf[:n] = wf.words
+            send, recv = self.wdma.sendchannel, self.wdma.recvchannel
+            if self.ctrl_offset is not None:
+                self._wait_ip_idle("before loading the weights")
+                self.ip.write(self.mode_offset, 1)
+                self.ip.write(self.ctrl_offset, AP_START)
+            recv.transfer(sbuf, start=0, nbytes=8)
+            sent, send_busy, got = 0, False, False
+            deadline = time.perf_counter() + self.timeout
+            while not got or send_busy or sent < 4 * n:
+                progress = False
+                if send_busy and send.idle:
+                    send_busy, progress = False, True
+                if not got and recv.idle:
+                    got = progress = True
+                self._check_error(send, "weight send (MM2S)")
+                self._check_error(recv, "weight status (S2MM)")
+                if not send_busy and sent < 4 * n:
+                    m = min(chunk, 4 * n - sent)
+                    send.transfer(wbuf, start=sent, nbytes=m)
+                    sent += m
+                    send_busy = progress = True
+                now = time.perf_counter()
+                if progress:
+                    deadline = now + self.timeout
+                elif now > deadline:
+                    self._timeout(f"loading the weights ({sent:,}/{4 * n:,} bytes sent, status "
+                                  f"{'received' if got else 'not received'})")
+            if self.ctrl_offset is not None:
+                self._wait_ip_idle("after loading the weights")
+                self.ip.write(self.mode_offset, 0)
+            sbuf.invalidate()
+            return int(sbuf[0]), int(sbuf[1])
+        finally:
+            for buf in (wbuf, sbuf):
+                try:
+                    (getattr(buf, "freebuffer", None) or buf.close)()
+                except Exception:
+                    pass
+
     def reset(self) -> None:
         """Re-download the overlay (after a timeout or DMA error); buffers are kept."""
         if self._closed:
@@ -311,7 +384,7 @@ class PynqBackend(Backend):
                     (getattr(buf, "freebuffer", None) or buf.close)()
                 except Exception:
                     pass
-        self.overlay = self.dma = self.ip = None
+        self.overlay = self.dma = self.ip = self.wdma = None
         super().close()
 
     def describe(self) -> str:

@@ -49,3 +49,8 @@ class BuildFolderError(BackendUnavailable):
 class DataFileError(DriverError, ValueError):
     """A data file (a CIFAR-10 python batch) is missing or malformed, or holds types that the
     restricted unpickler refuses (a pickle that would run code)."""
+
+
+class WeightsError(DriverError):
+    """A run-time weight file is missing, damaged or for other hardware, or the hardware's
+    checksum of what it received is not the file's (docs/WEIGHTS.md)."""

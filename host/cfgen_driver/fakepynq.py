@@ -26,6 +26,12 @@ It behaves like the parts of pynq the driver uses, and checks what real hardware
   most `reps` of them. hang=True: the accelerator never produces output. no_device=True: Overlay
 and allocate raise pynq's "No Devices Found"; dma=False: no DMA in the overlay;
 fail_alloc_after=k: allocate fails once k buffers are live.
+Run-time weights (meta "weights"): a second DMA named as the metadata says (dma_w) and a
+`mode` register; with mode 1, ap_start makes the accelerator read exactly the metadata's
+number of 32-bit words from that DMA's MM2S channel and answer on its S2MM channel with the
+Fletcher sums of what it received (weightfile.fletcher), then hand the words to
+`on_weights(words)` (e.g. a C-simulation backend's load, so that the frames computed after
+it use them). corrupt_weight=k flips bit 0 of the k-th word on the way in.
 Every call is appended to `calls` as a tuple (name, ...).
 """
 
@@ -142,10 +148,13 @@ class FakeDMA:
         return self.regs.get(offset, 0)
 
 
+MODE_OFFSET = 0x18
+
+
 class FakeIP:
     def __init__(self, fake):
         self.fake = fake
-        self.regs = {0x00: 0x4, 0x10: 0}
+        self.regs = {0x00: 0x4, 0x10: 0, MODE_OFFSET: 0}
 
     def write(self, offset, value):
         self.fake.calls.append(("ip.write", offset, int(value)))
@@ -153,7 +162,10 @@ class FakeIP:
             if value & 0x1:
                 if not self.regs[0] & 0x4:
                     raise RuntimeError("ap_start while the accelerator is busy")
-                self.fake.start(self.regs[0x10])
+                if self.regs[MODE_OFFSET] == 1:
+                    self.fake.start_load()
+                else:
+                    self.fake.start(self.regs[0x10])
             return
         self.regs[offset] = int(value)
 
@@ -182,11 +194,19 @@ class FakeOverlay:
             "c_m_axi_mm2s_data_width": w, "c_m_axi_s2mm_data_width": w,
             "c_include_mm2s": "1", "c_include_s2mm": "1"}, "registers": {}}}
         self.axi_dma_0 = fake.dma
+        wm = fake.meta.get("weights")
+        if wm and fake.has_dma:
+            self.ip_dict[wm["dma"]] = {"type": "xilinx.com:ip:axi_dma:7.1", "parameters": {
+                "c_include_sg": "0", "c_m_axi_mm2s_data_width": w, "c_m_axi_s2mm_data_width": w,
+                "c_include_mm2s": "1", "c_include_s2mm": "1"}, "registers": {}}
+            setattr(self, wm["dma"], fake.wdma)
         if fake.control:
             top = fake.meta["ip"]["top"]
-            self.ip_dict[f"{top}_0"] = {"type": f"xilinx.com:hls:{top}:1.0", "parameters": {}, "registers": {
-                "CTRL": {"address_offset": 0x00, "size": 32},
-                fake.meta["ip"]["reps_register"]: {"address_offset": 0x10, "size": 32}}}
+            regs = {"CTRL": {"address_offset": 0x00, "size": 32},
+                    fake.meta["ip"]["reps_register"]: {"address_offset": 0x10, "size": 32}}
+            if wm:
+                regs[wm["mode_register"]] = {"address_offset": MODE_OFFSET, "size": 32}
+            self.ip_dict[f"{top}_0"] = {"type": f"xilinx.com:hls:{top}:1.0", "parameters": {}, "registers": regs}
             setattr(self, f"{top}_0", fake.ip)
 
 
@@ -195,8 +215,11 @@ class FakePynq:
 
     def __init__(self, meta: dict, answer, *, control: bool = True, buffer_max_size: int = (1 << 14) - 1,
                  align: int = 8, capacity: int = 2, hang: bool = False, no_device: bool = False,
-                 dma: bool = True, packet_pad: int = 0, fail_alloc_after: int | None = None):
+                 dma: bool = True, packet_pad: int = 0, fail_alloc_after: int | None = None,
+                 on_weights=None, corrupt_weight: int | None = None):
         self.meta, self.answer = meta, answer
+        self.on_weights, self.corrupt_weight = on_weights, corrupt_weight
+        self.weight_loads = 0       # completed loads
         self.has_dma, self.packet_pad, self.fail_alloc_after = dma, packet_pad, fail_alloc_after
         self.control, self.buffer_max_size, self.align = control, buffer_max_size, align
         self.capacity, self.hang, self.no_device = capacity, hang, no_device
@@ -207,6 +230,7 @@ class FakePynq:
         self.short_frames = 0       # frames ended early by an MM2S transfer's TLAST (padded)
         self._next_addr = 0x1000_0000
         self.dma = FakeDMA(self)
+        self.wdma = FakeDMA(self)
         self.ip = FakeIP(self)
         self.reset_hardware()
 
@@ -234,16 +258,60 @@ class FakePynq:
         self.in_fifo = bytearray()
         self.out_packets: list[bytes] = []
         self.reps_left = 0 if self.control else 1 << 62
+        self.loading = None         # bytearray of the weight words received, while loading
+        self.status_packets: list[bytes] = []
         if hasattr(self, "ip"):
             self.ip.regs[0] = 0x4
-        for ch in (self.dma.sendchannel, self.dma.recvchannel):
+        for ch in (self.dma.sendchannel, self.dma.recvchannel, self.wdma.sendchannel, self.wdma.recvchannel):
             ch._active, ch.status_error = None, 0
+
+    def start_load(self):
+        self.loading = bytearray()
+        self.ip.regs[0] = 0x1
+
+    def _step_weights(self):
+        send, recv = self.wdma.sendchannel, self.wdma.recvchannel
+        want = 4 * int(self.meta["weights"]["words"])
+        if self.loading is None and not self.control and send._active is not None:
+            self.loading = bytearray()  # an RTL top loads whenever words arrive
+        if self.loading is not None and send._active is not None:
+            buf, start, nbytes, done = send._active
+            k = min(nbytes - done, want - len(self.loading))
+            self.loading += buf.dev_mem[start + done:start + done + k].tobytes()
+            send._active[3] += k
+            if send._active[3] == nbytes:
+                send._active = None
+        if self.loading is not None and len(self.loading) == want:
+            from .weightfile import fletcher
+            words = np.frombuffer(bytes(self.loading), dtype="<u4").astype(np.uint32)
+            if self.corrupt_weight is not None and self.corrupt_weight < len(words):
+                words[self.corrupt_weight] ^= 1
+            s1, s2 = fletcher(words)
+            self.status_packets.append(np.array([s1, s2], dtype="<u4").tobytes())
+            if self.on_weights is not None:
+                self.on_weights(words)
+            self.loading = None
+            self.weight_loads += 1
+            if self.control:
+                self.ip.regs[0] = 0x6
+        if recv._active is not None and self.status_packets:
+            buf, start, nbytes, _ = recv._active
+            pkt = self.status_packets.pop(0)
+            if len(pkt) > nbytes:
+                recv.status_error = 0x10
+                recv._active = None
+                return
+            buf.dev_mem[start:start + len(pkt)] = np.frombuffer(pkt, dtype=np.uint8)
+            recv.transferred = len(pkt)
+            recv._active = None
 
     def start(self, reps: int):
         self.reps_left = int(reps)
         self.ip.regs[0] = 0x1 if reps else 0x6
 
     def step(self):
+        if self.meta.get("weights"):
+            self._step_weights()
         mi, mo = self.meta["input"], self.meta["output"]
         fb = mi["frame_bytes"]
         send, recv = self.dma.sendchannel, self.dma.recvchannel
@@ -264,8 +332,8 @@ class FakePynq:
                 if part:
                     self.in_fifo += bytes(fb - part)
                     self.short_frames += 1
-        # the accelerator
-        if not self.hang:
+        # the accelerator (a run-time weights build computes nothing before its first load)
+        if not self.hang and not (self.meta.get("weights") and not self.weight_loads):
             can = min(len(self.in_fifo) // fb, self.capacity - len(self.out_packets), self.reps_left)
             if can > 0:
                 frames = np.frombuffer(bytes(self.in_fifo[:can * fb]), dtype=np.uint8).reshape(can, fb)

@@ -66,17 +66,20 @@ def default_class_names(num_classes: int, dataset: str | None) -> list[str]:
 
 def make_meta(graph: dict, board: dict | None = None, *, dataset: str | None = None,
               class_names=None, hls_manifest: dict | None = None, predicted: dict | None = None,
-              graph_digest: str | None = None) -> dict:
-    """Metadata dict from a graph dict (ir.Graph.to_dict() / graph.json) and a board dict."""
+              graph_digest: str | None = None, weights: dict | None = None) -> dict:
+    """Metadata dict from a graph dict (ir.Graph.to_dict() / graph.json) and a board dict;
+    `weights`: the build's weights/weights.json when it loads its weights at run time."""
     try:
-        return _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest)
+        return _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest,
+                          weights)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         if isinstance(e, MetadataError):
             raise
         raise MetadataError(f"graph.json: missing or malformed field ({type(e).__name__}: {one_line(e, 120)})") from None
 
 
-def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest) -> dict:
+def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, graph_digest,
+               weights=None) -> dict:
     board = board or {}
     if not graph.get("nodes"):
         raise MetadataError("the graph has no nodes")
@@ -109,6 +112,15 @@ def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, grap
         "dma": {"data_width_bits": int(board["dma_data_width"]) if board else 64},
         "graph_digest": graph_digest,
     }
+    if graph.get("runtime_weights"):
+        if not weights:
+            raise MetadataError("the graph loads its weights at run time but the build has no "
+                                "weights/weights.json")
+        # the weight port (docs/WEIGHTS.md): a second DMA streams the file in with the HLS
+        # top's `mode` register at 1, and takes the two checksum words back
+        meta["weights"] = {"signature": str(weights["signature"]), "words": int(weights["words"]),
+                           "checksum": [int(c) for c in weights["checksum"]],
+                           "mode_register": ports.get("mode", "mode"), "dma": "dma_w"}
     if predicted:
         meta["predicted"] = {k: predicted[k] for k in ("interval_cycles", "fps_at_clock", "clock_mhz")
                              if k in predicted}
@@ -229,6 +241,17 @@ def validate(meta: dict, source: str = "metadata") -> dict:
     width = f.sub("dma").integer("data_width_bits", 8, 1024)
     if width % 8 or width & (width - 1):
         f.fail(f"dma.data_width_bits must be a power of two >= 8, got {width}")
+    wts = f.sub("weights", optional=True)
+    if wts is not None:
+        wts.text("signature")
+        wts.integer("words", 0, 1 << 28)
+        for key in ("mode_register", "dma"):
+            if not _IDENT.fullmatch(wts.text(key)):
+                f.fail(f"weights.{key} must be an identifier, got {one_line(repr(wts.d[key]), 60)}")
+        cs = wts.get("checksum", (list,), "a list of two 32-bit integers")
+        if len(cs) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1 << 32
+                                   for c in cs):
+            f.fail("weights.checksum must be two 32-bit integers")
     pred = f.sub("predicted", optional=True)
     if pred is not None:
         for key in list(pred.d):

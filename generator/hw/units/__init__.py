@@ -9,6 +9,8 @@ imports a backend.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...core.errors import BuildError
 from . import avgpool, conv, globalsum, maxpool, resadd, scalemac
 from .common import PIPE, Memory, Plan, Widen, Window  # noqa: F401  (the layer's types)
@@ -30,6 +32,30 @@ def plan(node) -> Plan:
     assumed checked (ir.check_node, run by Graph.validate before folding and rendering);
     the plan checks the folding."""
     return unit(node).plan(node)
+
+
+def contents(node, p: Plan | None = None) -> list:
+    """[(Memory, fields [depth, n] ints, field bits)] for every read-only memory of a node at
+    its folding, in plan order: the one owner of what a memory holds (the RTL memory files,
+    the HLS tables' checks and the run-time weight stream, docs/WEIGHTS.md, are written
+    from it)."""
+    p = p or plan(node)
+    table = unit(node).contents(node, p.core)
+    out = []
+    for m in p.memories:
+        if not m.rom:
+            continue
+        if m.role not in table:
+            raise BuildError(f"{node.name}: no contents for its {m.role} memory")
+        fields, bits = table[m.role]
+        fields = np.asarray(fields, dtype=np.int64)
+        if fields.ndim == 1:
+            fields = fields[:, None]
+        if fields.shape[0] != m.depth or fields.shape[1] * bits != m.width:
+            raise BuildError(f"{node.name}: its {m.role} memory is {m.depth} x {m.width} bits, "
+                             f"the packing {fields.shape[0]} x {fields.shape[1] * bits}")
+        out.append((m, fields, bits))
+    return out
 
 
 def legal_pe(node) -> list[int]:

@@ -87,7 +87,7 @@ def thresholds(node: AvgPoolNode) -> tuple[np.ndarray, np.ndarray, int, int]:
     sw = max(signed_bits(smin, smax), int(node.sum_bits or 0))
     thr = np.clip(np.asarray(node.thresholds).astype(np.int64), smin - 1, smax + 1)
     flag = (np.asarray(node.direction).astype(np.int64) > 0).astype(np.int64)
-    return thr, flag, sw, signed_bits(int(thr.min()), int(thr.max()))
+    return thr, flag, sw, max(signed_bits(int(thr.min()), int(thr.max())), int(node.param_bits))
 
 
 def plan(node: AvgPoolNode) -> Plan:
@@ -115,3 +115,8 @@ def threshold_words(node: AvgPoolNode, core: AvgPool) -> np.ndarray:
     """[C/SIMD, SIMD] {flag, value} lanes of TW+1 bits: word j lane l = channel j*SIMD + l."""
     thr, flag, _, tw = thresholds(node)
     return ((thr & ((1 << tw) - 1)) | (flag << tw)).reshape(core.cf, core.simd)
+
+
+def contents(node: AvgPoolNode, core: AvgPool) -> dict:
+    """{memory role: (fields [depth, n], field bits)} of the plan's read-only memories."""
+    return {"thresholds": (threshold_words(node, core), core.tw + 1)}

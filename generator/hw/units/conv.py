@@ -170,6 +170,7 @@ def parameters(node: ConvNode) -> dict:
         shift = 128 * w.sum(axis=1)
         val = val - shift if node.act == "threshold" else val + sgn * shift * (1 << frac)
         tw = signed_bits(int(min(val.min(), 0)), int(max(val.max(), 0)))
+    tw = max(tw, int(node.param_bits))
     return {"aw": aw, "tw": tw, "frac": frac, "ob": ob, "value": val, "flag": flag}
 
 
@@ -256,3 +257,9 @@ def param_words(node: ConvNode, core: Matrix) -> np.ndarray:
     p = parameters(node)
     lanes = (p["value"] & ((1 << core.tw) - 1)) | (p["flag"] << core.tw)
     return lanes.reshape(core.nf, core.pe)
+
+
+def contents(node: ConvNode, core: Matrix) -> dict:
+    """{memory role: (fields [depth, n], field bits)} of the plan's read-only memories."""
+    return {"weights": (weight_words(node, core), core.wbits),
+            "params": (param_words(node, core), core.tw + 1)}

@@ -51,3 +51,8 @@ def plan(node: MaxPoolNode) -> Plan:
     return Plan(node.name, KIND, pixel_rate_cycles(o.h * o.w, kk, s.h * s.w), float(kk),
                 PIPE["swg"] + PIPE["pool"], win, None, core, (), core.fd, o.beat_bits,
                 o.h * o.w, s.c)
+
+
+def contents(node, core) -> dict:
+    """No memories with contents (the mask is a parameter)."""
+    return {}

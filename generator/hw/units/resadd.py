@@ -91,3 +91,8 @@ def param_words(node: ResAddNode, core: ResAdd) -> np.ndarray:
     f = np.stack([np.asarray(node.ma, np.int64), np.asarray(node.mb, np.int64),
                   np.asarray(node.bias, np.int64)], axis=1)          # [C, 3]
     return f.reshape(core.cf, core.simd * 3)
+
+
+def contents(node: ResAddNode, core: ResAdd) -> dict:
+    """{memory role: (fields [depth, n], field bits)} of the plan's read-only memories."""
+    return {"params": (param_words(node, core), core.pw)}

@@ -138,7 +138,8 @@ def plan(node: ScaleMacNode) -> Plan:
     core = ScaleMac(s.bits, s.kind == "int", node.simd, node.pe, kk * s.c, o.c, node.n,
                     max(int(node.scale_bits), unsigned_bits(int(scales.max()))),
                     int(node.group_bits or 1), int(node.acc_bits or 1),
-                    signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0))), o.bits,
+                    max(signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0))),
+                        int(node.param_bits)), o.bits,
                     bool(node.relu), out_fifo_depth(o.beat_bits, sf * nf), int(node.pipe))
     win = window(s, node.k, node.stride, 0, node.simd, nf, 0, 1, node.name)
     mems = (Memory("weights", nf * sf, node.pe * node.simd * 8, rom=True,
@@ -174,3 +175,10 @@ def scale_words(node: ScaleMacNode, core: ScaleMac) -> np.ndarray:
 
 def bias_words(node: ScaleMacNode, core: ScaleMac) -> np.ndarray:
     return np.asarray(node.bias).astype(np.int64).reshape(core.nf, core.pe)
+
+
+def contents(node: ScaleMacNode, core: ScaleMac) -> dict:
+    """{memory role: (fields [depth, n], field bits)} of the plan's read-only memories."""
+    return {"weights": (weight_words(node, core), 8),
+            "scales": (scale_words(node, core), core.scw),
+            "bias": (bias_words(node, core), core.bw)}
