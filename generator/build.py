@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import sys
@@ -123,6 +125,40 @@ def check_vector_budget(graph: Graph, frames: int) -> None:
                          f"{MAX_VECTOR_BYTES >> 30} GiB")
 
 
+#: a folding this many times slower than the board's logic allows, because the weights
+#: crowd the memories, is refused unless --accept-slow (a design nobody wants by accident)
+SLOW_FACTOR = 10
+#: memory use (of the budget) above which the folding may be memory-bound and is compared
+MEMORY_BOUND_SHARE = 0.5
+
+
+def memory_bound_refusal(graph: Graph, perf: dict, board, *, mult: str = "auto",
+                         util: dict | None = None) -> str | None:
+    """One line when the folding found is SLOW_FACTOR x slower than the same graph folded
+    with unlimited block RAM and UltraRAM (the board's compute bound): memory, not logic, set
+    the frame rate. Only checked when the memories are over half used (otherwise they did
+    not bind)."""
+    res, budget = perf["resources"], perf["budget"]
+    used = max((res.get(r, 0) / budget[r] for r in ("BRAM36", "URAM") if budget.get(r)), default=0)
+    if used < MEMORY_BOUND_SHARE:
+        return None
+    roomy = dataclasses.replace(board, resources={**board.resources, "BRAM36": 1 << 30,
+                                                  "URAM": 1 << 30})
+    try:
+        ref = fold(graph, roomy, mult=mult, util=util, uram=False)
+    except BuildError:
+        return None
+    if ref["fps_at_clock"] < SLOW_FACTOR * perf["fps_at_clock"]:
+        return None
+    mem = ", ".join(f"{r} {res.get(r, 0):,.1f} of {board.resources.get(r, 0):,}" for r in ("BRAM36", "URAM")
+                    if board.resources.get(r))
+    return (f"{graph.name} fits {board.name} only at {perf['fps_at_clock']:,.1f} frames/s "
+            f"({perf['interval_cycles']:,} cycles), memory-bound ({mem}): with room for its "
+            f"weights the board's logic would reach {ref['fps_at_clock']:,.0f} frames/s "
+            f"({ref['interval_cycles']:,} cycles). A board with more block RAM or UltraRAM, "
+            f"fewer channels, or --accept-slow to build it anyway")
+
+
 def check_inputs_outside(out: Path, inputs: dict) -> None:
     """An input inside the folder a build replaces would be deleted by it: refuse."""
     try:
@@ -141,7 +177,8 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
           data_dir: str | None = None, frames: int = 100, fps: float | None = None,
           folding_file: str | None = None, force: bool = False, seed: int = 0,
           mult: str = "auto", util: dict | None = None, clock_mhz: float | None = None,
-          over_budget: bool = False, runtime_weights: bool = False, log=print) -> dict:
+          over_budget: bool = False, runtime_weights: bool = False, accept_slow: bool = False,
+          log=print) -> dict:
     out = Path(out_dir)
     check_options(frames, fps, seed)
     check_output_path(out, force)
@@ -153,7 +190,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
                                  frames=frames, fps=fps, folding_file=folding_file, seed=seed,
                                  mult=mult, util=util, clock_mhz=clock_mhz,
                                  over_budget=over_budget, runtime_weights=runtime_weights,
-                                 log=log)
+                                 accept_slow=accept_slow, log=log)
     except OSError as exc:          # disk full, permissions changed under us, ...
         where = f" ({exc.filename})" if exc.filename else ""
         raise BuildError(f"{out}: could not write the build folder: "
@@ -164,7 +201,7 @@ def build(checkpoint: str, board_name: str, out_dir: str, *, data: str = "random
 
 def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, frames, fps,
                 folding_file, seed, mult, util, log, clock_mhz=None, over_budget=False,
-                runtime_weights=False) -> dict:
+                runtime_weights=False, accept_slow=False) -> dict:
     board = load_board(board_name)
     if clock_mhz:
         board = board.with_clock(clock_mhz)       # --clock overrides the board's clock
@@ -178,6 +215,7 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     if runtime_weights:
         add_headroom(graph)     # room for a retrained model's ranges (hw/weights.py)
     folding = load_folding(folding_file) if folding_file else None
+    unfolded = copy.deepcopy(graph) if not (folding or fps or accept_slow) else None
     # --over-budget builds the block-RAM folding as before; without it a design that only
     # fits with UltraRAM is found and built with run-time weights (UltraRAM starts empty)
     perf = fold(graph, board, fps=fps, folding=folding, mult=mult, util=util,
@@ -189,6 +227,10 @@ def _build_into(folder: BuildFolder, checkpoint, board_name, *, data, data_dir, 
     refusal = budget_refusal(graph, perf, board)
     if refusal and not over_budget:
         raise BuildError(refusal)
+    if unfolded is not None and not refusal:
+        refusal = memory_bound_refusal(unfolded, perf, board, mult=mult, util=util)
+        if refusal:
+            raise BuildError(refusal)
     # UltraRAM has no initial contents: weights there are written through the weight port
     held = uram_nodes(perf)
     if held and not runtime_weights:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 from generator.core.errors import BuildError
 from generator.flows import report
 from generator.hw import boards, fold, perf, units
@@ -317,36 +317,55 @@ def _board_file(tmp_path: Path) -> Path:
     return p
 
 
-def test_build_refuses_a_design_that_fits_only_with_uram(tmp_path, wide_ckpt):
+def test_a_design_that_fits_only_with_uram_builds_with_runtime_weights(tmp_path, wide_ckpt):
     board = _board_file(tmp_path)
     r = run_cli("build", wide_ckpt, "--board", board, "-o", tmp_path / "out", "--frames", 1,
                 check=False)
-    err = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(err) == 1, r.stderr
-    assert err[0].startswith("error: wideweights fits upsmall only with UltraRAM (URAM ")
-    assert "frames/s at 100 MHz" in err[0] and "run-time weight port" in err[0]
-    assert "--over-budget builds that anyway" in err[0] and not err[0].endswith("...")
+    assert r.returncode == 0, r.stderr
+    assert "live in UltraRAM, which starts empty: building with run-time weights" in r.stdout
     assert "BRAM36  DSP  URAM" in r.stdout              # the fold table's URAM column
-    assert not (tmp_path / "out").exists()
+    graph = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert graph["runtime_weights"] is True
+    assert "uram" in {n.get("weight_mem") for n in graph["nodes"] if n["kind"] == "conv"}
+    man = json.loads((tmp_path / "out" / "weights" / "weights.json").read_text())
+    assert man["words"] > 0 and len(man["memories"]) > 0
     # --over-budget: the block-RAM folding, built as before (over budget, with a warning)
-    r = run_cli("build", wide_ckpt, "--board", board, "-o", tmp_path / "out", "--frames", 1,
+    r = run_cli("build", wide_ckpt, "--board", board, "-o", tmp_path / "out2", "--frames", 1,
                 "--over-budget", check=False)
     assert r.returncode == 0, r.stderr
     assert "exceed the folding budget" in r.stdout
-    pred = json.loads((tmp_path / "out" / "report.json").read_text())["predicted"]
+    pred = json.loads((tmp_path / "out2" / "report.json").read_text())["predicted"]
     assert not pred["fits_budget"] and pred["resources"]["URAM"] == 0
     assert not any("weight_mem" in f for f in pred["folding"].values())
-    graph = json.loads((tmp_path / "out" / "graph.json").read_text())
+    graph = json.loads((tmp_path / "out2" / "graph.json").read_text())
     assert {n.get("weight_mem") for n in graph["nodes"] if n["kind"] == "conv"} == {"auto"}
+    assert graph["runtime_weights"] is False and not (tmp_path / "out2" / "weights").exists()
 
 
-def test_build_refuses_a_folding_file_with_uram_even_over_budget(tmp_path, wide_ckpt):
+def test_a_folding_file_with_uram_builds_with_runtime_weights(tmp_path, wide_ckpt):
     f = tmp_path / "fold.json"
     f.write_text(json.dumps({"conv3": {"pe": 1, "simd": 256, "weight_mem": "uram"}}))
     r = run_cli("build", wide_ckpt, "--board", "zcu104", "--folding", f, "-o", tmp_path / "out",
-                "--frames", 1, "--over-budget", check=False)
+                "--frames", 1, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "weights of conv3 live in UltraRAM" in r.stdout
+    assert json.loads((tmp_path / "out" / "graph.json").read_text())["runtime_weights"] is True
+
+
+def test_a_memory_bound_folding_is_refused_unless_accepted(tmp_path, wide_ckpt):
+    """Block RAM for the weights only at a folding 16x slower than the logic allows: one line
+    with both frame rates; --accept-slow builds it."""
+    board = json.loads((REPO / "boards" / "pynq-z2.json").read_text())
+    board.update(name="smallbram", resources=dict(board["resources"], BRAM36=24))
+    bf = tmp_path / "smallbram.json"
+    bf.write_text(json.dumps(board))
+    r = run_cli("build", wide_ckpt, "--board", bf, "-o", tmp_path / "out", "--frames", 1,
+                check=False)
     err = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(err) == 1, r.stderr
-    assert err[0].startswith("error: the folding of wideweights for zcu104 keeps weights in "
-                             "UltraRAM (URAM 4 of 96 for the weights of conv3")
+    assert err[0].startswith("error: wideweights fits smallbram only at 5,425.3 frames/s")
+    assert "memory-bound (BRAM36 21.5 of 24)" in err[0] and "--accept-slow" in err[0]
     assert not (tmp_path / "out").exists()
+    r = run_cli("build", wide_ckpt, "--board", bf, "-o", tmp_path / "out", "--frames", 1,
+                "--accept-slow", check=False)
+    assert r.returncode == 0, r.stderr

@@ -37,6 +37,9 @@ def add_parser(sub):
     p.add_argument("--over-budget", action="store_true",
                    help="build even when the predicted resources exceed the board's budget "
                         "(otherwise refused with the numbers)")
+    p.add_argument("--accept-slow", action="store_true",
+                   help="build a folding that memory holds 10x or more below what the board's "
+                        "logic could reach (otherwise refused with both frame rates)")
     p.add_argument("--runtime-weights", action="store_true",
                    help="weights and thresholds in RAMs the driver writes after the overlay "
                         "loads (docs/WEIGHTS.md): a retrained model of the same architecture "
@@ -63,5 +66,6 @@ def run(args) -> int:
     build(args.checkpoint, args.board, out, data=args.data, data_dir=args.data_dir,
           frames=args.frames, fps=args.fps, folding_file=args.folding, force=args.force,
           seed=args.seed, mult=args.mult, util=parse_util(args.util), clock_mhz=args.clock,
-          over_budget=args.over_budget, runtime_weights=args.runtime_weights)
+          over_budget=args.over_budget, runtime_weights=args.runtime_weights,
+          accept_slow=args.accept_slow)
     return 0
