@@ -91,14 +91,27 @@ def rendered_signature(graph: Graph, build: Path) -> str:
         return weights.signature(tmp)
 
 
+#: IR fields that describe the model, not the hardware (real scales, spec references)
+INFO_FIELDS = ("out_scale", "ref_layer")
+
+
 def first_difference(graph: Graph, built: Graph) -> str:
-    """The first IR scalar that makes two graphs' hardware differ, for the refusal."""
+    """The first IR scalar, or else unit parameter, that makes two graphs' hardware differ,
+    for the refusal."""
+    from .hw import units
     a, b = graph.to_dict(), built.to_dict()
     for na, nb in zip(a["nodes"], b["nodes"]):
         for k in sorted(set(na) | set(nb)):
-            if na.get(k) != nb.get(k):
+            if k not in INFO_FIELDS and na.get(k) != nb.get(k):
                 return (f"{na.get('name')}.{k} is {str(na.get(k))[:40]} here, "
                         f"{str(nb.get(k))[:40]} in the build")
+    for na, nb in zip(graph.nodes, built.nodes):
+        ca, cb = units.plan(na).core, units.plan(nb).core
+        for f in dataclasses.fields(ca):
+            va, vb = getattr(ca, f.name), getattr(cb, f.name, None)
+            if va != vb:
+                return (f"{na.name}: its unit's {f.name} is {str(va)[:30]} here, {str(vb)[:30]} "
+                        "in the build")
     ma = [(m.node, m.role, m.depth, m.width) for m in weights.memories(graph)]
     mb = [(m.node, m.role, m.depth, m.width) for m in weights.memories(built)]
     for x, y in zip(ma, mb):
