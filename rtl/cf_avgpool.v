@@ -9,6 +9,10 @@
 //         bit = d ? (S >= t) : (S <= t) with t a TW-bit signed threshold and d
 //         the direction bit (1 = increasing). TFILE holds CF words, word cf =
 //         SIMD lanes {d, t} of chunk cf (lane i at [i*(TW+1) +: TW+1]).
+// WRT (run-time weights, docs/WEIGHTS.md): 0 = the threshold memory is a ROM
+// initialised from TFILE (tie wr_* to 0); 1 = a RAM without initial contents:
+// wr_en writes word wr_addr from the low bits of wr_data (LA >= its address width,
+// LD >= SIMD*(TW+1)).
 // Only SIMD adders and comparators: the partial sums of all C channels live
 // in a CF-entry register file (distributed RAM). KK*CF cycles per output
 // pixel. The beat completing a pixel is accepted only with room in the output
@@ -23,7 +27,10 @@ module cf_avgpool #(
     parameter SW      = 8,
     parameter TW      = 8,
     parameter FD      = 2,
-    parameter TFILE   = ""
+    parameter TFILE   = "",
+    parameter WRT     = 0,
+    parameter LA      = 1,
+    parameter LD      = 1
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -32,7 +39,10 @@ module cf_avgpool #(
     input  wire [SIMD*IB-1:0] s_data,
     output wire               m_valid,
     input  wire               m_ready,
-    output wire [C-1:0]       m_data
+    output wire [C-1:0]       m_data,
+    input  wire               wr_en,    // WRT 1: the thresholds
+    input  wire [LA-1:0]      wr_addr,
+    input  wire [LD-1:0]      wr_data
 );
     // elaboration-time parameter checks (an unknown module stops every tool)
     generate
@@ -66,10 +76,25 @@ module cf_avgpool #(
     localparam [FCW-1:0] FDS     = FD;
     /* verilator lint_on WIDTHTRUNC */
 
+    generate
+        if (!(WRT == 0 || (WRT == 1 && LA >= CFW && LD >= SIMD*LW))) begin : g_bad_wrt
+            cf_avgpool_needs_WRT_0_or_1_with_LA_LD_holding_the_thresholds u_bad ();
+        end
+    endgenerate
+
     reg [SIMD*LW-1:0] tmem [0:CF-1];
-    initial begin
-        if (TFILE != "") $readmemh(TFILE, tmem);
-    end
+    generate
+        if (WRT == 1) begin : g_twrite
+            always @(posedge clk) begin
+                if (wr_en) tmem[wr_addr[CFW-1:0]] <= wr_data[SIMD*LW-1:0];
+            end
+        end else begin : g_tinit
+            initial begin
+                if (TFILE != "") $readmemh(TFILE, tmem);
+            end
+        end
+    endgenerate
+    wire unused_wr = &{1'b0, wr_en, wr_addr, wr_data};
 
     reg  [TCW-1:0] t;                  // tap
     reg  [CFW-1:0] cf;                 // channel chunk

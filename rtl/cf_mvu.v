@@ -39,6 +39,12 @@
 //         PCH bits each (summed in the next stage). Every stage delays the whole beat
 //         (data, valid, first/last/end, parameters): same results, PIPE more cycles
 //         of latency, the same rate.
+// WRT (run-time weights, docs/WEIGHTS.md): 0 = the weight and parameter memories are
+//         ROMs initialised from WFILE / PFILE (the wr_* ports are unused: tie them to 0);
+//         1 = RAMs without initial contents written through wr_*: wr_en[0] writes
+//         weight word wr_addr, wr_en[1] parameter word wr_addr, from the low bits of
+//         wr_data (LA >= both address widths, LD >= both word widths). WSTYLE 3 puts
+//         the weights in UltraRAM (WRT 1 only).
 // Pipeline: A (accept, weight/param read) -> [R (read register, PIPE >= 1)] ->
 // [P (partial popcounts, PIPE 2)] -> [B1 (dsp2 group sums)] -> B (dot products) ->
 // C (accumulate) -> D (activation, assembly) -> output FIFO. The stages
@@ -64,7 +70,10 @@ module cf_mvu #(
     parameter MULT   = 0,
     parameter PIPE   = 0,
     parameter PCH    = 32,
-    parameter DG     = 4
+    parameter DG     = 4,
+    parameter WRT    = 0,
+    parameter LA     = 1,
+    parameter LD     = 1
 ) (
     input  wire                         clk,
     input  wire                         rst,
@@ -73,7 +82,10 @@ module cf_mvu #(
     input  wire [SIMD*(MATRIX ? 8 : 1)-1:0] s_data,
     output wire                         m_valid,
     input  wire                         m_ready,
-    output wire [CO*OB-1:0]             m_data
+    output wire [CO*OB-1:0]             m_data,
+    input  wire [1:0]                   wr_en,      // WRT 1: {params, weights}
+    input  wire [LA-1:0]                wr_addr,
+    input  wire [LD-1:0]                wr_data
 );
     localparam IB   = MATRIX ? 8 : 1;
     localparam WB   = MATRIX ? 8 : 1;
@@ -127,8 +139,14 @@ module cf_mvu #(
         if (!(MULT == 0 || (MULT == 1 && MATRIX == 1))) begin : g_bad_mult
             cf_mvu_needs_MULT_0_or_MULT_1_with_MATRIX_1 u_bad ();
         end
-        if (!(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
+        if (WRT != 1 && !(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
             cf_mvu_needs_WSTYLE_0_to_2 u_bad ();
+        end
+        if (WRT == 1 && !(WSTYLE >= 0 && WSTYLE <= 3)) begin : g_bad_wstyle_wrt
+            cf_mvu_needs_WSTYLE_0_to_3_with_WRT_1 u_bad ();
+        end
+        if (!(WRT == 0 || (WRT == 1 && LA >= WAW && LA >= NFW && LD >= PE*LW && LD >= PE*PRW))) begin : g_bad_wrt
+            cf_mvu_needs_WRT_0_or_1_with_LA_LD_holding_the_memories u_bad ();
         end
         if (!(PIPE >= 0 && PIPE <= 2 && PCH >= 1)) begin : g_bad_pipe
             cf_mvu_needs_PIPE_0_to_2_and_PCH_at_least_1 u_bad ();
@@ -143,9 +161,18 @@ module cf_mvu #(
 
     // ------------------------------------------------------------ memories
     reg [PE*PRW-1:0] pmem [0:NF-1];
-    initial begin
-        if (PFILE != "") $readmemh(PFILE, pmem);
-    end
+    generate
+        if (WRT == 1) begin : g_pwrite
+            always @(posedge clk) begin
+                if (wr_en[1]) pmem[wr_addr[NFW-1:0]] <= wr_data[PE*PRW-1:0];
+            end
+        end else begin : g_pinit
+            initial begin
+                if (PFILE != "") $readmemh(PFILE, pmem);
+            end
+        end
+    endgenerate
+    wire unused_wr = &{1'b0, wr_en, wr_addr, wr_data};
 
     // ------------------------------------------------------------ stage A
     reg [WAW-1:0] ia;
@@ -190,8 +217,16 @@ module cf_mvu #(
         end
     end
 
-    cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
-        .clk(clk), .en(acc_beat), .addr(ia), .q(wa));
+    generate
+        if (WRT == 1) begin : g_wram
+            cf_ram #(.W(PE*LW), .DEPTH(NW), .STYLE(WSTYLE)) u_wram (
+                .clk(clk), .en(acc_beat), .addr(ia), .q(wa),
+                .we(wr_en[0]), .waddr(wr_addr[WAW-1:0]), .wdata(wr_data[PE*LW-1:0]));
+        end else begin : g_wrom
+            cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
+                .clk(clk), .en(acc_beat), .addr(ia), .q(wa));
+        end
+    endgenerate
 
     // ------------------------------------------------------------ stage R (PIPE >= 1)
     // the stage-A beat as the dot product sees it: registered once more when PIPE >= 1

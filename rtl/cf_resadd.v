@@ -15,6 +15,9 @@
 // shortcut FIFO, with the last chunk (read in place). PFILE holds CF words, word j = SIMD
 // lanes of three PW-bit fields, PW = max(MW, BW): lane l (channel j*SIMD + l) has ma at
 // field 3l, mb at 3l+1, the bias at 3l+2 (two's complement).
+// WRT (run-time weights, docs/WEIGHTS.md): 0 = the parameters are a ROM initialised
+// from PFILE (tie wr_* to 0); 1 = a RAM without initial contents: wr_en writes word
+// wr_addr from the low bits of wr_data (LA >= its address width, LD >= SIMD*3*PW).
 // Pipeline: S0 (issue: chunk select, parameter read) -> S1 (products) -> S2 (sum, shift,
 // ReLU, assembly, push into the output FIFO). The pipeline stalls as a whole only when
 // the beat completing a pixel finds the output FIFO full (its registered count): a_ready
@@ -36,7 +39,10 @@ module cf_resadd #(
     parameter OB      = 16,
     parameter RELU    = 1,
     parameter FD      = 2,
-    parameter PFILE   = ""
+    parameter PFILE   = "",
+    parameter WRT     = 0,
+    parameter LA      = 1,
+    parameter LD      = 1
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -48,7 +54,10 @@ module cf_resadd #(
     input  wire [C*BB-1:0] b_data,
     output wire            m_valid,
     input  wire            m_ready,
-    output wire [C*OB-1:0] m_data
+    output wire [C*OB-1:0] m_data,
+    input  wire            wr_en,       // WRT 1: the parameters
+    input  wire [LA-1:0]   wr_addr,
+    input  wire [LD-1:0]   wr_data
 );
     // elaboration-time parameter checks (an unknown module stops every tool)
     generate
@@ -144,8 +153,20 @@ module cf_resadd #(
         if (rst)      v1 <= 1'b0;
         else if (adv) v1 <= go;
     end
-    cf_rom #(.W(SIMD*LW), .DEPTH(CF), .FILE(PFILE), .STYLE(0)) u_prom (
-        .clk(clk), .en(go), .addr(cf), .q(p1));
+    generate
+        if (!(WRT == 0 || (WRT == 1 && LA >= CFW && LD >= SIMD*LW))) begin : g_bad_wrt
+            cf_resadd_needs_WRT_0_or_1_with_LA_LD_holding_the_parameters u_bad ();
+        end
+        if (WRT == 1) begin : g_pram
+            cf_ram #(.W(SIMD*LW), .DEPTH(CF), .STYLE(0)) u_pram (
+                .clk(clk), .en(go), .addr(cf), .q(p1),
+                .we(wr_en), .waddr(wr_addr[CFW-1:0]), .wdata(wr_data[SIMD*LW-1:0]));
+        end else begin : g_prom
+            cf_rom #(.W(SIMD*LW), .DEPTH(CF), .FILE(PFILE), .STYLE(0)) u_prom (
+                .clk(clk), .en(go), .addr(cf), .q(p1));
+        end
+    endgenerate
+    wire unused_wr = &{1'b0, wr_en, wr_addr, wr_data};
 
     wire [SIMD*ZW-1:0] pa1, pb1, bias1;     // ma*a, mb*b, bias modulo 2^ZW
     genvar l;

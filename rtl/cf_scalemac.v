@@ -22,6 +22,11 @@
 //   first/last/end/group flags, scales, bias): same results, one more cycle of
 //   latency, the same rate (an output credit is held one cycle longer, which the
 //   generator's FIFO depths absorb: FD 8 below 4 beats per pixel, 2 from 4, 1 from 8).
+// WRT (run-time weights, docs/WEIGHTS.md): 0 = WMEM / SMEM / BMEM are ROMs initialised
+//   from WFILE / SFILE / BFILE (tie the wr_* ports to 0); 1 = RAMs without initial
+//   contents written through wr_*: wr_en[0] writes WMEM, [1] SMEM, [2] BMEM word
+//   wr_addr from the low bits of wr_data (LA, LD hold the widest). WSTYLE 3: the
+//   weights in UltraRAM (WRT 1 only).
 // Pipeline A (accept, reads) -> [R (read register, PIPE 1)] -> B (sub-sums) ->
 // C (group sums, scale multiply) -> D (accumulate, bias, ReLU, assembly) -> FIFO,
 // never stalling; the beat completing a pixel needs an output credit (see cf_mvu).
@@ -45,7 +50,10 @@ module cf_scalemac #(
     parameter WSTYLE  = 0,
     parameter SFILE   = "",
     parameter BFILE   = "",
-    parameter PIPE    = 0
+    parameter PIPE    = 0,
+    parameter WRT     = 0,
+    parameter LA      = 1,
+    parameter LD      = 1
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -54,7 +62,10 @@ module cf_scalemac #(
     input  wire [SIMD*IB-1:0] s_data,
     output wire               m_valid,
     input  wire               m_ready,
-    output wire [CO*OB-1:0]   m_data
+    output wire [CO*OB-1:0]   m_data,
+    input  wire [2:0]         wr_en,    // WRT 1: {bias, scales, weights}
+    input  wire [LA-1:0]      wr_addr,
+    input  wire [LD-1:0]      wr_data
 );
     // elaboration-time parameter checks (an unknown module stops every tool)
     generate
@@ -73,8 +84,11 @@ module cf_scalemac #(
         if (!((ISIGNED == 0 || ISIGNED == 1) && (RELU == 0 || RELU == 1))) begin : g_bad_flags
             cf_scalemac_needs_ISIGNED_and_RELU_0_or_1 u_bad ();
         end
-        if (!(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
+        if (WRT != 1 && !(WSTYLE >= 0 && WSTYLE <= 2)) begin : g_bad_wstyle
             cf_scalemac_needs_WSTYLE_0_to_2 u_bad ();
+        end
+        if (WRT == 1 && !(WSTYLE >= 0 && WSTYLE <= 3)) begin : g_bad_wstyle_wrt
+            cf_scalemac_needs_WSTYLE_0_to_3_with_WRT_1 u_bad ();
         end
         if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
             cf_scalemac_needs_FD_1_to_128_a_power_of_2 u_bad ();
@@ -129,12 +143,29 @@ module cf_scalemac #(
     localparam [7:0]     FDS8     = FD;
     /* verilator lint_on WIDTHTRUNC */
 
+    generate
+        if (!(WRT == 0 || (WRT == 1 && LA >= WAW && LA >= SFW && LA >= NFW && LD >= PE*LW
+                           && LD >= GPC*SCW && LD >= PE*BW))) begin : g_bad_wrt
+            cf_scalemac_needs_WRT_0_or_1_with_LA_LD_holding_the_memories u_bad ();
+        end
+    endgenerate
+
     reg [GPC*SCW-1:0] smem [0:SF-1];
     reg [PE*BW-1:0]   bmem [0:NF-1];
-    initial begin
-        if (SFILE != "") $readmemh(SFILE, smem);
-        if (BFILE != "") $readmemh(BFILE, bmem);
-    end
+    generate
+        if (WRT == 1) begin : g_write
+            always @(posedge clk) begin
+                if (wr_en[1]) smem[wr_addr[SFW-1:0]] <= wr_data[GPC*SCW-1:0];
+                if (wr_en[2]) bmem[wr_addr[NFW-1:0]] <= wr_data[PE*BW-1:0];
+            end
+        end else begin : g_init
+            initial begin
+                if (SFILE != "") $readmemh(SFILE, smem);
+                if (BFILE != "") $readmemh(BFILE, bmem);
+            end
+        end
+    endgenerate
+    wire unused_wr = &{1'b0, wr_en, wr_addr, wr_data};
 
     // ------------------------------------------------------------ stage A
     reg [WAW-1:0] ia;
@@ -186,8 +217,16 @@ module cf_scalemac #(
         end
     end
 
-    cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
-        .clk(clk), .en(beat), .addr(ia), .q(wa));
+    generate
+        if (WRT == 1) begin : g_wram
+            cf_ram #(.W(PE*LW), .DEPTH(NW), .STYLE(WSTYLE)) u_wram (
+                .clk(clk), .en(beat), .addr(ia), .q(wa),
+                .we(wr_en[0]), .waddr(wr_addr[WAW-1:0]), .wdata(wr_data[PE*LW-1:0]));
+        end else begin : g_wrom
+            cf_rom #(.W(PE*LW), .DEPTH(NW), .FILE(WFILE), .STYLE(WSTYLE)) u_wrom (
+                .clk(clk), .en(beat), .addr(ia), .q(wa));
+        end
+    endgenerate
 
     // ------------------------------------------------------------ stage R (PIPE 1)
     // the stage-A beat as stage B sees it: registered once more when PIPE is 1

@@ -12,6 +12,15 @@ Run-time options (environment, set by generator.flows.rtlsim):
   CFGEN_SEED           random seed (default 1)
   CFGEN_PERF_FRAMES    back-to-back frames for the interval measurement (default 4)
   CFGEN_PATTERN_FRAMES frames per back-pressure pattern (default 2)
+  CFGEN_WEIGHT_FLIP    run-time weights only: "WORD:BIT" flips bit BIT of stream word WORD
+                       while driving every load (a corruption the status must catch; the
+                       tests then fail)
+
+Run-time weights (the manifest's `runtime_weights`, docs/WEIGHTS.md): every test starts by
+driving OUT/weights/weights.hex into s_axis_wgt (random gaps, status back-pressure) and
+fails unless the two status words equal weights.json's checksum; frames follow. The
+simulator's first load also checks that the frame input is held before it; the random-stall
+test reloads half way, with frames queued during the reload (they must wait for it).
 
 generator.flows.rtlsim checks the vector files before the simulator starts (generator/flows/vectorcheck.py);
 the module-level checks below only stop a hand-started run with a plain message.
@@ -42,7 +51,8 @@ SEED = int(os.environ.get("CFGEN_SEED", "1"))
 PERF_FRAMES = max(3, int(os.environ.get("CFGEN_PERF_FRAMES", "4")))
 PATTERN_FRAMES = max(1, int(os.environ.get("CFGEN_PATTERN_FRAMES", "2")))
 
-for _name in ("cocotb.cfgen_tb.s_axis", "cocotb.cfgen_tb.m_axis"):
+for _name in ("cocotb.cfgen_tb.s_axis", "cocotb.cfgen_tb.m_axis", "cocotb.cfgen_tb.s_axis_wgt",
+              "cocotb.cfgen_tb.m_axis_wstat"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
@@ -63,6 +73,27 @@ INPUT_FRAMES = [_IN[f * IN_BEATS:(f + 1) * IN_BEATS] for f in range(VEC_FRAMES)]
 EXPECTED = [_EXP[f * OUT_BEATS:(f + 1) * OUT_BEATS] for f in range(VEC_FRAMES)]
 # generous per-frame time limit: 8x the ideal interval plus slack for stalls
 FRAME_TIMEOUT_CYCLES = 8 * int(MAN["predicted_interval_cycles"]) + 8 * (IN_BEATS + OUT_BEATS) + 20000
+
+# run-time weights: the stream, the checksum the status must answer, a deliberate corruption
+WEIGHTS = MAN.get("weights") if MAN.get("runtime_weights") else None
+WORDS: list[int] = []
+CHECKSUM: list[int] = []
+FLIP = None
+if WEIGHTS:
+    WORDS = _read_beats(OUT / WEIGHTS["files"]["hex"])
+    CHECKSUM = [int(x) for x in json.loads((OUT / WEIGHTS["files"]["manifest"]).read_text())["checksum"]]
+    if len(WORDS) != int(WEIGHTS["words"]) or len(CHECKSUM) != 2:
+        raise RuntimeError(f"{WEIGHTS['files']['hex']}: {len(WORDS)} words for the build's "
+                           f"{WEIGHTS['words']}: run python -m generator.flows.rtlsim, which checks it")
+    _flip = os.environ.get("CFGEN_WEIGHT_FLIP", "")
+    if _flip:
+        _w, _, _b = _flip.partition(":")
+        FLIP = (int(_w), int(_b or 0))
+        if not (0 <= FLIP[0] < len(WORDS) and 0 <= FLIP[1] < 32):
+            raise RuntimeError(f"CFGEN_WEIGHT_FLIP={_flip}: word 0..{len(WORDS) - 1}, bit 0..31")
+# a load at 1 word per cycle, with gaps and status back-pressure
+LOAD_TIMEOUT_CYCLES = 4 * len(WORDS) + 20000
+_STATE = {"loads": 0}         # loads in this simulator process (the first checks the hold)
 
 
 def in_frame(i: int) -> list[int]:
@@ -85,6 +116,8 @@ class Bench:
         self.errors: list[str] = []
         self.frames_checked = 0
         self.beat_mismatches = 0
+        self.wsource = self.wsink = None
+        self.loads: list[dict] = []
 
     async def start(self):
         """Clock, reset asserted (so nothing reads X), AXI source/sink, reset released."""
@@ -94,13 +127,87 @@ class Bench:
         dut.s_axis_tlast.value = 0
         dut.s_axis_tdata.value = 0
         dut.m_axis_tready.value = 0
+        if WEIGHTS:
+            dut.s_axis_wgt_tvalid.value = 0
+            dut.s_axis_wgt_tlast.value = 0
+            dut.s_axis_wgt_tdata.value = 0
+            dut.m_axis_wstat_tready.value = 0
         Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
         await ClockCycles(dut.clk, 2)
         self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst,
                                       byte_lanes=1)
         self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst,
                                   byte_lanes=1)
+        if WEIGHTS:
+            self.wsource = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_wgt"), dut.clk,
+                                           dut.rst, byte_lanes=1)
+            self.wsink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_wstat"), dut.clk,
+                                       dut.rst, byte_lanes=1)
         await self.reset()
+        if WEIGHTS:
+            await self.load_weights()
+
+    async def _until(self, cond, cycles: int, what: str) -> bool:
+        """Wait up to `cycles` cycles for cond(); an error (and False) when it never holds."""
+        for _ in range(cycles):
+            if cond():
+                return True
+            await RisingEdge(self.dut.clk)
+        if cond():
+            return True
+        self.errors.append(f"timed out after {cycles} cycles waiting for {what}")
+        return False
+
+    async def load_weights(self, hold_frames=()):
+        """Drive weights.hex (CFGEN_WEIGHT_FLIP applied) into s_axis_wgt with random gaps and
+        status back-pressure; the status must be weights.json's checksum and `loaded` must
+        rise. The simulator's first load checks that the frame input is held before it;
+        `hold_frames`: frames queued after the first word (the reload has begun), which must
+        not enter before the load completes."""
+        dut = self.dut
+        first = _STATE["loads"] == 0
+        _STATE["loads"] += 1
+        words = list(WORDS)
+        if FLIP:
+            words[FLIP[0]] ^= 1 << FLIP[1]
+        self.wsource.set_pause_generator(_bernoulli(self.rng, 0.3))
+        self.wsink.set_pause_generator(_bursts(self.rng, 4, 2))
+        t0 = self.cycle()
+        entry = {"first": first, "held": None}
+        if first:
+            await ClockCycles(dut.clk, 4)
+            entry["held"] = int(dut.weights_loaded.value) == 0 and int(dut.s_axis_tready.value) == 0
+            if not entry["held"]:
+                self.errors.append("before the first weight load: loaded or s_axis_tready is high")
+        if hold_frames:
+            self.wsource.send_nowait(AxiStreamFrame(words[:1]))
+            await self._until(lambda: int(dut.weights_loaded.value) == 0, 1000,
+                              "loaded to fall at a reload's first word")
+            beats = int(dut.in_frames.value) * IN_BEATS + int(dut.in_beat.value)
+            for i in hold_frames:
+                self.send(i)
+            await ClockCycles(dut.clk, 64)
+            moved = int(dut.in_frames.value) * IN_BEATS + int(dut.in_beat.value) - beats
+            entry["held"] = moved == 0 and int(dut.s_axis_tready.value) == 0
+            if not entry["held"]:
+                self.errors.append(f"during a reload: {moved} input beat(s) accepted before the load")
+            words = words[1:]
+        self.wsource.send_nowait(AxiStreamFrame(words))
+        frame = await with_timeout(self.wsink.recv(compact=False), LOAD_TIMEOUT_CYCLES * PERIOD_NS, "ns")
+        status = [int(x) for x in frame.tdata]
+        await self._until(lambda: int(dut.weights_loaded.value) == 1, 16, "loaded after the status")
+        entry.update({"words": len(WORDS), "cycles": self.cycle() - t0, "status": status,
+                      "checksum": CHECKSUM, "ok": status == CHECKSUM,
+                      "flipped": list(FLIP) if FLIP else None})
+        self.loads.append(entry)
+        if status != CHECKSUM:
+            self.errors.append(
+                f"weight load {len(self.loads)}: status {status}, weights.json's checksum {CHECKSUM}"
+                + (f" (word {FLIP[0]} bit {FLIP[1]} flipped: CFGEN_WEIGHT_FLIP)" if FLIP else ""))
+        self.progress(f"weights loaded: {len(WORDS)} words in {entry['cycles']} cycles, status "
+                      f"{'ok' if status == CHECKSUM else 'WRONG'}")
+        self.wsource.clear_pause_generator()
+        self.wsink.clear_pause_generator()
 
     async def reset(self, cycles: int = 4):
         self.dut.rst.value = 1
@@ -158,6 +265,8 @@ class Bench:
                 "errors": self.errors, "checkers": chk, "cycles": self.cycle(),
                 "wall_s": round(time.monotonic() - self.t0, 3)}
         part.update(extra or {})
+        if WEIGHTS:
+            part["weight_loads"] = self.loads
         part["passed"] = not self.errors and node_mm == 0
         PARTS.mkdir(parents=True, exist_ok=True)
         (PARTS / f"{self.name}.json").write_text(json.dumps(part, indent=2))
@@ -221,9 +330,17 @@ async def test_random_stalls(dut):
     await b.start()
     b.source.set_pause_generator(_bernoulli(b.rng, 0.3))
     b.sink.set_pause_generator(_bursts(b.rng, 6, 12))
-    for i in range(FRAMES):
+    # run-time weights: reload half way (the frames after it queued during the reload)
+    half = FRAMES // 2 if WEIGHTS and FRAMES > 1 else FRAMES
+    for i in range(half):
         b.send(i)
-    for i in range(FRAMES):
+    for i in range(half):
+        await b.recv(i)
+        b.progress(f"frame {i + 1}/{FRAMES} received")
+    if half < FRAMES:
+        await ClockCycles(dut.clk, 50)
+        await b.load_weights(hold_frames=range(half, FRAMES))
+    for i in range(half, FRAMES):
         await b.recv(i)
         b.progress(f"frame {i + 1}/{FRAMES} received")
     await ClockCycles(dut.clk, 200)

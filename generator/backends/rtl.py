@@ -4,7 +4,9 @@
 
     out_dir/rtl/cfgen_top.v     generated top (AXI4-Stream in/out, units + FIFOs)
     out_dir/rtl/cf_*.v          copies of the library units it uses
-    out_dir/rtl/mem/*.hex       weights / thresholds / scales ($readmemh, one word per line)
+    out_dir/rtl/mem/*.hex       weights / thresholds / scales ($readmemh, one word per line;
+                                a build with run-time weights has none for the memories the
+                                weight port writes, docs/WEIGHTS.md)
     out_dir/rtl/manifest.json   what the simulation and synthesis drivers need
     out_dir/sim/cfgen_tb.v      simulation wrapper: per-node golden checkers, cycle stamps
     out_dir/sim/cfgen_sim.py    the cocotb test module (copied from sim/)
@@ -24,6 +26,11 @@ Every node maps to a few library units (docs/RTL.md):
 A stream two nodes read (a residual block's input) passes a cf_fork, one output per reader.
 A window that is the identity on whole pixels (`Window.wire`: a k = 1 average pool of whole
 pixels) has no cf_swg: the core reads the stream.
+
+Memory contents come from `units.contents` alone (the one owner, also of the run-time weight
+stream, generator/hw/weights.py). With `Graph.runtime_weights` every memory of that stream is
+a RAM (the unit's WRT 1, cf_ram) written by cf_wload from the top's s_axis_wgt port, and the
+frame input waits until the loader says `loaded` (docs/RTL.md, "Run-time weights").
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import numpy as np
 
 from ..core import paths
 from ..core import escape
-from ..hw import units
+from ..hw import units, weights
 from ..core.errors import BuildError
 from ..hw.ir import Graph, Stream, clog2, next_pow2
 from ..core.names import node_idents
@@ -57,10 +64,18 @@ VEC_DIR = "../vectors/"
 SIM_MODULE = "cfgen_sim"
 MAXF = 64                    # per-frame cycle stamps kept by the test bench
 
-# library files, in dependency order
-LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_swg.v", "cf_widen.v", "cf_add.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
-           "cf_globalsum.v", "cf_resadd.v", "cf_fork.v", "cf_axis_in.v", "cf_axis_out.v"]
+# library files, in dependency order (cf_ram and cf_wload: the weight port of a build with
+# run-time weights; copied into every build, instantiated only there)
+LIBRARY = ["cf_fifo.v", "cf_rom.v", "cf_ram.v", "cf_swg.v", "cf_widen.v", "cf_add.v", "cf_mvu.v", "cf_maxpool.v", "cf_avgpool.v", "cf_scalemac.v",
+           "cf_globalsum.v", "cf_resadd.v", "cf_fork.v", "cf_axis_in.v", "cf_axis_out.v", "cf_wload.v"]
 SIM_LIBRARY = ["cf_check.v"]
+
+
+# memory file suffix per memory role (<node>_<suffix>.hex)
+SUFFIX = {"weights": "w", "params": "p", "thresholds": "t", "scales": "s", "bias": "b"}
+# the write-enable bits of each unit's write port, by memory role (bit 0 first)
+WRITE_PORT = {"cf_mvu": ("weights", "params"), "cf_scalemac": ("weights", "scales", "bias"),
+              "cf_avgpool": ("thresholds",), "cf_resadd": ("params",)}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -86,20 +101,19 @@ def vstr(s: str) -> str:
 
 def pack_words(values: np.ndarray, bits: int) -> list[str]:
     """(words, fields) integers -> hex words (MSB first); field f at [f*bits, (f+1)*bits),
-    two's complement for negative values."""
+    two's complement for negative values. The bytes are `weights.word_bytes`' (the weight
+    stream's), reversed: a memory file and the stream cannot disagree."""
     v = np.asarray(values, dtype=np.int64)
     if v.ndim == 1:
         v = v[:, None]
-    nw, nf = v.shape
-    total = nf * bits
-    shifts = np.minimum(np.arange(bits), 63).astype(np.int64)
-    bitarr = ((v[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(nw, total)
-    pad = (-total) % 8
-    if pad:
-        bitarr = np.concatenate([bitarr, np.zeros((nw, pad), np.uint8)], axis=1)
-    by = np.packbits(bitarr, axis=1, bitorder="little")[:, ::-1]
-    digits = (total + 3) // 4
+    digits = (v.shape[1] * bits + 3) // 4
+    by = weights.word_bytes(v, bits)[:, ::-1]
     return [row.tobytes().hex()[-digits:] for row in by]
+
+
+def addr_bits(depth: int) -> int:
+    """Address width of a memory of `depth` words (cf_rom / cf_ram: at least 1)."""
+    return clog2(depth) if depth > 1 else 1
 
 
 def write_mem(path: Path, words: list[str]) -> None:
@@ -119,6 +133,7 @@ class Unit:
     depth: int = 0          # cf_fifo only
     inp_b: str = ""         # cf_resadd: the second input (b, the shortcut)
     out_b: str = ""         # cf_fork: the second output
+    wr: str = ""            # the write port's connections (units with memories)
 
     def to_json(self) -> dict:
         d = {"module": self.module, "inst": self.inst, "params": dict(self.params),
@@ -169,7 +184,95 @@ def _node_plan(i: int, p: units.Plan, desc: str, chain: list, mems: dict | None 
                     p.pipe, _finish(i, chain, p.out_width), mems or {})
 
 
-def plan_conv(i: int, node, inp: str, tag: str) -> NodePlan:
+@dataclass(frozen=True)
+class Loader:
+    """The weight port of a build with run-time weights: cf_wload's layout and where each
+    memory of the stream is ({(node name, role): stream index})."""
+    mems: tuple             # weights.LoadMem, in stream order
+    index: dict
+
+    @classmethod
+    def of(cls, graph: Graph) -> "Loader":
+        mems = tuple(weights.memories(graph))
+        if not mems:
+            raise BuildError(f"graph {graph.name}: run-time weights, but no node has a memory "
+                             "to load (build without --runtime-weights)")
+        return cls(mems, {(m.node, m.role): m.index for m in mems})
+
+    @property
+    def width(self) -> int:
+        return max(m.width for m in self.mems)
+
+    @property
+    def addr(self) -> int:
+        return max(addr_bits(m.depth) for m in self.mems)
+
+    def params(self) -> list:
+        n = len(self.mems)
+        depths = "".join(f"{m.depth:08x}" for m in reversed(self.mems))
+        chunks = "".join(f"{m.chunks_per_word:08x}" for m in reversed(self.mems))
+        return [("NMEM", n), ("WMAX", self.width), ("AW", self.addr),
+                ("DEPTHS", f"{32 * n}'h{depths}"), ("CHUNKS", f"{32 * n}'h{chunks}")]
+
+    def to_json(self) -> dict:
+        return {"nmem": len(self.mems), "wmax": self.width, "aw": self.addr,
+                "words": sum(m.words for m in self.mems),
+                "memories": [{"index": m.index, "node": m.node, "role": m.role,
+                              "depth": m.depth, "width": m.width, "offset": m.offset,
+                              "chunks": m.chunks_per_word} for m in self.mems]}
+
+
+def memory_files(node, tag: str, loader: Loader | None = None) -> dict:
+    """{file name: hex words} of a node's ROMs, from `units.contents` (the one owner of
+    memory contents); a memory the weight port writes (run-time weights) has none."""
+    out = {}
+    for mem, fields, bits in units.contents(node):
+        if loader is not None and (node.name, mem.role) in loader.index:
+            continue
+        out[f"{tag}_{SUFFIX[mem.role]}.hex"] = pack_words(fields, bits)
+    return out
+
+
+def _file(tag: str, role: str, mems: dict) -> str:
+    """The FILE parameter of a memory: its file, or "" when the weight port writes it."""
+    name = f"{tag}_{SUFFIX[role]}.hex"
+    return vstr(MEM_DIR + name) if name in mems else vstr("")
+
+
+def _write_port(module: str, node, p: units.Plan, loader: Loader | None) -> tuple[list, str]:
+    """(extra unit parameters, write-port connections) of a unit with memories: with the
+    loader, WRT 1 and the memories it writes, each enable bit from the loader's one-hot
+    wl_en; otherwise (ROM) the ports tied to 0 and no parameter (the unit's defaults)."""
+    roles = WRITE_PORT[module]
+    n = len(roles)
+    idx = [loader.index.get((node.name, r)) for r in roles] if loader else [None] * n
+    if all(k is None for k in idx):
+        return [], f".wr_en({n}'d0), .wr_addr(1'b0), .wr_data(1'b0)"
+    if any(k is None for k in idx):
+        missing = [r for r, k in zip(roles, idx) if k is None]
+        raise BuildError(f"{node.name}: run-time weights need its {', '.join(missing)} "
+                         f"memor{'y' if len(missing) == 1 else 'ies'} in the weight stream")
+    mems = {m.role: m for m in p.memories}
+    la = max(addr_bits(mems[r].depth) for r in roles)
+    ld = max(mems[r].width for r in roles)
+    en = ", ".join(f"wl_en[{k}]" for k in reversed(idx))
+    en = f"{{{en}}}" if n > 1 else en
+    return ([("WRT", 1), ("LA", la), ("LD", ld)],
+            f".wr_en({en}), .wr_addr(wl_addr[{la - 1}:0]), .wr_data(wl_data[{ld - 1}:0])")
+
+
+def _weight_style(node, wmem, loader: Loader | None) -> int:
+    """cf_rom / cf_ram STYLE of a weight memory: 3 (UltraRAM) when the folding put it there,
+    which needs the weight port (UltraRAM has no initial contents)."""
+    if getattr(node, "weight_mem", "auto") == "uram":
+        if loader is None:
+            raise BuildError(f"{node.name}: its weights are in UltraRAM (weight_mem 'uram'), "
+                             "which starts empty: build with --runtime-weights")
+        return 3
+    return int(wmem.block)
+
+
+def plan_conv(i: int, node, inp: str, tag: str, loader: Loader | None = None) -> NodePlan:
     p = units.plan(node)
     m: conv.Matrix = p.core
     swg = _swg(i, inp, p.window)
@@ -181,23 +284,23 @@ def plan_conv(i: int, node, inp: str, tag: str) -> NodePlan:
                                                        ("NF", w.nf)],
                           swg.out, f"n{i}_wide", w.out_width))
     wmem = next(mm for mm in p.memories if mm.role == "weights")
+    mems = memory_files(node, tag, loader)
+    extra, wr = _write_port("cf_mvu", node, p, loader)
     chain.append(Unit("cf_mvu", f"u{i}_mvu", [
         ("MATRIX", 0 if m.xnor else 1), ("SIMD", m.simd), ("PE", m.pe), ("KD", m.kd),
         ("CO", m.co), ("ACT", 0 if m.act == "threshold" else 1), ("OB", m.ob), ("AW", m.aw),
         ("TW", m.tw), ("FRAC", m.frac), ("FD", m.fd),
-        ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", int(wmem.block)),
-        ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex")), ("MULT", 1 if m.dsp2 else 0),
-        ("PIPE", m.pipe), ("PCH", PCH), ("DG", m.dg)],
-        chain[-1].out, f"n{i}_core", p.out_width))
+        ("WFILE", _file(tag, "weights", mems)), ("WSTYLE", _weight_style(node, wmem, loader)),
+        ("PFILE", _file(tag, "params", mems)), ("MULT", 1 if m.dsp2 else 0),
+        ("PIPE", m.pipe), ("PCH", PCH), ("DG", m.dg)] + extra,
+        chain[-1].out, f"n{i}_core", p.out_width, wr=wr))
     s, o = node.inp, node.out
     desc = (f"{m.matrix} k{node.k} s{node.stride} p{node.pad} {s.c}->{o.c} {m.act} "
             f"PE={m.pe} SIMD={m.simd}{' dsp2' if m.dsp2 else ''}")
-    return _node_plan(i, p, desc, chain, {
-        f"{tag}_w.hex": pack_words(conv.weight_words(node, m), m.wbits),
-        f"{tag}_p.hex": pack_words(conv.param_words(node, m), m.tw + 1)})
+    return _node_plan(i, p, desc, chain, mems)
 
 
-def plan_maxpool(i: int, node, inp: str, tag: str) -> NodePlan:
+def plan_maxpool(i: int, node, inp: str, tag: str, loader: Loader | None = None) -> NodePlan:
     p = units.plan(node)
     c = p.core
     swg = _swg(i, inp, p.window)
@@ -207,43 +310,48 @@ def plan_maxpool(i: int, node, inp: str, tag: str) -> NodePlan:
     return _node_plan(i, p, f"k{node.k} s{node.stride} p{node.pad} C={c.c} B={c.b}", [swg, core])
 
 
-def plan_avgpool(i: int, node, inp: str, tag: str) -> NodePlan:
+def plan_avgpool(i: int, node, inp: str, tag: str, loader: Loader | None = None) -> NodePlan:
     p = units.plan(node)
     c: avgpool.AvgPool = p.core
     # a k = 1 pool of whole pixels (Window.wire) reads the stream itself: no cf_swg
     swg = None if p.window.wire else _swg(i, inp, p.window)
+    mems = memory_files(node, tag, loader)
+    if not any(m.role == "thresholds" for m in p.memories):
+        # one word of thresholds (SIMD = C) is no memory of the plan (units/avgpool.py):
+        # the unit keeps it as constants from its file, in every build
+        mems[f"{tag}_t.hex"] = pack_words(avgpool.threshold_words(node, c), c.tw + 1)
+    extra, wr = _write_port("cf_avgpool", node, p, loader)
     core = Unit("cf_avgpool", f"u{i}_pool", [
         ("C", c.c), ("SIMD", c.simd), ("IB", c.ib), ("ISIGNED", int(c.isigned)),
         ("KK", c.kk), ("SW", c.sw), ("TW", c.tw), ("FD", c.fd),
-        ("TFILE", vstr(MEM_DIR + f"{tag}_t.hex"))],
-        swg.out if swg else inp, f"n{i}_core", p.out_width)
+        ("TFILE", _file(tag, "thresholds", mems))] + extra,
+        swg.out if swg else inp, f"n{i}_core", p.out_width, wr=wr)
     desc = f"k{node.k} s{node.stride} p{node.pad} C={c.c} SIMD={c.simd}"
-    return _node_plan(i, p, desc, [swg, core] if swg else [core], {
-        f"{tag}_t.hex": pack_words(avgpool.threshold_words(node, c), c.tw + 1)})
+    return _node_plan(i, p, desc, [swg, core] if swg else [core], mems)
 
 
-def plan_scalemac(i: int, node, inp: str, tag: str) -> NodePlan:
+def plan_scalemac(i: int, node, inp: str, tag: str, loader: Loader | None = None) -> NodePlan:
     p = units.plan(node)
     c: scalemac.ScaleMac = p.core
     swg = _swg(i, inp, p.window)
     wmem = next(mm for mm in p.memories if mm.role == "weights")
+    mems = memory_files(node, tag, loader)
+    extra, wr = _write_port("cf_scalemac", node, p, loader)
     core = Unit("cf_scalemac", f"u{i}_smac", [
         ("IB", c.ib), ("ISIGNED", int(c.isigned)), ("SIMD", c.simd), ("PE", c.pe),
         ("CI", c.ci), ("CO", c.co), ("N", c.n), ("SCW", c.scw), ("GW", c.gw),
         ("ZW", c.zw), ("BW", c.bw), ("OB", c.ob), ("RELU", int(c.relu)), ("FD", c.fd),
         ("PIPE", c.pipe),
-        ("WFILE", vstr(MEM_DIR + f"{tag}_w.hex")), ("WSTYLE", int(wmem.block)),
-        ("SFILE", vstr(MEM_DIR + f"{tag}_s.hex")),
-        ("BFILE", vstr(MEM_DIR + f"{tag}_b.hex"))],
-        swg.out, f"n{i}_core", p.out_width)
+        ("WFILE", _file(tag, "weights", mems)),
+        ("WSTYLE", _weight_style(node, wmem, loader)),
+        ("SFILE", _file(tag, "scales", mems)),
+        ("BFILE", _file(tag, "bias", mems))] + extra,
+        swg.out, f"n{i}_core", p.out_width, wr=wr)
     desc = f"{c.ci}->{c.co} n={c.n} PE={c.pe} SIMD={c.simd}"
-    return _node_plan(i, p, desc, [swg, core], {
-        f"{tag}_w.hex": pack_words(scalemac.weight_words(node, c), 8),
-        f"{tag}_s.hex": pack_words(scalemac.scale_words(node, c), c.scw),
-        f"{tag}_b.hex": pack_words(scalemac.bias_words(node, c), c.bw)})
+    return _node_plan(i, p, desc, [swg, core], mems)
 
 
-def plan_globalsum(i: int, node, inp: str, tag: str) -> NodePlan:
+def plan_globalsum(i: int, node, inp: str, tag: str, loader: Loader | None = None) -> NodePlan:
     p = units.plan(node)
     c = p.core
     core = Unit("cf_globalsum", f"u{i}_gsum", [
@@ -253,24 +361,26 @@ def plan_globalsum(i: int, node, inp: str, tag: str) -> NodePlan:
     return _node_plan(i, p, f"{s.h}x{s.w}x{s.c} -> {c.ob}-bit sums", [core])
 
 
-def plan_resadd(i: int, node, inp: str, tag: str, inp_b: str = "") -> NodePlan:
+def plan_resadd(i: int, node, inp: str, tag: str, inp_b: str = "",
+                loader: Loader | None = None) -> NodePlan:
     """Body `inp` on port a; the shortcut `inp_b` through the skip FIFO on port b."""
     p = units.plan(node)
     c: resadd.ResAdd = p.core
     skip = next(mm for mm in p.memories if mm.role == "skip_fifo")    # depth c.skip
     fifo = Unit("cf_fifo", f"u{i}_skip", [("W", skip.width), ("DEPTH", skip.depth)],
                 inp_b, f"n{i}_skip", skip.width, depth=skip.depth)
+    mems = memory_files(node, tag, loader)
+    extra, wr = _write_port("cf_resadd", node, p, loader)
     core = Unit("cf_resadd", f"u{i}_add", [
         ("C", c.c), ("SIMD", c.simd), ("AB", c.ab), ("ASIGNED", int(c.asigned)),
         ("BB", c.bb), ("BSIGNED", int(c.bsigned)), ("MW", c.mw), ("BW", c.bw), ("ZW", c.zw),
         ("SH", c.sh), ("OB", c.ob), ("RELU", int(c.relu)), ("FD", c.fd),
-        ("PFILE", vstr(MEM_DIR + f"{tag}_p.hex"))],
-        inp, f"n{i}_core", p.out_width, inp_b=fifo.out)
+        ("PFILE", _file(tag, "params", mems))] + extra,
+        inp, f"n{i}_core", p.out_width, inp_b=fifo.out, wr=wr)
     desc = (f"C={c.c} SIMD={c.simd} a {'int' if c.asigned else 'uint'}{c.ab} + "
             f"b {'int' if c.bsigned else 'uint'}{c.bb} "
             f">> {c.sh}{' relu' if c.relu else ''} skip={c.skip}")
-    return _node_plan(i, p, desc, [fifo, core], {
-        f"{tag}_p.hex": pack_words(resadd.param_words(node, c), c.pw)})
+    return _node_plan(i, p, desc, [fifo, core], mems)
 
 
 PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool,
@@ -299,7 +409,8 @@ def _wire(graph: Graph) -> tuple[dict, dict]:
     return ports, forks
 
 
-def plan_graph(graph: Graph) -> list[NodePlan]:
+def plan_graph(graph: Graph, loader: Loader | None = None) -> list[NodePlan]:
+    """The units of every node; `loader` (run-time weights): the weight port's layout."""
     graph.validate()
     ports, forks = _wire(graph)
     plans = []
@@ -307,7 +418,7 @@ def plan_graph(graph: Graph) -> list[NodePlan]:
         if node.kind not in PLANNERS:
             raise BuildError(f"RTL backend: node kind '{node.kind}' is not supported")
         ins = [ports[(i, port)] for port in range(len(graph.sources(i)))]
-        p = PLANNERS[node.kind](i, node, ins[0], tag, *ins[1:])
+        p = PLANNERS[node.kind](i, node, ins[0], tag, *ins[1:], loader=loader)
         p.fork = forks.get(node.name)
         plans.append(p)
     return plans
@@ -344,7 +455,8 @@ def render(graph: Graph, out_dir, board=None) -> dict:
     board = as_board(board)
     out = Path(out_dir)
     rtl, mem, sim = out / "rtl", out / "rtl" / "mem", out / "sim"
-    plans = plan_graph(graph)
+    loader = Loader.of(graph) if graph.runtime_weights else None
+    plans = plan_graph(graph, loader)
     in_fork = _wire(graph)[1].get("")
     if mem.exists():
         shutil.rmtree(mem)
@@ -363,6 +475,9 @@ def render(graph: Graph, out_dir, board=None) -> dict:
         "out_desc": _stream_desc(graph.output),
         "nodes": plans, "last": plans[-1].stream, "in_fork": in_fork,
         "flag_depth": flag_fifo_depth(plans),
+        "loader": loader and {"params": loader.params(), "nmem": len(loader.mems),
+                              "aw": loader.addr, "wmax": loader.width,
+                              "words": sum(m.words for m in loader.mems)},
     }
     (rtl / f"{TOP}.v").write_text(_jinja().get_template("top.v.j2").render(**ctx))
     for f in LIBRARY + SIM_LIBRARY:
@@ -386,6 +501,11 @@ def render(graph: Graph, out_dir, board=None) -> dict:
         **({"input_fork": in_fork.to_json()} if in_fork else {}),
         "predicted_interval_cycles": max(p.cycles for p in plans),
         "flag_fifo_depth": ctx["flag_depth"],
+        "runtime_weights": bool(loader),
+        **({"weights": {**loader.to_json(),
+                        "files": {"hex": f"weights/{weights.HEX}",
+                                  "manifest": f"weights/{weights.MANIFEST}"}}}
+           if loader else {}),
         "board": {"name": board.name, "part": board.part, "family": board.family,
                   "clock_mhz": board.clock_mhz, "resources": dict(board.resources)},
     }
@@ -421,7 +541,8 @@ def write_tb(out_dir) -> Path:
            "in_w": man["input"]["width"], "in_tw": man["input"]["tdata"],
            "in_beats": man["input"]["beats"],
            "out_w": man["output"]["width"], "out_tw": man["output"]["tdata"],
-           "out_beats": man["output"]["beats"], "nodes": nodes}
+           "out_beats": man["output"]["beats"], "nodes": nodes,
+           "weights": bool(man.get("runtime_weights"))}
     path = out / "sim" / f"{TB}.v"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = _jinja().get_template("tb.v.j2").render(**ctx)

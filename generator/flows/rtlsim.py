@@ -10,6 +10,11 @@ OUT/sim/cfgen_sim.py and writes OUT/sim/results.json:
     simulator, version, tests{...}, per_node{...}, build_s, sim_s
 
 Exit status 0 only when every test passed and every stream was bit exact.
+
+A build with run-time weights (docs/WEIGHTS.md) loads OUT/weights/weights.hex through the
+weight port at the start of every test and checks the status against weights.json's checksum
+(results.json: `weights`); `--flip-weight WORD:BIT` (or CFGEN_WEIGHT_FLIP) flips one bit of
+one stream word while driving: the status must then disagree and the run fails.
 """
 
 from __future__ import annotations
@@ -149,7 +154,8 @@ def vector_streams(man: dict) -> list[tuple[str, int, int]]:
 
 
 def check_inputs(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
-                 tests=None, perf_frames: int = 4, pattern_frames: int = 2) -> tuple[dict, int]:
+                 tests=None, perf_frames: int = 4, pattern_frames: int = 2,
+                 flip_weight: str | None = None) -> tuple[dict, int]:
     """Options and every file the simulation reads, checked before anything is built or
     written: returns (manifest, frames in vectors/)."""
     out = Path(out_dir)
@@ -168,18 +174,31 @@ def check_inputs(out_dir, frames: int = 10, simulator: str = "verilator", seed: 
     need = frames if "stalls" in (tests or TEST_ORDER) else None
     have = vectorcheck.check_vectors(out / "vectors", vector_streams(man), need,
                                      "a random-stall simulation (--frames)")
+    if man.get("runtime_weights"):
+        layout = man.get("weights")
+        if not isinstance(layout, dict):
+            raise CfgenError("rtl/manifest.json lacks the weight port's layout: re-run the build")
+        vectorcheck.check_weights(out, layout)
+        if flip_weight:
+            vectorcheck.parse_flip(flip_weight, int(layout["words"]))
+    elif flip_weight:
+        raise CfgenError("--flip-weight: this build has no run-time weights (its memories are ROMs)")
     return man, have
 
 
 def run(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
         tests=None, perf_frames: int = 4, pattern_frames: int = 2, rebuild: bool = False,
-        log=print) -> dict:
+        flip_weight: str | None = None, log=print) -> dict:
     """Vectors and options are checked first (check_inputs): a missing, garbage or truncated
     vector file, or more --frames than vectors/ holds, is a CfgenError before anything runs.
-    The latency/interval, reset and back-pressure tests re-use the vector frames cyclically."""
+    The latency/interval, reset and back-pressure tests re-use the vector frames cyclically.
+    flip_weight "WORD:BIT" (default: the CFGEN_WEIGHT_FLIP environment variable): run-time
+    weights only, flip that bit of that stream word in every load (the run must fail)."""
     out = Path(out_dir).resolve()
     tests = tests or TEST_ORDER
-    man, _ = check_inputs(out, frames, simulator, seed, tests, perf_frames, pattern_frames)
+    flip_weight = flip_weight or os.environ.get("CFGEN_WEIGHT_FLIP") or None
+    man, _ = check_inputs(out, frames, simulator, seed, tests, perf_frames, pattern_frames,
+                          flip_weight)
     # the test module travels with the build folder; refresh it from this install
     src_mod = rtlgen.SIM_SRC_DIR / f"{rtlgen.SIM_MODULE}.py"
     if src_mod.is_file():
@@ -204,6 +223,7 @@ def run(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
             env = {"CFGEN_FRAMES": str(frames), "CFGEN_SEED": str(seed),
                    "CFGEN_PERF_FRAMES": str(perf_frames),
                    "CFGEN_PATTERN_FRAMES": str(pattern_frames),
+                   "CFGEN_WEIGHT_FLIP": flip_weight or "",
                    "PYTHONUNBUFFERED": "1"}
             names = [TESTS[t] for t in TEST_ORDER if t in tests]
             log(f"rtlsim: running {', '.join(names)} ({frames} frames with random stalls)")
@@ -228,6 +248,9 @@ def run(out_dir, frames: int = 10, simulator: str = "verilator", seed: int = 1,
         d = json.loads(f.read_text())
         part_data[d["test"]] = d
     results = summarize(man, tc, part_data, names, frames, simulator, build_s, sim_s)
+    if man.get("runtime_weights"):
+        results["weights"] = weight_summary(man, part_data, flip_weight)
+        results["bit_exact"] = results["bit_exact"] and results["weights"]["status_ok"]
     (out / "sim" / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
@@ -295,6 +318,17 @@ def summarize(man, tc, parts, names, frames, simulator, build_s, sim_s) -> dict:
     }
 
 
+def weight_summary(man: dict, parts: dict, flip: str | None) -> dict:
+    """The weight loads of every test: how many, whether every status was the checksum."""
+    loads = [ld for p in parts.values() for ld in p.get("weight_loads", [])]
+    return {"words": int(man["weights"]["words"]), "memories": int(man["weights"]["nmem"]),
+            "loads": len(loads), "status_ok": bool(loads) and all(ld.get("ok") for ld in loads),
+            "held_before_load": [ld.get("held") for ld in loads if ld.get("held") is not None],
+            "load_cycles": [ld.get("cycles") for ld in loads], "flip": flip,
+            "status": loads[-1]["status"] if loads else None,
+            "checksum": loads[-1]["checksum"] if loads else None}
+
+
 def print_summary(res: dict, out: Path) -> None:
     print(f"rtlsim {out}: {res['simulator']} {res['version']}")
     for name, t in res["tests"].items():
@@ -304,6 +338,11 @@ def print_summary(res: dict, out: Path) -> None:
         print(f"  latency {res['latency_cycles']} cycles, interval {res['interval_cycles']} cycles "
               f"(predicted {res['predicted_interval_cycles']}), "
               f"{res['fps_at_clock']:.0f} frames/s at {res['clock_mhz']} MHz")
+    w = res.get("weights")
+    if w:
+        print(f"  weights: {w['loads']} load(s) of {w['words']} words into {w['memories']} memories, "
+              f"status {'= checksum' if w['status_ok'] else 'WRONG ' + str(w['status']) + ' for ' + str(w['checksum'])}"
+              f"{', word:bit ' + w['flip'] + ' flipped' if w['flip'] else ''}")
     bad = {k: v for k, v in res["per_node"].items() if v.get("mismatches")}
     for k, v in bad.items():
         print(f"  stream {k}: {v['mismatches']} mismatching beats, first at beat {v['first_bad_beat']}")
@@ -330,6 +369,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pattern-frames", type=options.int_range(1, MAX_PATTERN_FRAMES), default=2,
                     help="frames per back-pressure pattern")
     ap.add_argument("--rebuild", action="store_true", help="recompile the simulation model")
+    ap.add_argument("--flip-weight", metavar=vectorcheck.FLIP_HELP, default=None,
+                    help="run-time weights: flip bit BIT of weight stream word WORD while "
+                         "driving (the status must catch it: the run fails)")
     args = ap.parse_args(argv)
     return run_main(lambda: _main(args))
 
@@ -337,7 +379,8 @@ def main(argv=None) -> int:
 def _main(args) -> int:
     res = run(args.out, frames=args.frames, simulator=args.simulator, seed=args.seed,
               tests=[t for t in args.tests.split(",") if t], perf_frames=args.perf_frames,
-              pattern_frames=args.pattern_frames, rebuild=args.rebuild)
+              pattern_frames=args.pattern_frames, rebuild=args.rebuild,
+              flip_weight=args.flip_weight)
     print_summary(res, Path(args.out))
     return 0 if res["bit_exact"] else 1
 

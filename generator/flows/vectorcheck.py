@@ -127,3 +127,78 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise VectorError(f"{name} must be in [{lo}, {hi}], got {value}")
     return value
+
+
+# ----------------------------------------------------------------------- run-time weights
+
+#: how a deliberate weight corruption is named: "WORD:BIT" (bit 0 when omitted)
+FLIP_HELP = "WORD[:BIT]"
+
+
+def check_weights(out: Path, layout: dict) -> dict:
+    """A build with run-time weights (docs/WEIGHTS.md): weights/weights.json must be a cfgen
+    weight manifest for this hardware (its signature, the words and memories the build's
+    loader counts, a two-word checksum) and weights/weights.hex that many 32-bit words, one
+    per line. Returns the weight manifest."""
+    from ..hw import weights
+    out = Path(out)
+    files = layout.get("files", {})
+    mpath = out / files.get("manifest", f"weights/{weights.MANIFEST}")
+    hpath = out / files.get("hex", f"weights/{weights.HEX}")
+    man = load_json(mpath, "the run-time weight manifest of this build (build with "
+                           "--runtime-weights, or write one with `weights MODEL BUILD`)")
+    if man.get("format") != weights.FORMAT:
+        raise VectorError(f"{_short(mpath)}: format {str(man.get('format'))[:40]!r}, not "
+                          f"{weights.FORMAT!r}")
+    ck = man.get("checksum")
+    if not (isinstance(ck, list) and len(ck) == 2 and
+            all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 32 for x in ck)):
+        raise VectorError(f"{_short(mpath)}: checksum is not two 32-bit words")
+    want = [(m["index"], m["node"], m["role"], m["depth"], m["width"], m["offset"])
+            for m in layout.get("memories", [])]
+    try:
+        have = [(m["index"], m["node"], m["role"], m["depth"], m["width"], m["offset"])
+                for m in man.get("memories", [])]
+    except (KeyError, TypeError):
+        raise VectorError(f"{_short(mpath)}: its memories lack index/node/role/depth/width/offset") from None
+    if have != want or man.get("words") != layout.get("words"):
+        diff = next((f"memory {i}: {h} vs the build's {w}" for i, (h, w) in enumerate(zip(have, want))
+                     if h != w), f"{len(have)} memories, {man.get('words')!r} words vs the build's "
+                                 f"{len(want)}, {layout.get('words')}")
+        raise VectorError(f"{_short(mpath)} does not fit this build's weight port ({diff})")
+    sig = weights.signature(out)
+    if man.get("signature") != sig:
+        raise VectorError(f"{_short(mpath)} was made for other hardware (signature "
+                          f"{str(man.get('signature'))[:12]} vs this build's {sig[:12]}): "
+                          "`weights MODEL BUILD` writes a weight file for this build")
+    if not hpath.is_file():
+        raise VectorError(f"{hpath} not found: the weight stream of this build")
+    if hpath.stat().st_size > MAX_VECTOR_BYTES:
+        raise VectorError(f"{_short(hpath)} is larger than {MAX_VECTOR_BYTES >> 20} MiB")
+    try:
+        text = hpath.read_bytes().decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise VectorError(f"{_short(hpath)}: byte {exc.start} is not ASCII (not a hex word file)") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for i, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or len(line) > 8 or not set(line) <= _HEX:
+            raise VectorError(f"{_short(hpath)} line {i}: {line[:12]!r} is not a 32-bit hex word")
+    if len(lines) != layout.get("words"):
+        raise VectorError(f"{_short(hpath)} holds {_plural(len(lines), 'word')}, the build's "
+                          f"weight port takes {layout.get('words')}")
+    return man
+
+
+def parse_flip(text: str, words: int) -> tuple[int, int]:
+    """A deliberate corruption, FLIP_HELP: (word, bit) within a stream of `words` words."""
+    w, _, b = str(text).partition(":")
+    try:
+        word, bit = int(w), int(b or 0)
+    except ValueError:
+        raise VectorError(f"weight flip {str(text)[:40]!r}: expected {FLIP_HELP}") from None
+    if not (0 <= word < words and 0 <= bit < 32):
+        raise VectorError(f"weight flip {text}: word 0..{words - 1}, bit 0..31")
+    return word, bit
