@@ -64,6 +64,7 @@ ILLEGAL = [
     ("cf_resadd", {"RELU": -1}, "ASIGNED_BSIGNED_RELU_0_or_1"),
     ("cf_resadd", {"SH": -1}, "SH_at_least_0"),
     ("cf_resadd", {"FD": 3}, "FD_1_or_a_power_of_2"),
+    ("cf_resadd", {"WRT": 1, "LA": 1, "LD": 71}, "WRT_0_or_1_with_LA_LD_holding_the_parameters"),
 ]
 
 LEGAL = [("cf_fork", {"W": 1}), ("cf_resadd", {}),

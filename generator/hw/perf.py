@@ -305,6 +305,8 @@ def avgpool_res(p: Plan, t=DEFAULT_TECH) -> Res:
           (c.c * sw if cf == 1 and c.kk > 1 else 0) + clog2(c.kk) + clog2(cf) + 2)
     r.add("threshold", c.simd * (sw + 1) * C["avg_cmp_lut_per_bit"], 0)
     for m in p.memories:
+        if m.rom and m.depth == 1:
+            continue    # one threshold word: constants folded into the comparators
         mm = _mem(t, m)
         r.add(m.role, mm["LUT"], mm["FF"], mm["BRAM36"])
     if cf > 1:

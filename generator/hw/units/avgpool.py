@@ -100,12 +100,12 @@ def plan(node: AvgPoolNode) -> Plan:
     win = window(s, node.k, node.stride, node.pad, node.simd, 1, 0, 1, node.name)
     if win.can_wire:                # a threshold of whole pixels: cf_avgpool reads the stream
         win = replace(win, bypass=True)
-    mems = ()
-    if core.cf > 1:
-        # one tap per pixel (k = 1) keeps no partial sums: the sum is the value
-        mems = ((Memory("partial_sums", core.cf, core.simd * core.swi, rom=False, sync_read=False),)
-                if kk > 1 else ()) + \
-            (Memory("thresholds", core.cf, core.simd * (tw + 1), rom=True, sync_read=False),)
+    # one tap per pixel (k = 1) keeps no partial sums: the sum is the value; CF = 1 keeps
+    # them in the lanes' registers. The thresholds are a CF-word memory even at CF = 1 (one
+    # word: constants in a ROM build, registers the weight port writes in a run-time one)
+    mems = ((Memory("partial_sums", core.cf, core.simd * core.swi, rom=False, sync_read=False),)
+            if core.cf > 1 and kk > 1 else ()) + \
+        (Memory("thresholds", core.cf, core.simd * (tw + 1), rom=True, sync_read=False),)
     pipe = PIPE["pool"] + (0 if win.wire else PIPE["swg"])
     return Plan(node.name, KIND, _cycles(node, node.simd), float(kk * core.cf),
                 pipe, win, None, core, mems, core.fd, o.beat_bits, o.h * o.w, node.simd)
