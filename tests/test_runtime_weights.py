@@ -319,3 +319,19 @@ def test_package_carries_the_weights(rw_build, tmp_path):
     pkg = b / "package"
     assert (pkg / "weights" / "weights.bin").read_bytes() == (b / "weights" / "weights.bin").read_bytes()
     assert weightfile.read(pkg).signature == drv_meta.load(pkg)["weights"]["signature"]
+
+
+def test_residual_graphs_load_every_threshold(tmp_path):
+    """digits_res with run-time weights: every node's read-only memory is in the stream, the
+    one-word thresholds of the k = 1 average pools included (they were constants before)."""
+    ck = tmp_path / "res.pt"
+    run_cli("init", "digits_res", "--cf", 4, "-o", ck)
+    run_cli("build", ck, "--board", "pynq-z2", "-o", tmp_path / "b", "--frames", 1,
+            "--runtime-weights")
+    g = Graph.load(tmp_path / "b")
+    got = {(m.node, m.role) for m in weights.memories(g)}
+    for n in g.nodes:
+        if n.kind == "avgpool":
+            assert (n.name, "thresholds") in got
+        if n.kind in ("conv", "scalemac", "resadd"):
+            assert any(node == n.name for node, _ in got)

@@ -83,9 +83,10 @@ def to_chunks(fields: np.ndarray, bits: int) -> np.ndarray:
 #: little still fits the bitstream (runtime_weights.adopt_folding takes the wider widths)
 HEADROOM_BITS = 2
 _VALUE_WIDTHS = ("acc_bits", "thr_bits", "sum_bits", "group_bits", "bias_bits", "m_bits")
-#: memories whose field width the unit takes from Node.param_bits (and its flag bit)
+#: memories whose field width the unit takes from Node.param_bits, and the kinds whose
+#: units do (with the flag bit each field carries besides the value)
 PARAM_ROLES = ("params", "thresholds", "bias")
-PARAM_FLAG_BITS = {"conv": 1, "avgpool": 1}
+PARAM_FLAG_BITS = {"conv": 1, "avgpool": 1, "scalemac": 0}
 
 
 def add_headroom(graph: Graph, bits: int = HEADROOM_BITS) -> None:
@@ -111,6 +112,8 @@ def add_headroom(graph: Graph, bits: int = HEADROOM_BITS) -> None:
             n.out = dataclasses.replace(n.out, bits=n.out.bits + bits)
         renamed[n.name] = n.out
     for n in graph.nodes:       # the parameter words' fields, derived from the values
+        if n.kind not in PARAM_FLAG_BITS:
+            continue            # a residual add's parameter fields are IR widths (above)
         mems = [(m, b) for m, _, b in units.contents(n) if m.role in PARAM_ROLES]
         if mems:
             n.param_bits = max(b for _, b in mems) + bits - PARAM_FLAG_BITS.get(n.kind, 0)
