@@ -335,3 +335,27 @@ def test_residual_graphs_load_every_threshold(tmp_path):
             assert (n.name, "thresholds") in got
         if n.kind in ("conv", "scalemac", "resadd"):
             assert any(node == n.name for node, _ in got)
+
+
+def _swap_into_copy(rw_build, swapped, dest):
+    """The build's hardware with the retrained model's weights and golden vectors."""
+    shutil.copytree(rw_build, dest, ignore=shutil.ignore_patterns("sim_build", "csim", "obj_dir"))
+    for sub in ("weights", "vectors"):
+        shutil.rmtree(dest / sub)
+    shutil.copytree(swapped / "vectors", dest / "vectors")
+    (dest / "weights").mkdir()
+    for f in ("weights.bin", "weights.hex", "weights.json"):
+        shutil.copy2(swapped / f, dest / "weights" / f)
+    assert weights.signature(dest) == weights.signature(rw_build)   # the same hardware
+
+
+def test_a_retrained_model_is_bit_exact_on_the_same_rtl(rw_build, swapped, tmp_path):
+    import subprocess
+    b = tmp_path / "b"
+    _swap_into_copy(rw_build, swapped, b)
+    r = subprocess.run(["make", "-C", str(b), "sim"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((b / "sim" / "results.json").read_text())
+    assert res["bit_exact"] and res["mismatches"] == 0
+    assert res["weights"]["status_ok"] and tuple(res["weights"]["status"]) == \
+        tuple(json.loads((swapped / "weights.json").read_text())["checksum"])
