@@ -59,7 +59,8 @@ LATENCIES = [24]
 # per cycle, DRAM-bound at B = 1; 1/8: 1 byte per cycle, DRAM-bound at B = 8; 1: full port)
 CASES = {
     1: {"act": "threshold", "pe": 4, "simd": 8, "rates": [4, 1]},     # WW 32 < DW: 2 words a beat
-    8: {"act": "relu_offset", "pe": 8, "simd": 16, "rates": [8, 1]},  # WW 128: 2 beats a word
+    8: {"act": "relu_offset", "pe": 8, "simd": 16, "rates": [8, 1],   # WW 128: 2 beats a word
+        "pipe": 1},
 }
 
 
@@ -155,8 +156,9 @@ def test_image_layout():
 
 MVU_LINT = [{}, {"B": 1}, {"B": 8, "SIMD": 8, "CI": 8, "KD": 32, "PE": 4, "CO": 8},
             {"ACT": 1, "OB": 6, "TW": 10, "FRAC": 2}, {"B": 3, "SIMD": 2, "KD": 8, "PE": 1,
-                                                       "CO": 1, "FD": 1},
-            {"SIMD": 8, "CI": 8, "KD": 8, "PE": 4, "CO": 4, "B": 1, "FD": 128}]
+                                                       "CO": 1},
+            {"SIMD": 8, "CI": 8, "KD": 8, "PE": 4, "CO": 4, "B": 1},
+            {"PIPE": 1}, {"PIPE": 1, "B": 1, "ACT": 1, "OB": 6, "TW": 10}]
 READ_LINT = [{}, {"WW": 16, "NW": 10}, {"WW": 100, "DW": 32, "NW": 7}, {"BURST": 4, "FD": 8},
              {"NW": 1, "BURST": 1, "FD": 2}, {"WW": 3, "DW": 8, "NW": 5, "AW": 16},
              {"WW": 512, "DW": 128, "NW": 4096}]
@@ -202,7 +204,7 @@ ILLEGAL = [
     ("cf_mvu_dram", {"PE": 3}, "PE_dividing_CO"),
     ("cf_mvu_dram", {"B": 0}, "KD_CO_CI_B_OB_TW_at_least_1_and_FRAC_at_least_0"),
     ("cf_mvu_dram", {"OB": 2}, "ACT_0_with_OB_1_or_ACT_1"),
-    ("cf_mvu_dram", {"FD": 3}, "FD_1_to_128_a_power_of_2"),
+    ("cf_mvu_dram", {"PIPE": 2}, "PIPE_0_or_1"),
     ("cf_axi_wread", {"DW": 48}, "DW_a_power_of_2_from_8_to_1024"),
     ("cf_axi_wread", {"BURST": 128, "DW": 512, "FD": 128}, "BURST_1_to_256_within_4KB"),
     ("cf_axi_wread", {"FD": 8}, "FD_a_power_of_2_at_least_BURST_and_2"),
@@ -260,7 +262,7 @@ module dram_fc_top (
         .m_axi_rid(m_axi_rid), .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready),
         .m_valid(w_valid), .m_ready(w_ready), .m_data(w_data), .err(err));
     cf_mvu_dram #(.SIMD({simd}), .PE({pe}), .KD({kd}), .CO({co}), .CI({ci}), .B({batch}),
-                  .ACT({act}), .OB({ob}), .TW({tw}), .FRAC({frac}), .FD(2),
+                  .ACT({act}), .OB({ob}), .TW({tw}), .FRAC({frac}), .PIPE({pipe}),
                   .PFILE("{pfile}")) u_mvu (
         .clk(clk), .rst(rst),
         .s_valid(s_axis_tvalid), .s_ready(s_axis_tready), .s_data(s_axis_tdata),
@@ -289,7 +291,7 @@ def _render(node, p: dram.DramPlan, folder: Path) -> dict:
     (folder / "dram_fc_top.v").write_text(TOP.format(
         ci=p.ci, ow=ow, dw=DW, ww=p.word_bits, nw=p.words, base=BASE, simd=p.simd, pe=p.pe,
         kd=p.kd, co=p.co, batch=p.batch, act=0 if p.act == "threshold" else 1, ob=p.ob,
-        tw=p.tw, frac=p.frac, pfile=pfile, pad=f"{ow - outw}'d0, " if ow > outw else ""))
+        tw=p.tw, frac=p.frac, pfile=pfile, pipe=p.pipe, pad=f"{ow - outw}'d0, " if ow > outw else ""))
     return {"image": dram.image(node, p).hex(), "base": BASE, "batch": p.batch}
 
 
@@ -298,7 +300,7 @@ def _simulate(tmp: Path, batch: int) -> tuple[dict, dict, object]:
 
     case = CASES[batch]
     node, rng = fc_node(case["act"])
-    p = dram.plan(node, sim_board(1), case["pe"], case["simd"], batch)
+    p = dram.plan(node, sim_board(1), case["pe"], case["simd"], batch, pipe=case.get("pipe", 0))
     cfg = _render(node, p, tmp)
     # whole batches: a frame leaves with its batch
     frames = {"perf": 6 * batch if batch > 1 else 8, "stall": 3 * batch if batch > 1 else 5,
@@ -478,3 +480,129 @@ if cocotb is not None:
         out["mismatches"] += bad
         out["err"] = int(dut.err.value)
         Path(os.environ["DRAM_FC_OUT"]).write_text(json.dumps(out))
+
+
+# ----------------------------------------------------------------------------- folding
+
+#: a small Zynq-7000 board: block RAM for the convolution, not for the 256 kbit FC layer
+SMALL = {"name": "small", "part": "xc7z020clg400-1", "family": "xc7", "clock_mhz": 100,
+         "resources": {"LUT": 20000, "FF": 40000, "BRAM36": 6, "DSP": 40}}
+
+
+def fc_graph():
+    from generator.hw.ir import ConvNode  # noqa: F401  (the graph's node kind)
+    rng = np.random.default_rng(5)
+    a = G.conv("conva", Stream(4, 4, 64, "bit", 1), 64, 3, rng, pad=1, pad_value=0)
+    b = G.conv("fc", a.out, 256, 4, rng)
+    g = G.chain([a, b], "fc_graph")
+    G.calibrate(g, rng)
+    return g
+
+
+def test_fold_streams_the_fc_layer_only_when_block_ram_does_not_fit():
+    from generator.hw import fold
+
+    g = fc_graph()
+    roomy = dict(SMALL, resources=dict(SMALL["resources"], BRAM36=140))
+    s = fold.fold(g, roomy)
+    assert s["fits_budget"] and "dram" not in s and g.node("fc").weight_mem == "auto"
+    assert fold.dram_refusal(g, s, roomy) is None and fold.budget_refusal(g, s, roomy) is None
+
+    g = fc_graph()
+    s = fold.fold(g, SMALL)
+    fc = g.node("fc")
+    assert s["fits_budget"] and fc.weight_mem == "dram" and s["folding"]["fc"]["batch"] == fc.batch
+    assert s["folding"]["fc"]["weight_mem"] == "dram"
+    d = s["dram"]
+    assert set(d["layers"]) == {"fc"} and d["bandwidth_available_mbps"] == 600.0
+    assert 0 < d["bandwidth_mbps"] <= 600.0
+    assert s["cycles"]["fc"] == d["layers"]["fc"]["interval_cycles"] <= s["interval_cycles"]
+    assert s["block_ram_only"]["fits_budget"] is False
+    # the model's numbers are the ones the summary shows
+    p = dram.plan(fc, as_board(SMALL))
+    assert s["cycles"]["fc"] == p.cycles(6.0)
+    line = fold.budget_refusal(g, s, SMALL)
+    assert line == fold.dram_refusal(g, s, SMALL) and "\n" not in line and len(line) <= 700
+    assert line.startswith("fc_graph fits small only with the weights of fc (batch ")
+    for part in ("frames/s at 100 MHz predicted", "MB/s of the 600 MB/s", "no backend renders",
+                 "--over-budget builds the on-chip folding anyway"):
+        assert part in line, line
+    table = fold.fold_table(s, SMALL)
+    assert "fc: weights streamed from DRAM, batch" in table and "DRAM bandwidth:" in table
+    assert any("stream from DRAM" in w for w in fold.fold_warnings(s))
+    # the IR carries the choice
+    g.validate()
+    # --over-budget (uram=False): block RAM alone, as before
+    g2 = fc_graph()
+    s2 = fold.fold(g2, SMALL, uram=False)
+    assert "dram" not in s2 and not s2["fits_budget"] and g2.node("fc").weight_mem == "auto"
+    assert "streamed from DRAM" not in fold.budget_refusal(g2, s2, SMALL)
+
+
+def test_slow_dram_makes_the_folding_batch():
+    """At 0.1 byte per cycle one pass over the 32 KiB of weights takes 327,680 cycles; the
+    folding batches frames to keep the layer near the convolution's interval."""
+    from generator.hw import fold
+
+    slow = dict(SMALL, dram_peak_mbps=10, dram_efficiency=1.0)
+    g = fc_graph()
+    s = fold.fold(g, slow)
+    fc = g.node("fc")
+    assert s["fits_budget"] and fc.weight_mem == "dram" and fc.batch > 1
+    v = s["dram"]["layers"]["fc"]
+    assert v["bound"] == "dram" and v["batch"] == fc.batch
+    assert v["interval_cycles"] == pytest.approx(32768 / 0.1 / fc.batch, rel=1e-3)
+    assert s["dram"]["bandwidth_mbps"] <= 10.0 + 1e-6
+
+
+def test_ir_fields(tmp_path):
+    from generator.hw.ir import Graph
+
+    g = fc_graph()
+    fc = g.node("fc")
+    fc.weight_mem, fc.batch, fc.pe, fc.simd = "dram", 4, 8, 16
+    g.validate()
+    g.save(tmp_path)
+    back = Graph.load(tmp_path).node("fc")
+    assert (back.weight_mem, back.batch) == ("dram", 4)
+    fc.weight_mem = "auto"
+    with pytest.raises(BuildError, match="batch 4 needs DRAM-streamed weights"):
+        g.validate()
+    fc.weight_mem, fc.batch = "dram", 0
+    with pytest.raises(BuildError, match="batch 0 must be an integer"):
+        g.validate()
+    fc.batch = 1
+    g.node("conva").weight_mem = "dram"
+    with pytest.raises(BuildError, match="needs a binary fully-connected layer"):
+        g.validate()
+
+
+def test_vgg7_on_pynq_z2(tmp_path_factory):
+    """The build's answer for vgg7 on pynq-z2: the convolution weights alone nearly fill the
+    block RAM, so even with fc1 streamed from DRAM the default budget (90 %) is short; the
+    refusal says by how much and which --util admits it, and with that the build refuses
+    with the DRAM folding's frames/s and bandwidth (no backend renders it yet)."""
+    from conftest import _shared, run_cli
+    from generator.hw import fold
+    from generator.hw.lower import lower
+    from generator.model.qonnx_io import load_model_file
+
+    ckpt = _shared(tmp_path_factory, "vgg7_cf4.pt",
+                   lambda p: run_cli("init", "vgg7", "--cf", 4, "-o", p))
+    graph = lower(load_model_file(ckpt))
+    b = load_board("pynq-z2")
+    import copy
+    g = copy.deepcopy(graph)
+    s = fold.fold(g, b)
+    line = fold.budget_refusal(g, s, b)
+    assert not s["fits_budget"] and "with_dram" in s
+    assert "With the weights of fc1 (batch" in line and "still needs BRAM36" in line
+    m = re.search(r"--util (BRAM36=[0-9.]+) would admit", line)
+    assert m, line
+    g = copy.deepcopy(graph)
+    s = fold.fold(g, b, util=fold.parse_util(m.group(1)))
+    line = fold.budget_refusal(g, s, b)
+    assert s["fits_budget"] and s["dram"]["layers"]["fc1"]["bytes_per_batch"] == 1 << 20
+    assert line.startswith("vgg7 fits pynq-z2 only with the weights of fc1 (batch"), line
+    assert "of the 600 MB/s of DRAM bandwidth" in line
+    print(line)

@@ -37,8 +37,9 @@ import numpy as np
 
 from ..core.errors import BuildError
 from .boards import as_board
+from . import pipeline
 from .ir import ConvNode, clog2
-from .units.common import divisors, illegal
+from .units.common import divisors, illegal, in_block_ram
 
 #: batch sizes the folding tries (cf_mvu_dram takes any B >= 1)
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
@@ -48,8 +49,8 @@ BURST = 16
 RAW_FIFO = 64
 #: the weight words' FIFO between the read master's unpacker and the matrix unit
 WORD_FIFO = 2
-#: cf_mvu_dram output FIFO depth
-OUT_FIFO = 2
+#: cf_mvu_dram PIPE 0..1 (no partial popcounts: a DRAM-bound layer needs no wide SIMD)
+MAX_PIPE = 1
 
 
 def eligible(node) -> str | None:
@@ -109,6 +110,7 @@ class DramPlan:
     ob: int                 # output bits per channel
     tw: int                 # parameter value bits
     frac: int               # relu_offset fractional bits
+    pipe: int = 0           # cf_mvu_dram PIPE: 1 = a register before the popcounts
 
     @property
     def sf(self) -> int:
@@ -199,27 +201,42 @@ class DramPlan:
 
 
 def plan(node: ConvNode, board=None, pe: int | None = None, simd: int | None = None,
-         batch: int | None = None) -> DramPlan:
+         batch: int | None = None, pipe: int | None = None,
+         params: dict | None = None) -> DramPlan:
     """The DRAM plan of a fully-connected node at PE x SIMD and batch B (default: the node's
-    own pe, simd and batch); the AXI width is the board's dram_port_bits."""
+    own pe, simd, batch and pipe); the AXI width is the board's dram_port_bits. params:
+    units.conv.parameters(node), when the caller has it (it does not depend on the folding)."""
     from .units import conv
 
     b = as_board(board)
     pe = node.pe if pe is None else pe
     simd = node.simd if simd is None else simd
     batch = int(getattr(node, "batch", 1) or 1) if batch is None else batch
+    pipe = min(int(node.pipe), MAX_PIPE) if pipe is None else pipe
     err = folding_error(node, pe, simd, batch)
     if err:
         raise BuildError(f"node {node.name}: {err}")
-    saved = node.pe, node.simd
-    node.pe, node.simd = pe, simd
-    try:
-        p = conv.parameters(node)
-    finally:
-        node.pe, node.simd = saved
+    if pipe not in range(MAX_PIPE + 1):
+        raise BuildError(f"node {node.name}: pipe {pipe!r:.20} must be 0 .. {MAX_PIPE}")
+    p = params or conv.parameters(node)     # the activation's widths
     s = node.inp
     return DramPlan(node.name, pe, simd, batch, node.K, node.out.c, s.c, s.h * s.w,
-                    b.dram_port_bits, node.act, p["ob"], p["tw"], p["frac"])
+                    b.dram_port_bits, node.act, p["ob"], p["tw"], p["frac"], pipe)
+
+
+def choose_pipe(simd: int, batch: int, sf: int, clock_mhz: float | None) -> int:
+    """cf_mvu_dram PIPE for the clock: the fewest stages whose popcount path fits the period
+    (pipeline.mvu_path_ns; the chunk comes from the batch buffer, in block RAM when large)."""
+    bram = in_block_ram(2 * batch * sf, simd, rom=False)
+    for pipe in range(MAX_PIPE + 1):
+        if pipeline.mvu_path_ns("xnor", simd, bram, pipe) <= pipeline.period_ns(clock_mhz):
+            return pipe
+    return MAX_PIPE
+
+
+def meets_clock(p: DramPlan, clock_mhz: float | None) -> bool:
+    bram = in_block_ram(p.ibuf_depth, p.simd, rom=False)
+    return pipeline.mvu_path_ns("xnor", p.simd, bram, p.pipe) <= pipeline.period_ns(clock_mhz)
 
 
 def summary(p: DramPlan, board) -> dict:
@@ -291,11 +308,6 @@ def param_words(node: ConvNode, p: DramPlan) -> np.ndarray:
     kept on chip."""
     from .units import conv
 
-    saved = node.pe, node.simd
-    node.pe, node.simd = p.pe, p.simd
-    try:
-        par = conv.parameters(node)
-    finally:
-        node.pe, node.simd = saved
+    par = conv.parameters(node)
     lanes = (par["value"] & ((1 << p.tw) - 1)) | (par["flag"] << p.tw)
     return lanes.reshape(p.nf, p.pe)

@@ -27,7 +27,7 @@ import copy
 import math
 from dataclasses import dataclass, fields
 
-from . import perf, pipeline, units
+from . import dram, perf, pipeline, units
 from .boards import as_board
 from ..core.errors import BuildError
 from .ir import ConvNode, Graph
@@ -57,6 +57,7 @@ class Option:
     meets: bool = True        # its estimated worst path fits the clock period (pipeline.py)
     path_ns: float = 0.0      # the scale MAC's estimated path (0: not used by the search)
     weight_mem: str = "auto"  # conv / scale MAC: where the weights live (perf.WEIGHT_MEMS)
+    batch: int = 1            # 'dram' (fully-connected layers): frames per weight pass
 
 
 def mult_styles(mult: str) -> tuple[str, ...]:
@@ -125,6 +126,52 @@ def node_options(node, styles=("dsp",), dsp_caps=(None,), clock_mhz: float | Non
         if piped:
             node.pipe = saved[3]
     return out
+
+
+def dram_options(graph: Graph, board, clock_mhz: float | None = None) -> dict:
+    """{node name: options} of every binary fully-connected node with its weights streamed
+    from DRAM (generator/hw/dram.py): per PE x SIMD the batches up to the first that makes
+    it compute-bound (a larger one only costs buffers), cf_mvu_dram PIPE for the clock, the
+    interval per frame at the board's DRAM bandwidth and the priced resources."""
+    b = as_board(board)
+    bpc = b.dram_bytes_per_cycle
+    out = {}
+    for node in graph.nodes:
+        if dram.eligible(node) is not None:
+            continue
+        params = units.conv.parameters(node)
+        opts = []
+        for pe in dram.legal_pe(node):
+            for simd in dram.legal_simd(node):
+                sf = node.K // simd
+                for B in dram.BATCHES:
+                    pipe = dram.choose_pipe(simd, B, sf, clock_mhz)
+                    dp = dram.plan(node, b, pe, simd, B, pipe, params)
+                    res = perf.dram_res(dp).as_dict()
+                    opts.append(Option(pe, simd, None, None, dp.cycles(bpc),
+                                       {r: float(res[r]) for r in perf.ALL_RESOURCES}, pipe,
+                                       dram.meets_clock(dp, clock_mhz), 0.0, "dram", B))
+                    if dp.bound(bpc) == "compute":
+                        break
+        out[node.name] = opts
+    return out
+
+
+def _dram_attempt(pick: dict, graph: Graph, board) -> dict:
+    """The DRAM-streamed layers of a folding the search found (not applied): batch, folding,
+    interval and bandwidth per layer, the total at the folding's interval."""
+    b = as_board(board)
+    interval = max(o.cycles for o in pick.values())
+    layers = {}
+    for node in graph.nodes:
+        o = pick.get(node.name)
+        if o is not None and o.weight_mem == "dram":
+            dp = dram.plan(node, b, o.pe, o.simd, o.batch, o.pipe)
+            layers[node.name] = dram.summary(dp, b)
+    used = sum(d["bytes_per_batch"] / d["batch"] for d in layers.values()) / interval \
+        * b.clock_mhz
+    return {"layers": layers, "bandwidth_mbps": round(used, 1),
+            "bandwidth_available_mbps": round(b.dram_mbps, 1), "port_bits": b.dram_port_bits}
 
 
 def _budget(board: dict, util: dict | None) -> dict:
@@ -211,6 +258,8 @@ def _apply(graph: Graph, pick: dict) -> dict:
             node.pipe = o.pipe          # the pipelining its resources were priced with
         if node.kind in WEIGHT_KINDS:
             node.weight_mem = o.weight_mem  # the IR carries it to the backends
+        if isinstance(node, ConvNode):
+            node.batch = o.batch            # frames per weight pass ('dram'), else 1
         if o.mult is not None:
             mult[node.name] = {"style": o.mult, "dsp_cap": o.dsp_cap}
             if isinstance(node, ConvNode):
@@ -343,6 +392,21 @@ def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mu
             pick, fits, target = pick2, True, target2
         elif pick2 is not None:
             with_uram = dict(_attempt(pick2, shell, clock), fits_budget=False)
+    with_dram = None
+    if not fits and uram and folding is None:
+        # neither fits: binary fully-connected layers may stream their weights from DRAM
+        extra = dram_options(graph, b, clock)
+        if extra:
+            base = uram_options or options
+            dram_opts = {k: base[k] + extra.get(k, []) for k in base}
+            pick3, fits3, _, target3 = search(dram_opts)
+            if fits3:
+                if block_only is None:
+                    block_only = dict(_attempt(pick, shell, clock), fits_budget=False)
+                pick, fits, target = pick3, True, target3
+            elif pick3 is not None:
+                with_dram = dict(_attempt(pick3, shell, clock), fits_budget=False,
+                                 dram=_dram_attempt(pick3, graph, b))
     if mode == "fps" and not fits:
         best_T = _fastest_fitting(options, budget, shell, capacity, pools)
         hint = (f"; the fastest folding that fits reaches {clock * 1e6 / best_T:.0f} frames/s"
@@ -369,6 +433,8 @@ def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mu
         summary["block_ram_only"] = block_only
     if with_uram is not None:       # neither fits: what the UltraRAM attempt needed
         summary["with_uram"] = with_uram
+    if with_dram is not None:       # not even with DRAM-streamed layers: what that needed
+        summary["with_dram"] = with_dram
     return summary
 
 
@@ -399,6 +465,8 @@ def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
             f["mult"] = mults[n.name]["style"]
         if perf.weight_mem_of(n) != "auto":
             f["weight_mem"] = perf.weight_mem_of(n)
+        if perf.weight_mem_of(n) == "dram":
+            f["batch"] = n.batch
         folding[n.name] = f
     multipliers = {n["name"]: n["mult"] for n in pred["nodes"] if "mult" in n}
     return {"cycles": {n["name"]: n["cycles"] for n in pred["nodes"]},
@@ -406,7 +474,8 @@ def summarize(graph: Graph, board: dict, mults: dict | None = None) -> dict:
             "fps_at_clock": pred["fps_at_clock"], "clock_mhz": pred["clock_mhz"],
             "bottleneck": pred["bottleneck"], "folding": folding, "multipliers": multipliers,
             "resources": pred["resources"], "utilization": pred["utilization"],
-            "nodes": pred["nodes"], "shell": pred["shell"]}
+            "nodes": pred["nodes"], "shell": pred["shell"],
+            **({"dram": pred["dram"]} if "dram" in pred else {})}
 
 
 # ---------------------------------------------------------------------------------------
@@ -512,6 +581,16 @@ def fold_table(summary: dict, board: dict) -> str:
         shown = perf.ALL_RESOURCES if uram else perf.RESOURCES
         rows.append("      of " + as_board(board).name + ": " + ", ".join(
             f"{r} {100 * t[r] / cap[r]:.0f}%" for r in shown if cap.get(r)))
+    d = summary.get("dram")
+    if d:
+        for name, v in d["layers"].items():
+            rows.append(f"      {name}: weights streamed from DRAM, batch {v['batch']}, "
+                        f"{v['bytes_per_batch']:,} bytes per batch, {v['bound']}-bound "
+                        f"({v['compute_cycles_per_batch']:,} compute / "
+                        f"{v['dram_cycles_per_batch']:,.0f} DRAM cycles per batch)")
+        rows.append(f"      DRAM bandwidth: {d['bandwidth_mbps']:,.1f} MB/s of "
+                    f"{d['bandwidth_available_mbps']:,.0f} MB/s ({d['port_bits']}-bit port at "
+                    f"{summary['clock_mhz']:g} MHz, board file)")
     return "\n".join(rows)
 
 
@@ -521,6 +600,11 @@ def fold_warnings(summary: dict) -> list[str]:
         over = [f"{r} {summary['resources'][r]:,} > {summary['budget'][r]:,.0f}"
                 for r in summary["budget"] if summary["resources"][r] > summary["budget"][r]]
         out.append("the predicted resources exceed the folding budget (" + ", ".join(over) + ")")
+    if summary.get("dram"):
+        d = summary["dram"]
+        out.append(f"the weights of {_names(list(d['layers']))} stream from DRAM "
+                   f"({d['bandwidth_mbps']:,.1f} of {d['bandwidth_available_mbps']:,.0f} MB/s); "
+                   f"no backend renders DRAM-streamed layers yet")
     held = uram_nodes(summary)
     if held:
         out.append(f"the weights of {_names(held)} are in UltraRAM "
@@ -567,6 +651,9 @@ def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
     the numbers (what is needed, what the board has, the largest consumers, what would make
     it fit); None when it fits. When no board of boards/ has room in block RAM, the boards
     with UltraRAM are folded for (a copy of) the graph and named with their figures."""
+    streamed = dram_refusal(graph, summary, board)
+    if streamed:
+        return streamed
     if summary.get("fits_budget", True):
         return None
     from .boards import board_names, load_board
@@ -614,11 +701,63 @@ def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
         still = [r for r in budget if w[r] > budget[r]]
         still = ("; with UltraRAM still over budget: " + ", ".join(f"{r} {w[r]:,}" for r in still)
                  + (f" (budget {_amount(budget[still[0]])})" if len(still) == 1 else ""))
-    return (f"{graph.name} does not fit {board.name}: the cheapest folding found needs {need}, "
-            f"most in {who}" + (f" ({mem} on chip)" if mem else "") + still +
-            f"; --over-budget builds it anyway ({_fps(summary['fps_at_clock'])} frames/s). It "
-            f"would fit {where}, with fewer channels, or with weights off chip (not supported "
-            f"yet)")
+    msg = (f"{graph.name} does not fit {board.name}: the cheapest folding found needs {need}, "
+           f"most in {who}" + (f" ({mem} on chip)" if mem else "") + still +
+           f"; --over-budget builds it anyway ({_fps(summary['fps_at_clock'])} frames/s). It "
+           f"would fit {where}, with fewer channels, or with weights off chip (not supported "
+           f"yet)")
+    if "with_dram" in summary:
+        msg = msg.replace(", with fewer channels, or with weights off chip (not supported yet)",
+                          " or with fewer channels. " + _dram_still(summary, budget, cap))
+    return msg
+
+
+def _dram_layers(d: dict) -> str:
+    """'fc1 (batch 8, PE 32 x SIMD 16)' for the DRAM-streamed layers of a dram block."""
+    return ", ".join(f"{k} (batch {v['batch']}, PE {v['pe']} x SIMD {v['simd']})"
+                     for k, v in d["layers"].items())
+
+
+def _dram_still(summary: dict, budget: dict, cap) -> str:
+    """What the DRAM-streamed attempt still lacks, and the --util that would let it fit."""
+    w = summary["with_dram"]
+    d, res = w["dram"], w["resources"]
+    over = [r for r in budget if res[r] > budget[r]]
+    need = ", ".join(f"{r} {res[r]:,} (budget {budget[r]:,.1f})" for r in over)
+    util = ",".join(f"{r}={math.ceil(100 * res[r] / cap[r]) / 100:g}" for r in over
+                    if cap.get(r) and res[r] <= cap[r])
+    hint = (f"; --util {util} would admit that folding" if util and
+            len(util.split(",")) == len(over) else "")
+    return (f"With the weights of {_dram_layers(d)} streamed from DRAM it still needs {need}"
+            + hint + f" (the board file assumes {d['bandwidth_available_mbps']:,.0f} MB/s of "
+            f"DRAM bandwidth)")
+
+
+def dram_refusal(graph: Graph, summary: dict, board) -> str | None:
+    """Why a folding that streams weights from DRAM must not be built yet (the HLS, RTL,
+    driver and block-design backends do not render cf_axi_wread / cf_mvu_dram), as one line
+    with the numbers: the predicted frames/s, each streamed layer's batch and folding, the
+    bandwidth it uses of what the board file assumes; None when nothing streams."""
+    d = summary.get("dram")
+    if not d:
+        return None
+    board = as_board(board)
+    res, cap = summary["resources"], board.resources
+    head = (f"{graph.name} fits {board.name} only with the weights of {_dram_layers(d)} "
+            f"streamed from DRAM" if summary.get("block_ram_only") else
+            f"the folding of {graph.name} for {board.name} streams the weights of "
+            f"{_dram_layers(d)} from DRAM")
+    layer = next(iter(d["layers"].values()))
+    msg = (f"{head}: {_fps(summary['fps_at_clock'])} frames/s at {summary['clock_mhz']:g} MHz "
+           f"predicted, {d['bandwidth_mbps']:,.1f} MB/s of the {d['bandwidth_available_mbps']:,.0f}"
+           f" MB/s of DRAM bandwidth the board file assumes ({layer['bytes_per_batch']:,} bytes "
+           f"per batch), BRAM36 {res['BRAM36']:,} of {cap.get('BRAM36', 0):,}, LUT "
+           f"{res['LUT']:,} of {cap.get('LUT', 0):,}; but no backend renders DRAM-streamed "
+           f"layers yet (the units are in rtl/dram/)")
+    b = summary.get("block_ram_only")
+    if b:
+        msg += f"; --over-budget builds the on-chip folding anyway ({_fps(b['fps_at_clock'])} frames/s)"
+    return msg
 
 
 def uram_refusal(graph: Graph, summary: dict, board) -> str | None:

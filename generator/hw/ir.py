@@ -92,6 +92,10 @@ class ConvNode(Node):
     # perf.WEIGHT_MEMS): 'auto' as the synthesis tool maps the ROM (block RAM, LUTs),
     # 'uram' UltraRAM, written at start-up through a run-time weight port (not built yet)
     weight_mem: str = "auto"
+    # 'dram' (binary fully-connected layers only, generator/hw/dram.py): the weights stay in
+    # DRAM and are streamed once per batch of `batch` frames (rtl/dram/; no backend renders
+    # it yet); batch is 1 for every other weight memory
+    batch: int = 1
     weights: np.ndarray = None      # xnor: uint8 0/1 [C_out, K]; int8: int8 [C_out, K]
     acc_bits: int = 0               # signed width that holds every reachable acc
     act: str = "threshold"          # 'threshold' | 'relu_offset'
@@ -430,9 +434,23 @@ def check_node(n) -> None:
                          f"output has {o.c}")
     if n.pe < 1 or n.simd < 1:
         raise BuildError(f"node {n.name}: PE and SIMD must be positive")
-    if getattr(n, "weight_mem", "auto") not in ("auto", "uram"):
+    if getattr(n, "weight_mem", "auto") not in ("auto", "uram", "dram"):
         raise BuildError(f"node {n.name}: unknown weight memory {n.weight_mem!r:.20} "
-                         f"(auto or uram)")
+                         f"(auto, uram or dram)")
+    if n.kind == "conv":
+        b = n.batch
+        if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 4096:
+            raise BuildError(f"node {n.name}: batch {b!r:.20} must be an integer in 1..4096")
+        if b > 1 and n.weight_mem != "dram":
+            raise BuildError(f"node {n.name}: batch {b} needs DRAM-streamed weights "
+                             f"(weight_mem 'dram')")
+        if n.weight_mem == "dram" and not (n.matrix == "xnor" and (o.h, o.w) == (1, 1)
+                                           and n.k == i.h == i.w and n.pad == 0):
+            raise BuildError(f"node {n.name}: weight_mem 'dram' needs a binary fully-connected "
+                             f"layer (generator/hw/dram.py eligible)")
+    elif getattr(n, "weight_mem", "auto") == "dram":
+        raise BuildError(f"node {n.name}: only fully-connected convolutions stream their "
+                         f"weights from DRAM, not a {n.kind}")
     if n.kind == "conv":
         if n.matrix not in ("xnor", "int8"):
             raise BuildError(f"node {n.name}: unknown matrix {n.matrix!r:.20}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import dram as dram_mod
 from . import units
 from .boards import OPTIONAL_RESOURCES, as_board
 from .ir import Graph, clog2
@@ -344,6 +345,64 @@ def resadd_res(p: Plan, t=DEFAULT_TECH) -> Res:
     return r.merge(fifo_res(c.c * c.ob, c.fd, t), "out_")
 
 
+def dram_res(dp, t=DEFAULT_TECH) -> Res:
+    """A DRAM-streamed fully-connected layer (generator/hw/dram.py DramPlan): cf_axi_wread
+    (AXI control, the raw beat FIFO, the unpacker, the word FIFO) and cf_mvu_dram (batch and
+    output buffers, the held weight word, PE popcounts over SIMD bits, the B accumulator
+    sets, the activation, the output register). Its memories go through the same
+    memory mapping as every unit's; the logic uses cf_mvu's constants (popcount,
+    accumulator, comparator per bit) and is not calibrated on this unit separately."""
+    C = t.C
+    r = Res()
+    pe, simd, B = dp.pe, dp.simd, dp.batch
+    pcw, cw, ob, nf = clog2(simd + 1), dp.cw, dp.ob, dp.nf
+    # cf_axi_wread
+    dw, ww = dp.port_bits, dp.word_bits
+    r.add("axi_ctrl", 2 * C["mvu_ctrl_lut"] + 2 * clog2(dp.beats + 1),
+          32 * 2 + 8 + 2 * clog2(dp.beats + 1) + 2 * clog2(dram_mod.RAW_FIFO + 1) + 4)
+    r.merge(fifo_res(dw, dram_mod.RAW_FIFO, t), "raw_")
+    if ww >= dw:
+        r.add("unpack", 0, (dp.beats_per_word - 1) * dw + clog2(dp.beats_per_word))
+    else:
+        r.add("unpack", ww * t.mux_luts(dp.words_per_beat), clog2(dp.words_per_beat) +
+              clog2(dp.beats))
+    r.merge(fifo_res(ww, dram_mod.WORD_FIFO, t), "word_")
+    # cf_mvu_dram: buffers (simple dual port, registered read), the parameter ROM
+    for role, depth, width in (("batch_buffer", dp.ibuf_depth, simd),
+                               ("out_buffer", dp.obuf_depth, pe * ob)):
+        m = t.map_memory(depth, width, rom=False, sync_read=True)
+        r.add(role, m["LUT"], m["FF"], m["BRAM36"])
+    if nf == 1:
+        r.add("params", 0, 0)           # one word: constants
+    else:
+        mp = t.map_memory(nf, pe * (dp.tw + 1), rom=True)
+        bits = mp.get("distinct", pe * (dp.tw + 1))
+        r.add("params", mp["LUT"], (mp["FF"] if mp["style"] == "logic" else 0) + bits,
+              mp["BRAM36"])
+    if dp.ci > simd:                    # a pixel written as CI / SIMD chunks
+        r.add("input_split", dp.ci * 0.0 + simd, dp.ci - simd + clog2(dp.ci // simd) + 1)
+    r.add("weight_reg", 0, pe * simd)
+    r.add("xnor_popcount", pe * t.popcount_luts(simd), pe * pcw)
+    if dp.pipe:
+        r.add("pipe_read", 0, simd + pe * simd + 4)
+    r.add("accumulate", pe * cw * C["adder_lut_per_bit"], pe * cw)
+    # the B accumulator sets: a shift register of B entries (SRLC32E per bit beyond two)
+    if B <= 2:
+        r.add("acc_sets", 0, B * pe * cw)
+    else:
+        r.add("acc_sets", pe * cw * -(-B // 32), pe * cw)
+    cmp = C["cmp_lut_per_bit"]
+    if dp.act == "threshold":
+        r.add("threshold", pe * (max(cw, dp.tw) + 1) * cmp, 0)
+    else:
+        r.add("relu_offset", pe * ob * C["relu_lut_per_bit"] + pe * (cw + 2) * cmp * 2, 0)
+    r.add("output_reg", 0, dp.co * ob)  # the output beat, assembled in place
+    ctrl_bits = (2 * clog2(dp.ibuf_depth) + 2 * clog2(dp.obuf_depth) * 3 + 3 * clog2(B)
+                 + clog2(dp.sf) + 3 * clog2(nf) + 12)
+    r.add("mvu_ctrl", 3 * C["mvu_ctrl_lut"] + ctrl_bits, C["mvu_ctrl_ff"] + ctrl_bits)
+    return r
+
+
 def price(p: Plan, dsp_cap: int | None = None, t=DEFAULT_TECH,
           weight_mem: str = "auto") -> tuple[Res, dict]:
     """Resources of one unit plan; info: memory styles, the int8 multipliers, pool lanes.
@@ -458,6 +517,27 @@ def arrivals(graph: Graph, plans: list | None = None, frames: int = 1,
     return arrive, taken
 
 
+def dram_plans(graph: Graph, plans: list, board) -> list:
+    """The plans with every DRAM-streamed layer's timing in place of its on-chip one: its
+    interval per frame, and as the work of its one output pixel the whole batch's cycles
+    (the latency model then gives the last frame of a batch whose frames arrived back to
+    back; the first waits for the B - 1 after it), its pipeline cf_mvu_dram's stages
+    (issue, [R,] popcount, accumulate, activation, read-out: 6 + PIPE) and the read-out
+    of NF words."""
+    if not any(weight_mem_of(n) == "dram" for n in graph.nodes):
+        return plans
+    b = as_board(board)
+    out = []
+    for node, p in zip(graph.nodes, plans):
+        if weight_mem_of(node) == "dram":
+            dp = dram_mod.plan(node, b)
+            bpc = b.dram_bytes_per_cycle
+            p = replace(p, cycles=dp.cycles(bpc), pixel_cycles=dp.batch_cycles(bpc),
+                        pipe=6 + dp.pipe + dp.nf, widen=None)
+        out.append(p)
+    return out
+
+
 def latency_cycles(graph: Graph, plans: list | None = None) -> int:
     """One frame on an idle pipeline: cycle of the last output beat minus the first input
     beat (arrivals: per-pixel times along the graph)."""
@@ -522,8 +602,21 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
     board = as_board(board)
     t = for_family(board.family)
     plans = units.plan_graph(graph)
+    plans = dram_plans(graph, plans, board)
     nodes, total = [], Res()
     for node, p in zip(graph.nodes, plans):
+        if weight_mem_of(node) == "dram":
+            # weights streamed from DRAM: cf_axi_wread + cf_mvu_dram (generator/hw/dram.py)
+            dp = dram_mod.plan(node, board)
+            res = dram_res(dp, t)
+            for r in ALL_RESOURCES:
+                setattr(total, r, getattr(total, r) + getattr(res, r))
+            nodes.append({"name": node.name, "kind": node.kind, "pe": node.pe,
+                          "simd": node.simd, "cycles": p.cycles, "pipeline_depth": p.pipe,
+                          "pipe": dp.pipe, "resources": res.as_dict(detail=True),
+                          "weights_mem": "dram", "batch": dp.batch,
+                          "dram": dram_mod.summary(dp, board)})
+            continue
         m = mult.get(node.name)
         res, info = price(p, m.get("dsp_cap") if isinstance(m, dict) else None, t,
                           weight_mem_of(node))
@@ -544,7 +637,17 @@ def predict(graph: Graph, board, mult: dict | None = None) -> dict:
         n["share"] = n["cycles"] / interval
     avail = board.resources
     tot = total.as_dict()
-    return {"nodes": nodes, "interval_cycles": interval,
+    streamed = {n["name"]: n["dram"] for n in nodes if "dram" in n}
+    extra = {}
+    if streamed:
+        # every DRAM-streamed layer at the pipeline's interval (slower than its own when
+        # another node sets it): the bandwidth the design uses, against the board's
+        used = sum(d["bytes_per_batch"] / d["batch"] for d in streamed.values()) \
+            / interval * board.clock_mhz
+        extra["dram"] = {"layers": streamed, "bandwidth_mbps": round(used, 1),
+                         "bandwidth_available_mbps": round(board.dram_mbps, 1),
+                         "port_bits": board.dram_port_bits}
+    return {**extra, "nodes": nodes, "interval_cycles": interval,
             "latency_cycles": latency_cycles(graph, plans),
             "fps_at_clock": board.clock_mhz * 1e6 / interval, "clock_mhz": board.clock_mhz,
             "bottleneck": max(nodes, key=lambda n: n["cycles"])["name"],

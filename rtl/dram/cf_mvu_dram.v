@@ -19,13 +19,18 @@
 //         ACT 0 threshold on pc with {d, t} lanes, ACT 1 relu_offset on acc = 2*pc - KD)
 //         writes PE*OB bits per (frame, fold) into the output buffer (two halves of B
 //         frames x NF folds). B*NW cycles per batch when the weights keep up.
-// Output: a finished half is read out frame by frame, NF words assembled into one CO*OB-bit
-//         beat per frame (channel o at [o*OB +: OB]) into the output FIFO (credits).
+// Output: a finished half is read out frame by frame, NF words shifted into the output
+//         register: one CO*OB-bit beat per frame (channel o at [o*OB +: OB]), held until
+//         taken (a frame every NF + 2 cycles at most; NF <= the interval).
 // Frames leave in batches: a frame waits for the B-1 frames after it.
 // PMEM word nf holds the PE {flag, value} lanes of fold nf, lane p at [p*(TW+1) +: TW+1].
-// Pipeline: A (issue: batch-buffer read, weight register) -> B (popcounts) -> C (ring
+// PIPE (timing, chosen from the clock by the folding as cf_mvu's): 0 = as below; 1 = the
+//         chunk and the weight word registered once more before the popcounts (the batch
+//         buffer's block-RAM clock-to-out no longer starts them): one cycle more latency,
+//         the same rate and results.
+// Pipeline: A (issue: batch-buffer read, weight register) -> [R (PIPE 1)] -> B (popcounts) -> C (ring
 // accumulate, parameter read) -> D (activation, output-buffer write); E (output-buffer
-// read) -> assembly -> FIFO. s_ready, w_ready and m_valid come from registers.
+// read) -> output register. s_ready, w_ready and m_valid come from registers.
 `default_nettype none
 module cf_mvu_dram #(
     parameter SIMD  = 4,
@@ -38,7 +43,7 @@ module cf_mvu_dram #(
     parameter OB    = 1,
     parameter TW    = 8,
     parameter FRAC  = 0,
-    parameter FD    = 2,
+    parameter PIPE  = 0,      // 1: a register stage between the buffer reads and the popcounts
     parameter PFILE = ""
 ) (
     input  wire                 clk,
@@ -74,7 +79,6 @@ module cf_mvu_dram #(
     localparam CW    = $clog2(KD + 1) + 1;      // accumulator (cf_mvu's xnor CW)
     localparam OW    = PE1 * OB;                // one fold of one frame
     localparam OUTW  = CO * OB;
-    localparam FCW   = $clog2(FD + 1);
     localparam SAW   = CW + 2;
     localparam EW    = ((SAW + FRAC > TW) ? SAW + FRAC : TW) + 2;
 
@@ -90,7 +94,6 @@ module cf_mvu_dram #(
     localparam [SFW-1:0] SF_LAST = SF - 1;
     localparam [NFW-1:0] NF_LAST = NF - 1;
     localparam [CPW-1:0] CP_LAST = CPP - 1;
-    localparam [7:0]     FDS8    = FD;
     /* verilator lint_on WIDTHTRUNC */
 
     // elaboration-time parameter checks (an unknown module stops every tool)
@@ -111,8 +114,8 @@ module cf_mvu_dram #(
         if (!((ACT == 0 && OB == 1) || ACT == 1)) begin : g_bad_act
             cf_mvu_dram_needs_ACT_0_with_OB_1_or_ACT_1 u_bad ();
         end
-        if (!(FD >= 1 && FD <= 128 && (FD & (FD - 1)) == 0)) begin : g_bad_fd
-            cf_mvu_dram_needs_FD_1_to_128_a_power_of_2 u_bad ();
+        if (!(PIPE == 0 || PIPE == 1)) begin : g_bad_pipe
+            cf_mvu_dram_needs_PIPE_0_or_1 u_bad ();
         end
     endgenerate
 
@@ -244,11 +247,38 @@ module cf_mvu_dram #(
         end
     end
 
+    // ------------------------------------------------------------ stage R (PIPE 1)
+    wire [SIMD1-1:0]     xs;            // the beat as the popcounts see it
+    wire [PE1*SIMD1-1:0] ws;
+    wire                 vs, firsts, lasts, ends;
+    wire [NFW-1:0]       nfs;
+    generate
+        if (PIPE == 1) begin : g_rreg
+            reg [SIMD1-1:0]     x_q;
+            reg [PE1*SIMD1-1:0] w_q;
+            reg                 v_q, first_q, last_q, end_q;
+            reg [NFW-1:0]       nf_q;
+            always @(posedge clk) begin
+                x_q <= iq; w_q <= wq;
+                first_q <= firstb; last_q <= lastb; end_q <= endb; nf_q <= nfb;
+            end
+            always @(posedge clk) begin
+                if (rst) v_q <= 1'b0;
+                else     v_q <= vb;
+            end
+            assign xs = x_q, ws = w_q, vs = v_q, firsts = first_q, lasts = last_q;
+            assign ends = end_q, nfs = nf_q;
+        end else begin : g_rnone
+            assign xs = iq, ws = wq, vs = vb, firsts = firstb, lasts = lastb;
+            assign ends = endb, nfs = nfb;
+        end
+    endgenerate
+
     // ------------------------------------------------------------ stage B: popcounts
     wire [PE1*PCW-1:0] dot;
     generate
         for (gp = 0; gp < PE1; gp = gp + 1) begin : g_dot
-            wire [SIMD1-1:0] m = ~(iq ^ wq[gp*SIMD1 +: SIMD1]);
+            wire [SIMD1-1:0] m = ~(xs ^ ws[gp*SIMD1 +: SIMD1]);
             wire [31:0] pc = $countones(m);
             assign dot[gp*PCW +: PCW] = pc[PCW-1:0];
             wire unused_pc = &{1'b0, pc[31:PCW]};
@@ -259,11 +289,11 @@ module cf_mvu_dram #(
     reg [NFW-1:0]     nfc_c;
     always @(posedge clk) begin
         dc <= dot;
-        firstc <= firstb; lastc <= lastb; endc <= endb; nfc_c <= nfb;
+        firstc <= firsts; lastc <= lasts; endc <= ends; nfc_c <= nfs;
     end
     always @(posedge clk) begin
         if (rst) vc <= 1'b0;
-        else     vc <= vb;
+        else     vc <= vs;
     end
 
     // ------------------------------------------------------------ stage C: B accumulator sets
@@ -364,17 +394,16 @@ module cf_mvu_dram #(
     end
 
     // ------------------------------------------------------------ stage E: read out
+    // NF words of a frame are shifted into the output register itself, which is the output
+    // (one CO*OB-bit slot, no FIFO behind it); the next frame's reads wait until it is taken
     reg            eh;
     reg  [OAW-1:0] ep;
     reg  [NFW-1:0] enf;
     reg  [BW-1:0]  eb;
-    reg            ve, elast_q;
+    reg            ve, elast_q, ovalid;
     reg  [OW-1:0]  oq;
-    wire [FCW-1:0] fcount;
-    wire           pushing = ve && elast_q;
-    wire [7:0]     occ = {{(8-FCW){1'b0}}, fcount} + {7'd0, pushing};
     wire           elast = (enf == NF_LAST);
-    wire           eissue = ofull[eh] && (!elast || occ < FDS8);
+    wire           eissue = ofull[eh] && !ovalid && !(ve && elast_q);
     wire           drained = eissue && elast && (eb == B_LAST);
     always @(posedge clk) begin
         if (eissue) oq <= obuf[ep];
@@ -383,6 +412,7 @@ module cf_mvu_dram #(
     always @(posedge clk) begin
         if (rst) begin
             eh <= 1'b0; ep <= {OAW{1'b0}}; enf <= {NFW{1'b0}}; eb <= {BW{1'b0}}; ve <= 1'b0;
+            ovalid <= 1'b0;
         end else begin
             ve <= eissue;
             if (eissue) begin
@@ -391,6 +421,8 @@ module cf_mvu_dram #(
                 if (elast) eb <= (eb == B_LAST) ? {BW{1'b0}} : eb + 1'b1;
                 if (drained) eh <= ~eh;
             end
+            if (ve && elast_q) ovalid <= 1'b1;
+            else if (ovalid && m_ready) ovalid <= 1'b0;
         end
     end
 
@@ -414,25 +446,19 @@ module cf_mvu_dram #(
     end
 
     // folds shifted in from the top: after NF of them fold 0 is at the bottom
-    wire [OUTW-1:0] asm_next;
+    reg [OUTW-1:0] obeat;
     generate
         if (NF == 1) begin : g_one_fold
-            assign asm_next = oq;
-        end else begin : g_folds
-            reg [OUTW-OW-1:0] asmb;
-            assign asm_next = {oq, asmb};
             always @(posedge clk) begin
-                if (ve) asmb <= asm_next[OUTW-1:OW];
+                if (ve) obeat <= oq;
+            end
+        end else begin : g_folds
+            always @(posedge clk) begin
+                if (ve) obeat <= {oq, obeat[OUTW-1:OW]};
             end
         end
     endgenerate
-
-    wire fifo_s_ready;   // always 1 on a push: guaranteed by the credit check
-    cf_fifo #(.W(OUTW), .DEPTH(FD)) u_out (
-        .clk(clk), .rst(rst),
-        .s_valid(pushing), .s_ready(fifo_s_ready), .s_data(asm_next),
-        .m_valid(m_valid), .m_ready(m_ready), .m_data(m_data),
-        .count(fcount));
-    wire unused = &{1'b0, fifo_s_ready};
+    assign m_valid = ovalid;
+    assign m_data  = obeat;
 endmodule
 `default_nettype wire
