@@ -15,6 +15,7 @@ namespace cf {
 // out = acc >= thr  if direction bit = 1 (+1),  acc <= thr  if 0 (-1).
 template <unsigned PE, unsigned NF, unsigned THR_BITS> struct ThresholdAct {
   static constexpr unsigned OBITS = 1;
+  static constexpr unsigned THR_W = THR_BITS;
   typename srom<THR_BITS>::type thr[PE][NF];
   typename rom<PE>::type dir[NF];
 
@@ -30,6 +31,7 @@ template <unsigned PE, unsigned NF, unsigned THR_BITS> struct ThresholdAct {
 // (sign bit = 1: +1, 0: -1). OFF_BITS: signed width of the offsets.
 template <unsigned PE, unsigned NF, unsigned FRAC, unsigned OFF_BITS, unsigned OUT_BITS> struct ReluOffsetAct {
   static constexpr unsigned OBITS = OUT_BITS;
+  static constexpr unsigned OFF_W = OFF_BITS;
   typename srom<OFF_BITS>::type offset[PE][NF];
   typename rom<PE>::type sign[NF];
 

@@ -5,9 +5,11 @@
 
 #include "cf_common.h"
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace cf_tb {
 
@@ -163,6 +165,60 @@ inline std::string json_stats(const Stats& st) {
       << st.first_got << "\"}";
   o << "}";
   return o.str();
+}
+
+// ---------------------------------------------------------------- run-time weights
+// weights/weights.hex: one 8-digit hex word per line (docs/WEIGHTS.md). False on a bad line.
+inline bool read_weight_words(const std::string& path, std::vector<unsigned>& words, std::string& err) {
+  LineReader rd(path);
+  if (!rd.ok()) {
+    err = "cannot open " + path;
+    return false;
+  }
+  std::string line;
+  unsigned long n = 0;
+  while (rd.next(line)) {
+    n++;
+    ap_uint<32> v = 0;
+    if (line.size() > 8 || !parse_hex<32>(line, v)) {
+      err = path + ": line " + std::to_string(n) + " is not a 32-bit hex word";
+      return false;
+    }
+    words.push_back((unsigned)v.to_uint());
+  }
+  return true;
+}
+
+// The unsigned integer after "key": in a JSON text (the first occurrence), or after its '['
+// for a list: index `at` of it. False when absent.
+inline bool json_uint(const std::string& text, const std::string& key, unsigned at, unsigned long long& v) {
+  size_t i = text.find("\"" + key + "\"");
+  if (i == std::string::npos) return false;
+  i = text.find(':', i);
+  if (i == std::string::npos) return false;
+  i++;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\n')) i++;
+  if (i < text.size() && text[i] == '[') {
+    i++;
+    for (unsigned k = 0; k < at; k++) {
+      i = text.find(',', i);
+      if (i == std::string::npos) return false;
+      i++;
+    }
+  }
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\n')) i++;
+  if (i >= text.size() || text[i] < '0' || text[i] > '9') return false;
+  v = std::strtoull(text.c_str() + i, 0, 10);
+  return true;
+}
+
+inline bool read_text(const std::string& path, std::string& text) {
+  std::ifstream f(path.c_str());
+  if (!f.good()) return false;
+  std::ostringstream o;
+  o << f.rdbuf();
+  text = o.str();
+  return true;
 }
 
 }  // namespace cf_tb

@@ -13,4 +13,5 @@
 #include "cf_scalemac.h"
 #include "cf_swg.h"
 #include "cf_widen.h"
+#include "cf_wload.h"
 #endif

@@ -165,10 +165,15 @@ def dma_bits(axi: int) -> int:
 # --------------------------------------------------------------------------- node plans
 
 class NodePlan:
-    """What one node contributes to the project: constant tables, its dataflow function."""
+    """What one node contributes to the project: constant tables, its dataflow function and,
+    with run-time weights, its load function (`loads`: statements reading its memories from
+    the weight stream, in stream order)."""
 
-    def __init__(self, node, ident: str, fifo_depth: int):
+    def __init__(self, node, ident: str, fifo_depth: int, runtime: bool = False):
         self.node = node
+        self.runtime = runtime            # tables written by the load mode (docs/WEIGHTS.md)
+        self.loads: list[str] = []        # statements of node_<ident>_load(wgt, f)
+        self.load_locals: list[str] = []  # its local declarations and pragmas
         self.ident = ident
         self.name = node.name
         self.kind = node.kind
@@ -195,6 +200,12 @@ class NodePlan:
 
     def table(self, text: str) -> None:
         self.tables.append(text)
+
+    def load(self, role: str, call: str, lane_bits: int) -> None:
+        """One memory's loader call (role: the unit plan's memory role, checked against the
+        plan's memory order by _order_loads); lane_bits: the widest lane it cuts."""
+        self.loads.append((role, call))
+        self.max_width = max(self.max_width, lane_bits + 64)
 
     def stream(self, suffix: str, width: int) -> str:
         name = f"{self.ident}_{suffix}"
@@ -241,13 +252,42 @@ def _lanes(p: NodePlan, lane_w: int, total_w: int) -> str:
     return "out" if lane_w == total_w else p.stream("y", lane_w)
 
 
+# --------------------------------------------------------------------------- run-time weights
+# The loaders (hls/cf_wload.h) write the stream's words (the RTL ROM words, units.contents)
+# into the HLS tables. Where the ROM holds a value in the RTL's domain (the xnor threshold on
+# the popcount, the int8 dsp2 parameters of acc - 128*sum(w)) the loader converts it exactly,
+# into a table wide enough for any value the ROM field can hold: a retrained model with the
+# same signature (generator/hw/weights.py) loads into the same hardware.
+
+def _fits64(node, what: str, lo: int, hi: int) -> int:
+    b = signed_bits(lo, hi)
+    if b > 64:
+        raise BuildError(f"{node.name}: run-time {what} need {b} bits, more than the 64 a table holds")
+    return b
+
+
+def _rowsum_bits(kd: int) -> int:
+    """Signed bits of a channel's weight sum (K int8 weights) in the dsp2 loader."""
+    return signed_bits(-128 * kd, 128 * kd)
+
+
+def _order_loads(p: NodePlan, up) -> None:
+    """Sort the node's loader calls into the plan's memory order (the stream order,
+    units.contents / weights.memories); every read-only memory needs exactly one."""
+    roles = [m.role for m in up.memories if m.rom]
+    have = dict(p.loads)
+    if sorted(have) != sorted(roles) or len(have) != len(p.loads):
+        raise BuildError(f"{p.name}: the HLS loader writes {sorted(have)}, the plan's memories are {roles}")
+    p.loads = [have[r] for r in roles]
+
+
 def _join(p: NodePlan, src: str, lane_w: int, total_w: int, beats: int) -> None:
     if src != "out":
         p.calls.append(f"cf::join_stream<{lane_w}, {total_w}, {beats}>({src}, out, reps);")
 
 
-def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def plan_conv(node: ConvNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     i, o = node.inp, node.out
     k, st, pad = node.k, node.stride, node.pad
     simd, pe = node.simd, node.pe
@@ -257,7 +297,7 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     w = np.asarray(node.weights)
     if node.matrix == "xnor":
         dot = f"cf::XnorDot<{simd}, {mw}, {node.acc_bits}>"
-        words = pack_matrix(w, 1, simd, pe)
+        wbits = 1
         ww = simd
     else:
         # the folding's multiplier choice: dsp2 = two products per DSP48 (IntDot MULT 1,
@@ -266,14 +306,20 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
         hint = ", 1" if dsp2 else ""
         dot = (f"cf::IntDot<{simd}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, 8, "
                f"{node.acc_bits}{hint}>")
-        words = pack_matrix(w, 8, simd, pe)
+        wbits = 8
         ww = 8 * simd
     p.max_width = max(p.max_width, ww)
     nf = mh // pe
     wname, aname = f"{ident}_weights", f"{ident}_act"
-    p.table(f"static const {rom_ctype(ww)} {wname}[{pe}][{(mw // simd) * nf}] = "
-            + c_init(words, lambda x: rom_literal(x, ww)) + ";")
-    if node.act == "threshold":
+    if runtime:
+        _conv_runtime(p, node, up, wname, aname, ww)
+    else:
+        words = pack_matrix(w, wbits, simd, pe)
+        p.table(f"static const {rom_ctype(ww)} {wname}[{pe}][{(mw // simd) * nf}] = "
+                + c_init(words, lambda x: rom_literal(x, ww)) + ";")
+    if runtime:
+        obits = 1 if node.act == "threshold" else o.bits
+    elif node.act == "threshold":
         act_t = f"cf::ThresholdAct<{pe}, {nf}, {node.thr_bits}>"
         p.table(f"typedef {act_t} {aname}_t;\nstatic const {aname}_t {aname} = {{\n"
                 f"  {c_init(per_lane(node.thresholds, pe), lambda x: srom_literal(x, node.thr_bits))},\n"
@@ -289,6 +335,8 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={wname} complete dim=1",
                      f"#pragma HLS ARRAY_PARTITION variable={aname}.{'thr' if node.act == 'threshold' else 'offset'}"
                      f" complete dim=1"]
+    if runtime and getattr(node, "weight_mem", "auto") == "uram":
+        p.partitions.append(f"#pragma HLS BIND_STORAGE variable={wname} type=ram_2p impl=uram")
     pad_word = up.window.pad_pixel
     rows = up.window.row_taps
     if up.widen is not None:
@@ -313,8 +361,48 @@ def plan_conv(node: ConvNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
-def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def _conv_runtime(p: NodePlan, node: ConvNode, up, wname: str, aname: str, ww: int) -> None:
+    """The conv's tables as writable arrays and its loader calls (weights, then params)."""
+    c = up.core
+    pe, simd, sf, nf, kd, tw = c.pe, c.simd, c.sf, c.nf, c.kd, c.tw
+    dsp2 = c.matrix == "int8" and c.dsp2
+    rsb = _rowsum_bits(kd)
+    p.table(f"// run-time weights: written by node_{p.ident}_load\n"
+            f"static {rom_ctype(ww)} {wname}[{pe}][{sf * nf}];")
+    if dsp2:
+        p.load_locals += [f"ap_int<{rsb}> rowsum[{pe}][{nf}];  // each channel's weight sum (dsp2 parameters)",
+                          "#pragma HLS ARRAY_PARTITION variable=rowsum complete dim=1"]
+        p.load("weights", f"cf::load_weights_dsp2<{simd}, {pe}, {sf}, {nf}, {rsb}>(wgt, f, {wname}, rowsum);", ww)
+    else:
+        p.load("weights", f"cf::load_lanes<{ww}, {pe}, {sf * nf}>(wgt, f, {wname});", ww)
+    vlo, vhi = -(1 << (tw - 1)), (1 << (tw - 1)) - 1     # a TW-bit ROM value
+    if node.act == "threshold":
+        if c.xnor:              # the ROM's popcount threshold v: thr = 2v - K
+            mode, tb = 1, _fits64(node, "thresholds", 2 * vlo - kd, 2 * vhi - kd)
+        elif dsp2:              # the ROM's threshold on acc - 128*S: thr = v + 128*S
+            mode, tb = 2, _fits64(node, "thresholds", vlo - 128 * 128 * kd, vhi + 128 * 128 * kd)
+        else:
+            mode, tb = 0, tw
+        p.table(f"typedef cf::ThresholdAct<{pe}, {nf}, {tb}> {aname}_t;\nstatic {aname}_t {aname};")
+        if mode == 2:
+            p.load("params", f"cf::load_thresholds_rs<{pe}, {nf}, {tw}, 2, {kd}, {rsb}>(wgt, f, {aname}, rowsum);",
+                   tw + 1)
+        else:
+            p.load("params", f"cf::load_thresholds<{pe}, {nf}, {tw}, {mode}, {kd}>(wgt, f, {aname});", tw + 1)
+    else:
+        shift = 128 * 128 * kd * (1 << c.frac) if dsp2 else 0
+        ob = _fits64(node, "offsets", vlo - shift, vhi + shift)
+        p.table(f"typedef cf::ReluOffsetAct<{pe}, {nf}, {c.frac}, {ob}, {node.out.bits}> {aname}_t;\n"
+                f"static {aname}_t {aname};")
+        if dsp2:
+            p.load("params", f"cf::load_offsets_rs<{pe}, {nf}, {tw}, {c.frac}, true, {rsb}>(wgt, f, {aname}, rowsum);",
+                   tw + 1)
+        else:
+            p.load("params", f"cf::load_offsets<{pe}, {nf}, {tw}, {c.frac}>(wgt, f, {aname});", tw + 1)
+
+
+def plan_maxpool(node: MaxPoolNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     i, o = node.inp, node.out
     oh, ow = o.h, o.w
     up = units.plan(node)
@@ -328,8 +416,8 @@ def plan_maxpool(node: MaxPoolNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
-def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def plan_avgpool(node: AvgPoolNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     i, o = node.inp, node.out
     oh, ow = out_dim(i.h, node.k, node.stride, node.pad), out_dim(i.w, node.k, node.stride, node.pad)
     up = units.plan(node)                   # lanes (node.simd): channels summed per beat
@@ -337,10 +425,18 @@ def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
     aname = f"{ident}_act"
     c = i.c
     # lane l of fold j is channel j*SIMD + l: the matrix unit's PE/NF layout
-    p.table(f"typedef cf::ThresholdAct<{lanes}, {cf}, {node.thr_bits}> {aname}_t;\n"
-            f"static const {aname}_t {aname} = {{\n"
-            f"  {c_init(per_lane(node.thresholds, lanes), lambda x: srom_literal(x, node.thr_bits))},\n"
-            f"  {c_init(lane_bits(np.asarray(node.direction) > 0, lanes), lambda x: rom_literal(x, lanes))}}};")
+    if runtime and any(m.role == "thresholds" and m.rom for m in up.memories):
+        # the ROM's {flag, value} lanes of TW+1 bits, compared with the sum as they are
+        tw = up.core.tw
+        p.table(f"// run-time weights: written by node_{ident}_load\n"
+                f"typedef cf::ThresholdAct<{lanes}, {cf}, {tw}> {aname}_t;\nstatic {aname}_t {aname};")
+        p.load("thresholds", f"cf::load_thresholds<{lanes}, {cf}, {tw}, 0, 0>(wgt, f, {aname});", tw + 1)
+    else:
+        # (with run-time weights only if the plan had no threshold memory)
+        p.table(f"typedef cf::ThresholdAct<{lanes}, {cf}, {node.thr_bits}> {aname}_t;\n"
+                f"static const {aname}_t {aname} = {{\n"
+                f"  {c_init(per_lane(node.thresholds, lanes), lambda x: srom_literal(x, node.thr_bits))},\n"
+                f"  {c_init(lane_bits(np.asarray(node.direction) > 0, lanes), lambda x: rom_literal(x, lanes))}}};")
     p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={aname}.thr complete dim=1")
     win = _window(p, node, "in", lanes, 0, node.k, node.stride, node.pad)
     p.calls.append(f"cf::avgpool_thr<{c}, {lanes}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, "
@@ -349,8 +445,8 @@ def plan_avgpool(node: AvgPoolNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
-def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def plan_scalemac(node: ScaleMacNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     i, o = node.inp, node.out
     n, simd, pe = node.n, node.simd, node.pe
     up = units.plan(node)                       # the folding's legality
@@ -359,15 +455,28 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
     scales = units.scalemac.tiled_scales(node)  # the group scales repeated per tap
     bias_bits = _bits_of(node.bias)
     pname = f"{ident}_params"
-    words = pack_matrix(w, 8, simd, pe)
     p.max_width = max(p.max_width, 8 * simd)
-    p.table(f"typedef cf::ScaleMacParams<{mw}, {o.c}, {simd}, {pe}, {n}, 8, {node.scale_bits}, {bias_bits}> "
-            f"{pname}_t;\nstatic const {pname}_t {pname} = {{\n"
-            f"  {c_init(words, lambda x: rom_literal(x, 8 * simd))},\n"
-            f"  {c_init([int(x) for x in scales], lambda x: rom_literal(x, node.scale_bits))},\n"
-            f"  {c_init(per_lane(node.bias, pe), lambda x: srom_literal(x, bias_bits))}}};")
+    if runtime:
+        # the ROM's widths (the signature's): scales of SCW bits, biases of BW bits
+        c = up.core
+        p.table(f"// run-time weights: written by node_{ident}_load\n"
+                f"typedef cf::ScaleMacParams<{mw}, {o.c}, {simd}, {pe}, {n}, 8, {c.scw}, {c.bw}> "
+                f"{pname}_t;\nstatic {pname}_t {pname};")
+        p.load("weights", f"cf::load_lanes<{8 * simd}, {pe}, {c.sf * c.nf}>(wgt, f, {pname}.weights);", 8 * simd)
+        p.load("scales", f"cf::load_scales<{c.scw}, {c.gpc}, {c.cpg}, {c.sf}, {mw // n}>(wgt, f, {pname}.scales);",
+               c.scw)
+        p.load("bias", f"cf::load_signed_lanes<{c.bw}, {pe}, {c.nf}, {c.bw}>(wgt, f, {pname}.bias);", c.bw)
+    else:
+        words = pack_matrix(w, 8, simd, pe)
+        p.table(f"typedef cf::ScaleMacParams<{mw}, {o.c}, {simd}, {pe}, {n}, 8, {node.scale_bits}, {bias_bits}> "
+                f"{pname}_t;\nstatic const {pname}_t {pname} = {{\n"
+                f"  {c_init(words, lambda x: rom_literal(x, 8 * simd))},\n"
+                f"  {c_init([int(x) for x in scales], lambda x: rom_literal(x, node.scale_bits))},\n"
+                f"  {c_init(per_lane(node.bias, pe), lambda x: srom_literal(x, bias_bits))}}};")
     p.partitions += [f"#pragma HLS ARRAY_PARTITION variable={pname}.weights complete dim=1",
                      f"#pragma HLS ARRAY_PARTITION variable={pname}.bias complete dim=1"]
+    if runtime and getattr(node, "weight_mem", "auto") == "uram":
+        p.partitions.append(f"#pragma HLS BIND_STORAGE variable={pname}.weights type=ram_2p impl=uram")
     if simd > n:
         p.partitions.append(f"#pragma HLS ARRAY_PARTITION variable={pname}.scales cyclic factor={simd // n} dim=1")
     # the scale MAC buffers one window for its output folds: no replay
@@ -382,8 +491,8 @@ def plan_scalemac(node: ScaleMacNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
-def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def plan_globalsum(node: GlobalSumNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     i, o = node.inp, node.out
     p.calls.append(f"cf::global_sum<{i.c}, {i.bits}, {'true' if i.kind == 'int' else 'false'}, {i.h * i.w}, "
                    f"{o.bits}>(in, out, reps);")
@@ -391,8 +500,8 @@ def plan_globalsum(node: GlobalSumNode, ident: str, depth: int) -> NodePlan:
     return p
 
 
-def plan_resadd(node: ResAddNode, ident: str, depth: int) -> NodePlan:
-    p = NodePlan(node, ident, depth)
+def plan_resadd(node: ResAddNode, ident: str, depth: int, runtime: bool = False) -> NodePlan:
+    p = NodePlan(node, ident, depth, runtime)
     up = units.plan(node)                       # lanes, widths, the shortcut FIFO depth
     c = up.core
     words = units.resadd.param_words(node, c)   # [C/SIMD, 3*SIMD]: ma, mb, bias per lane
@@ -401,9 +510,15 @@ def plan_resadd(node: ResAddNode, ident: str, depth: int) -> NodePlan:
     if rom.depth != len(words):
         raise BuildError(f"{node.name}: the parameter ROM holds {rom.depth} words, the packing {len(words)}")
     pname = f"{ident}_params"
-    p.table(f"typedef cf::ResAddParams<{c.c}, {c.simd}, {c.mw}, {c.bw}, {c.pw}> {pname}_t;\n"
-            f"static const {pname}_t {pname} = {{\n"
-            f"  {c_init([pack_values(w, c.pw) for w in words], lambda x: rom_literal(x, ww))}}};")
+    if runtime:             # the ROM word is the HLS word
+        p.table(f"// run-time weights: written by node_{ident}_load\n"
+                f"typedef cf::ResAddParams<{c.c}, {c.simd}, {c.mw}, {c.bw}, {c.pw}> {pname}_t;\n"
+                f"static {pname}_t {pname};")
+        p.load("params", f"cf::load_words<{ww}, {c.cf}>(wgt, f, {pname}.words);", ww)
+    else:
+        p.table(f"typedef cf::ResAddParams<{c.c}, {c.simd}, {c.mw}, {c.bw}, {c.pw}> {pname}_t;\n"
+                f"static const {pname}_t {pname} = {{\n"
+                f"  {c_init([pack_values(w, c.pw) for w in words], lambda x: rom_literal(x, ww))}}};")
     p.in_b_w = node.inp_b.beat_bits
     p.max_width = max(p.max_width, p.in_b_w, ww)
     p.port_depths = [depth, c.skip]             # port b: the shortcut FIFO (the plan's depth, pixels)
@@ -418,9 +533,10 @@ PLANNERS = {"conv": plan_conv, "maxpool": plan_maxpool, "avgpool": plan_avgpool,
             "globalsum": plan_globalsum, "resadd": plan_resadd}
 
 
-def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePlan:
+def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH, runtime: bool = False) -> NodePlan:
     """The node's HLS plan; its IR fields are checked once, by ir.check_node (also run by
-    Graph.validate for whole graphs), the folding by the unit plan."""
+    Graph.validate for whole graphs), the folding by the unit plan. runtime: the tables are
+    writable arrays filled by the node's load function (run-time weights)."""
     _check_stream(node.inp, f"{node.name} input")
     _check_stream(node.out, f"{node.name} output")
     if getattr(node, "inp_b", None) is not None:
@@ -430,7 +546,10 @@ def plan_node(node, ident: str, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> NodePla
         planner = PLANNERS[node.kind]
     except KeyError:
         raise BuildError(f"{node.name}: the HLS backend has no unit for node kind {node.kind!r}") from None
-    return planner(node, ident, fifo_depth)
+    p = planner(node, ident, fifo_depth, runtime)
+    if runtime:
+        _order_loads(p, units.plan(node))
+    return p
 
 
 # --------------------------------------------------------------------------- rendering
@@ -504,6 +623,21 @@ def _board_info(board) -> dict:
             "hp_gp_index": b.hp_gp_index}
 
 
+def _weight_memories(graph: Graph, plans: list) -> list:
+    """The weight stream's memories (generator/hw/weights.py, the format's owner), checked
+    against the loader calls of the plans: one per memory, node by node, in stream order."""
+    from ..hw import weights
+    mems = weights.memories(graph)
+    per_node: dict = {}
+    for m in mems:
+        per_node.setdefault(m.node, []).append(m)
+    for p in plans:
+        if len(per_node.get(p.name, [])) != len(p.loads):
+            raise BuildError(f"{p.name}: the weight stream has {len(per_node.get(p.name, []))} memories of "
+                             f"this node, the HLS loader {len(p.loads)}")
+    return mems
+
+
 def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> Path:
     """Write out_dir/hls/ (HLS project) and out_dir/vivado/bd.tcl for `graph` on `board`.
 
@@ -520,7 +654,9 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
 
     top = names.top_name(graph.name)
     idents = names.node_idents(graph)
-    plans = [plan_node(n, ident, fifo_depth) for n, ident in zip(graph.nodes, idents)]
+    runtime = bool(getattr(graph, "runtime_weights", False))
+    plans = [plan_node(n, ident, fifo_depth, runtime) for n, ident in zip(graph.nodes, idents)]
+    wmems = _weight_memories(graph, plans) if runtime else []
     wiring = _wire(graph, plans, fifo_depth)
     info = _board_info(board)
     inp, outp = graph.input, graph.output
@@ -534,6 +670,9 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
         "out_bits": outp.beat_bits, "out_axi": axi_bits(outp.beat_bits), "out_beats": outp.h * outp.w,
         "last": plans[-1],
         "input_depth": wiring["depth"], "input_fork": wiring["fork"],
+        "runtime": runtime,
+        "weight_words": sum(m.words for m in wmems), "weight_mems": len(wmems),
+        "loaders": [p for p in plans if p.loads],
     }
     ctx["dma_in_bits"], ctx["dma_out_bits"] = dma_bits(ctx["in_axi"]), dma_bits(ctx["out_axi"])
     max_w = max([p.max_width for p in plans] + [ctx["in_axi"], ctx["out_axi"]])
@@ -596,6 +735,13 @@ def render(graph: Graph, out_dir, board=None, fifo_depth: int = DEFAULT_FIFO_DEP
     if not graph.is_chain:                      # a DAG: each node's sources ("" = the graph input)
         for i, nd in enumerate(manifest["nodes"]):
             nd["inputs"] = graph.sources(i)
+    if runtime:                                 # the weight port (docs/WEIGHTS.md)
+        manifest["runtime_weights"] = True
+        manifest["ports"].update({"weights": "wgt_stream", "status": "wstat_stream", "mode": "mode"})
+        manifest["weights"] = {
+            "words": ctx["weight_words"], "file": "weights/weights.hex", "modes": {"load": 1, "run": 0},
+            "memories": [{"index": m.index, "node": m.node, "role": m.role, "depth": m.depth,
+                          "width": m.width, "offset": m.offset, "words": m.words} for m in wmems]}
     _write(hls_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return hls_dir
 

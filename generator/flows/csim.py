@@ -1,6 +1,7 @@
 """C simulation of a generated HLS project with g++ and the open ap_types headers.
 
     python -m generator.flows.csim OUT [--frames N] [--batch B] [--notrace] [--werror]
+                                       [--corrupt-weight WORD:BIT]
     python -m generator.flows.csim --check-vitis
 
 Compiles OUT/hls (top + test bench, -DCF_TRACE so that every node's output stream is
@@ -8,6 +9,12 @@ checked against OUT/vectors/<node>.hex), runs it on OUT/vectors, writes
 OUT/csim/results.json, prints a one-line summary and exits 1 unless bit exact
 (2 on usage/tool errors). The compiled binary is cached in OUT/csim/ by a hash of the
 sources and flags.
+
+A build with run-time weights (the manifest's `runtime_weights`, docs/WEIGHTS.md) also needs
+OUT/weights/: the test bench loads weights.hex through the top's load mode before the
+frames and again after the first batch, and fails unless every load answers weights.json's
+checksum. `--corrupt-weight WORD:BIT` flips one bit of the first load (the corruption
+check: its checksum and the first batch must mismatch, the run fails).
 """
 
 from __future__ import annotations
@@ -193,20 +200,70 @@ def check_inputs(out_dir, frames: int | None = None, batch: int | None = None, t
     manifest = vectorcheck.load_json(hls_dir / "manifest.json", "the HLS project's manifest")
     available = vectorcheck.check_vectors(out_dir / "vectors", vector_streams(manifest, trace), frames,
                                           "a C simulation")
+    check_weights(out_dir, manifest)
     return manifest, available
 
 
+def check_weights(out_dir, manifest: dict) -> None:
+    """A run-time weights build: weights/weights.hex and weights.json are there and hold as
+    many words as the build loads."""
+    if not manifest.get("runtime_weights"):
+        return
+    wdir = Path(out_dir) / "weights"
+    want = int(manifest.get("weights", {}).get("words", -1))
+    for name in ("weights.hex", "weights.json"):
+        if not (wdir / name).is_file():
+            raise CsimError(f"{wdir / name} not found: a build with run-time weights is simulated with its "
+                            f"weight stream (python -m generator build --runtime-weights writes weights/)")
+    with open(wdir / "weights.hex") as f:
+        n = sum(1 for line in f if line.strip())
+    if n != want:
+        raise CsimError(f"{wdir / 'weights.hex'} holds {n} words, the build loads {want}: "
+                        "the weights of another build")
+    man = vectorcheck.load_json(wdir / "weights.json", "the weight manifest")
+    if not (isinstance(man, dict) and isinstance(man.get("checksum"), list) and len(man["checksum"]) == 2):
+        raise CsimError(f"{wdir / 'weights.json'} has no checksum [s1, s2]")
+
+
+def parse_corrupt(text: str | None, manifest: dict) -> str | None:
+    """--corrupt-weight WORD:BIT -> the test bench's CF_WEIGHTS_CORRUPT, checked."""
+    if text is None:
+        return None
+    if not manifest.get("runtime_weights"):
+        raise CsimError("--corrupt-weight needs a build with run-time weights")
+    words = int(manifest.get("weights", {}).get("words", 0))
+    try:
+        w, b = (int(x, 10) for x in str(text).split(":"))
+    except ValueError:
+        raise CsimError(f"--corrupt-weight {text!r:.40}: want WORD:BIT") from None
+    if not (0 <= w < words and 0 <= b < 32):
+        raise CsimError(f"--corrupt-weight {text!r:.40}: WORD must be 0 .. {words - 1}, BIT 0 .. 31")
+    return f"{w}:{b}"
+
+
+def _tb_env(out_dir: Path, corrupt: str | None = None) -> dict:
+    env = dict(os.environ)
+    env.pop("CF_WEIGHTS_CORRUPT", None)
+    env["CF_WEIGHTS_DIR"] = str(Path(out_dir) / "weights")
+    if corrupt:
+        env["CF_WEIGHTS_CORRUPT"] = corrupt
+    return env
+
+
 def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace: bool = True,
-             werror: bool = False, quiet: bool = False, timeout: float | None = None) -> dict:
+             werror: bool = False, quiet: bool = False, timeout: float | None = None,
+             corrupt_weight: str | None = None) -> dict:
     """Build and run the C simulation of out_dir/hls on out_dir/vectors; returns the results
     dict (also written to out_dir/csim/results.json). Vector files and options are checked
     first (generator/flows/vectorcheck.py): asking for more frames than vectors/ holds, or a
-    vector file that is not whole frames, is a CsimError, never a shorter run."""
+    vector file that is not whole frames, is a CsimError, never a shorter run.
+    corrupt_weight "WORD:BIT" (run-time weights only): flip that bit in the first load."""
     t_start = time.monotonic()
     out_dir = Path(out_dir)
     hls_dir = out_dir / "hls"
     vectors = out_dir / "vectors"
     manifest, available = check_inputs(out_dir, frames, batch, trace)
+    corrupt = parse_corrupt(corrupt_weight, manifest)
     n = available if frames is None else frames
     if batch is None:  # reps per call: > 1 (exercises multi-frame runs), progress every ~5 %
         batch = min(n, 32, max(4, -(-n // 20)))
@@ -218,12 +275,13 @@ def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace
         tb_json.unlink()
     cmd = [str(work / "tb"), str(vectors), str(n), str(batch), str(tb_json)] + ([] if trace else ["notrace"])
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_tb_env(out_dir, corrupt))
     tail = []
     try:
         for line in proc.stdout:
             tail = (tail + [line.rstrip()])[-50:]
-            if not quiet and line.startswith("[csim] frames"):
+            if not quiet and (line.startswith("[csim] frames") or line.startswith("[csim] weights")):
                 print(line.rstrip(), flush=True)
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -265,6 +323,8 @@ def run_csim(out_dir, frames: int | None = None, batch: int | None = None, trace
         "nodes": nodes,
         "output": o,
     }
+    if "weights" in tb:                 # run-time weights: every load's status vs weights.json
+        res["weights"] = tb["weights"]
     (work / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 
@@ -283,7 +343,7 @@ def run_tlast(out_dir, trace: bool = True, werror: bool = False, quiet: bool = F
         tb_json.unlink()
     try:
         r = subprocess.run([str(work / "tb"), str(out_dir / "vectors"), "0", "1", str(tb_json), "tlast"],
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=_tb_env(out_dir))
     except subprocess.TimeoutExpired:
         raise CsimError(f"the TLAST C simulation exceeded {timeout} s") from None
     if not tb_json.exists():
@@ -298,7 +358,9 @@ def run_tlast(out_dir, trace: bool = True, werror: bool = False, quiet: bool = F
 
 def summary(res: dict) -> str:
     if res["bit_exact"]:
-        return (f"csim: BIT EXACT, {res['frames']} frames, {len(res['nodes'])} nodes checked, "
+        w = res.get("weights")
+        loads = f", run-time weights loaded {len(w['loads'])}x, checksum ok" if w else ""
+        return (f"csim: BIT EXACT, {res['frames']} frames, {len(res['nodes'])} nodes checked{loads}, "
                 f"{res['seconds']:.1f} s ({res['seconds_per_frame'] * 1000:.1f} ms/frame, compile "
                 f"{'cached' if res['compile_cached'] else str(res['compile_seconds']) + ' s'})")
     bad = {k: v for k, v in res["mismatches"].items() if v}
@@ -308,6 +370,11 @@ def summary(res: dict) -> str:
     for key in ("tlast_errors", "pad_errors", "leftover_streams", "input_left"):
         if res[key]:
             parts.append(f"{key}: {res[key]}")
+    w = res.get("weights")
+    if w and not w.get("checksum_ok"):
+        bad = [str(i + 1) for i, ld in enumerate(w.get("loads", [])) if not ld.get("ok")]
+        parts.append(f"weight checksum mismatch (load {', '.join(bad)})" if bad else
+                     "weight loader: a run call before the first load ran")
     first = res.get("first_mismatch")
     where = (f"; first at {first.get('node', 'output')} frame {first['frame']} pixel {first['pixel']} channel "
              f"{first['channel']} expected {first['expected']} got {first['got']}") if first else ""
@@ -346,6 +413,9 @@ def main(argv=None) -> int:
     ap.add_argument("--check-vitis", action="store_true", help="report whether vitis_hls and vivado are on PATH")
     ap.add_argument("--tlast", action="store_true",
                     help="instead: check the input TLAST resynchronisation (short / long packets)")
+    ap.add_argument("--corrupt-weight", metavar="WORD:BIT", default=None,
+                    help="run-time weights: flip bit BIT of stream word WORD in the first load (the "
+                         "checksum and the first batch must mismatch: the run fails)")
     args = ap.parse_args(argv)
     if args.check_vitis:
         return check_vitis()
@@ -359,7 +429,8 @@ def _main(args) -> int:
         res = run_tlast(args.out, trace=not args.notrace, werror=args.werror)
         print(res["log"][-1] if res["log"] else f"csim: TLAST check exit {res['exit_code']}")
         return 0 if res["passed"] else 1
-    res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror)
+    res = run_csim(args.out, frames=args.frames, batch=args.batch, trace=not args.notrace, werror=args.werror,
+                   corrupt_weight=args.corrupt_weight)
     print(summary(res))
     return 0 if res["bit_exact"] else 1
 
