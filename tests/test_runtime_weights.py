@@ -359,3 +359,11 @@ def test_a_retrained_model_is_bit_exact_on_the_same_rtl(rw_build, swapped, tmp_p
     assert res["bit_exact"] and res["mismatches"] == 0
     assert res["weights"]["status_ok"] and tuple(res["weights"]["status"]) == \
         tuple(json.loads((swapped / "weights.json").read_text())["checksum"])
+
+
+def test_the_block_design_has_the_weight_dma_the_driver_looks_for(rw_build):
+    meta = drv_meta.load(rw_build)
+    tcl = (rw_build / "vivado" / "bd.tcl").read_text()
+    name = meta["weights"]["dma"]
+    assert f"create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma {name}" in tcl
+    assert f"accel/{'wgt_stream'}" in tcl and "accel/wstat_stream" in tcl

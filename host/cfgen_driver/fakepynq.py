@@ -26,7 +26,7 @@ It behaves like the parts of pynq the driver uses, and checks what real hardware
   most `reps` of them. hang=True: the accelerator never produces output. no_device=True: Overlay
 and allocate raise pynq's "No Devices Found"; dma=False: no DMA in the overlay;
 fail_alloc_after=k: allocate fails once k buffers are live.
-Run-time weights (meta "weights"): a second DMA named as the metadata says (dma_w) and a
+Run-time weights (meta "weights"): a second DMA named as the metadata says (wdma, the cell name in bd.tcl) and a
 `mode` register; with mode 1, ap_start makes the accelerator read exactly the metadata's
 number of 32-bit words from that DMA's MM2S channel and answer on its S2MM channel with the
 Fletcher sums of what it received (weightfile.fletcher), then hand the words to

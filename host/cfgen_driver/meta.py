@@ -120,7 +120,7 @@ def _make_meta(graph, board, dataset, class_names, hls_manifest, predicted, grap
         # top's `mode` register at 1, and takes the two checksum words back
         meta["weights"] = {"signature": str(weights["signature"]), "words": int(weights["words"]),
                            "checksum": [int(c) for c in weights["checksum"]],
-                           "mode_register": ports.get("mode", "mode"), "dma": "dma_w"}
+                           "mode_register": ports.get("mode", "mode"), "dma": "wdma"}
     if predicted:
         meta["predicted"] = {k: predicted[k] for k in ("interval_cycles", "fps_at_clock", "clock_mhz")
                              if k in predicted}
