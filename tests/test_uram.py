@@ -132,7 +132,6 @@ def test_block_ram_designs_fold_exactly_as_without_uram():
     assert strip(same) == strip(s)
     assert strip(fold.fold(wide_graph(), ROOMY, uram=False)) == strip(s)
     assert "URAM" not in fold.fold_table(s, ROOMY)           # the table as before
-    assert fold.uram_refusal(wide_graph(), s, ROOMY) is None
 
 
 def test_block_ram_bound_design_fits_with_uram():
@@ -155,7 +154,8 @@ def test_block_ram_bound_design_fits_with_uram():
     table = fold.fold_table(s, UP)
     assert table.splitlines()[0].endswith("URAM") and "URAM 50%" in table
     assert fold.budget_refusal(g, s, UP) is None
-    assert any("UltraRAM" in w and "run-time weight port" in w for w in fold.fold_warnings(s))
+    assert any("UltraRAM" in w and "the driver loads them through the run-time weight port" in w
+               for w in fold.fold_warnings(s))
 
 
 def test_residual_graphs_report_what_block_ram_alone_builds():
@@ -167,19 +167,6 @@ def test_residual_graphs_report_what_block_ram_alone_builds():
     assert s["fits_budget"] and fold.uram_nodes(s) and not old["fits_budget"]
     assert s["block_ram_only"] == {k: old[k] for k in ("interval_cycles", "fps_at_clock",
                                                        "resources", "fits_budget")}
-
-
-def test_the_uram_refusal_gives_the_numbers():
-    g = wide_graph()
-    s = fold.fold(g, UP)
-    msg = fold.uram_refusal(g, s, UP)
-    assert msg and "\n" not in msg and len(msg) <= 400
-    assert msg.startswith("wide_weights fits upsmall only with UltraRAM (URAM 4 of 8 for the "
-                          "weights of conva, BRAM36 ")
-    assert f"{s['fps_at_clock']:,.0f} frames/s at 100 MHz" in msg
-    assert "run-time weight port, which cfgen does not build yet" in msg
-    assert "In block RAM alone it needs BRAM36 16.0 (budget 9); --over-budget builds that " \
-           "anyway (42.4 frames/s)" in msg
 
 
 def test_fps_mode_and_too_little_uram():
@@ -208,7 +195,7 @@ def test_refusal_names_a_board_with_uram_when_no_block_ram_has_room(monkeypatch)
     msg = fold.budget_refusal(g, s, NOURAM)
     assert [(n.pe, n.simd, n.weight_mem) for n in g.nodes] == before   # folded a copy
     assert "It would fit on upsmall with UltraRAM (URAM 4, BRAM36 " in msg
-    assert "once the run-time weight port exists" in msg
+    assert "frames/s, weights loaded at run time)" in msg
     known.pop("upsmall")
     assert "none in boards/ has room, UltraRAM included" in fold.budget_refusal(g, s, NOURAM)
 
@@ -221,13 +208,10 @@ def test_folding_files_name_the_weight_memory(tmp_path):
     s2 = fold.fold(g2, UP, folding=fold.load_folding(f))
     assert s2["mode"] == "file" and s2["folding"] == s["folding"]
     assert g2.node("conva").weight_mem == "uram"
-    assert "file" in fold.uram_refusal(g2, s2, UP)           # no block-RAM figure to offer
     # a file's 'uram' holds with uram=False, on a roomy board too
     s3 = fold.fold(wide_graph(), ROOMY, folding={"convb": {"pe": 1, "simd": 8, "weight_mem": "uram"}},
                    uram=False)
     assert fold.uram_nodes(s3) == ["convb"]
-    msg = fold.uram_refusal(wide_graph(), s3, ROOMY)
-    assert msg.startswith("the folding of wide_weights for roomy keeps weights in UltraRAM (URAM 1 of 8")
 
 
 @pytest.mark.parametrize("entry, words", [

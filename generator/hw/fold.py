@@ -414,8 +414,8 @@ def _fold(graph: Graph, board: dict, fps: float | None, folding: dict | None, mu
         if not best_T and uram_options is not None:
             best_u = _fastest_fitting(uram_options, budget, shell, capacity, pools)
             if best_u:
-                hint = (f"; the fastest folding that fits with UltraRAM weights (which need "
-                        f"the run-time weight port, not built yet) reaches "
+                hint = (f"; the fastest folding that fits with UltraRAM weights (loaded "
+                        f"through the run-time weight port) reaches "
                         f"{clock * 1e6 / best_u:.0f} frames/s")
         tot = _total(pick, shell)
         over = ", ".join(f"{r} {tot[r]:.0f} > {budget[r]:.0f}" for r in budget
@@ -609,7 +609,8 @@ def fold_warnings(summary: dict) -> list[str]:
     if held:
         out.append(f"the weights of {_names(held)} are in UltraRAM "
                    f"({summary['resources'].get('URAM', 0)} blocks), which has no initial "
-                   f"contents: they need the run-time weight port, which cfgen does not build yet")
+                   f"contents: the driver loads them through the run-time weight port "
+                   f"(docs/WEIGHTS.md)")
     supported = units.conv.MULT_STYLES
     for name, m in summary.get("multipliers", {}).items():
         if m["style"] not in supported and m["products"]:
@@ -691,8 +692,8 @@ def budget_refusal(graph: Graph, summary: dict, board) -> str | None:
             s, o = max(found, key=lambda so: so[0]["fps_at_clock"])
             t = s["resources"]
             where = (f"on {o.name}" + (f" with UltraRAM (URAM {t['URAM']}, BRAM36 {t['BRAM36']:,}, "
-                                       f"{_fps(s['fps_at_clock'])} frames/s) once the run-time "
-                                       f"weight port exists" if uram_nodes(s) else ""))
+                                       f"{_fps(s['fps_at_clock'])} frames/s, weights loaded at "
+                                       f"run time)" if uram_nodes(s) else ""))
         else:
             where = "on a bigger board (none in boards/ has room, UltraRAM included)"
     still = ""
@@ -760,28 +761,3 @@ def dram_refusal(graph: Graph, summary: dict, board) -> str | None:
     return msg
 
 
-def uram_refusal(graph: Graph, summary: dict, board) -> str | None:
-    """Why a folding that keeps weights in UltraRAM must not be built yet (UltraRAM has no
-    initial contents: those weights need the run-time weight port, which cfgen does not
-    build), as one line with the numbers; None when no weights are in UltraRAM."""
-    held = uram_nodes(summary)
-    if not held:
-        return None
-    board = as_board(board)
-    res, budget, cap = summary["resources"], summary["budget"], board.resources
-    block_only = summary.get("block_ram_only")
-    head = (f"{graph.name} fits {board.name} only with UltraRAM" if block_only else
-            f"the folding of {graph.name} for {board.name} keeps weights in UltraRAM")
-    mems = f"{len(held)} weight memories" if len(held) > 1 else f"the weights of {held[0]}"
-    msg = (f"{head} (URAM {res['URAM']:,} of {cap.get('URAM', 0):,} for {mems}, BRAM36 "
-           f"{res['BRAM36']:,} of {cap.get('BRAM36', 0):,}, {_fps(summary['fps_at_clock'])} "
-           f"frames/s at {summary['clock_mhz']:g} MHz), but UltraRAM starts empty: those "
-           f"weights need a run-time weight port, which cfgen does not build yet")
-    if block_only:
-        b = block_only["resources"]
-        msg += (". In block RAM alone it needs " + ", ".join(
-            f"{r} {b[r]:,} (budget {budget[r]:,.0f})" for r in budget if b[r] > budget[r]) +
-            f"; --over-budget builds that anyway ({_fps(block_only['fps_at_clock'])} frames/s)")
-    else:
-        msg += '; set "weight_mem": "auto" in the folding file'
-    return msg
