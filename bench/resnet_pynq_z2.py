@@ -1,4 +1,5 @@
-"""Benchmark: a binary ResNet (default the CIFAR-size resnet20_bin, CF-4) on pynq-z2.
+"""Benchmark: a zoo model on a board (default the CIFAR-size resnet20_bin, CF-4, on pynq-z2;
+`make -C bench vgg7-zcu104`: vgg7 CF-16 on zcu104, UltraRAM and run-time weights).
 
     python bench/resnet_pynq_z2.py [--arch resnet20_bin] [--cf 4] [--out DIR] [--frames N]
                                    [--tests perf,stalls,reset] [--no-sim] [--synth]
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     graph = json.loads((out / "graph.json").read_text())
     res["skip_depths"] = {n["name"]: n["skip_depth"] for n in graph["nodes"]
                           if n["kind"] == "resadd"}
+    res["runtime_weights"] = bool(graph.get("runtime_weights"))
     if not args.no_sim:
         t0 = time.monotonic()
         csim = sh("-m", "generator.flows.csim", out, "--werror")
@@ -84,13 +86,17 @@ def main(argv=None) -> int:
     simf = out / "sim" / "results.json"
     sim = json.loads(simf.read_text()) if simf.is_file() and not args.no_sim else {}
     res["rtl_tests"] = {k: t["passed"] for k, t in (sim.get("tests") or {}).items()}
+    if sim.get("weights"):
+        w = sim["weights"]
+        res["weight_loads"] = {k: w.get(k) for k in ("words", "memories", "loads", "status_ok",
+                                                     "load_cycles")}
     print()
     print(f"{args.arch} CF-{args.cf} on {args.board} at {p['clock_mhz']} MHz ({out})")
     rows = [("interval (cycles)", p["interval_cycles"], sim.get("interval_cycles")),
             ("frames/s", p["fps_at_clock"], sim.get("fps_at_clock")),
             ("latency (cycles)", p["latency_cycles"], sim.get("latency_cycles"))]
     rows += [(k, p["resources"][k], (meas.get("synth") or {}).get(k))
-             for k in ("LUT", "FF", "BRAM36", "DSP")]
+             for k in ("LUT", "FF", "BRAM36", "DSP", "URAM") if k in p["resources"]]
     print(f"  {'':24s} {'predicted':>12s} {'measured':>12s}")
     for label, a, b in rows:
         fa = f"{a:12,.0f}" if a is not None else f"{'-':>12s}"
@@ -102,7 +108,12 @@ def main(argv=None) -> int:
         print(f"  RTL simulation bit exact: {sim.get('bit_exact')} over {sim.get('frames')} "
               f"frames; tests passed: {', '.join(k for k, ok in res['rtl_tests'].items() if ok)}"
               f"; failed: {', '.join(k for k, ok in res['rtl_tests'].items() if not ok) or 'none'}")
-    print(f"  shortcut FIFOs (pixels): {res['skip_depths']}")
+    if res["skip_depths"]:
+        print(f"  shortcut FIFOs (pixels): {res['skip_depths']}")
+    if res.get("weight_loads"):
+        w = res["weight_loads"]
+        print(f"  run-time weights: {w['words']:,} words in {w['memories']} memories, "
+              f"{w['loads']} loads through the port, checksum ok: {w['status_ok']}")
     dest = REPO / "bench" / "results" / f"{name}.json"
     dest.write_text(json.dumps(res, indent=2, default=str))
     print(f"  wrote {dest}")
