@@ -91,6 +91,9 @@ def test_chunks_are_little_end_first():
 
 
 def test_stream_is_every_rom_in_order(rw_build):
+    # the generator writes the files the driver reads: one format, one set of names
+    assert (weights.FORMAT, weights.BIN, weights.MANIFEST) == \
+        (weightfile.FORMAT, weightfile.BIN, weightfile.MANIFEST)
     g = Graph.load(rw_build)
     mems = weights.memories(g)
     roms = [(n.name, m.role) for n in g.nodes for m in units.plan(n).memories if m.rom]

@@ -316,10 +316,6 @@ def plan_avgpool(i: int, node, inp: str, tag: str, loader: Loader | None = None)
     # a k = 1 pool of whole pixels (Window.wire) reads the stream itself: no cf_swg
     swg = None if p.window.wire else _swg(i, inp, p.window)
     mems = memory_files(node, tag, loader)
-    if not any(m.role == "thresholds" for m in p.memories):
-        # one word of thresholds (SIMD = C) is no memory of the plan (units/avgpool.py):
-        # the unit keeps it as constants from its file, in every build
-        mems[f"{tag}_t.hex"] = pack_words(avgpool.threshold_words(node, c), c.tw + 1)
     extra, wr = _write_port("cf_avgpool", node, p, loader)
     core = Unit("cf_avgpool", f"u{i}_pool", [
         ("C", c.c), ("SIMD", c.simd), ("IB", c.ib), ("ISIGNED", int(c.isigned)),

@@ -26,7 +26,7 @@ from . import units
 from .ir import Graph
 
 WORD_BITS = 32
-FORMAT = "cfgen-weights-1"     # = cfgen_driver.weightfile.FORMAT (tests/test_runtime_weights.py)
+FORMAT = "cfgen-weights-1"     # = cfgen_driver.weightfile.FORMAT (test_stream_is_every_rom_in_order)
 #: files of a build folder's weights/ (written by `write`, read by the driver and the sims)
 BIN, HEX, MANIFEST = "weights.bin", "weights.hex", "weights.json"
 
@@ -92,16 +92,16 @@ PARAM_FLAG_BITS = {"conv": 1, "avgpool": 1, "scalemac": 0}
 def add_headroom(graph: Graph, bits: int = HEADROOM_BITS) -> None:
     """Widen, before folding, every value-dependent width of `graph` by `bits` (the IR's
     width fields and int streams here; the fields of the parameter words, which a unit
-    derives from the values, through Node.param_bits): the values stay the same (a wider two's-complement field holds them unchanged), so its golden model
-    does too. An XNOR matrix's accumulator and thresholds are fixed by K (the range is
+    derives from the values, through Node.param_bits): the values stay the same (a wider
+    two's-complement field holds them unchanged), so its golden model does too. An XNOR matrix's accumulator and thresholds are fixed by K (the range is
     +-K whatever the weights) and a max-pool passes its input's width, so they are left."""
     renamed = {}
-    for n in graph.nodes:
+    for i, n in enumerate(graph.nodes):
         xnor = getattr(n, "matrix", None) == "xnor"
         for f in _VALUE_WIDTHS:
             if getattr(n, f, None) is not None and not (xnor and f in ("acc_bits", "thr_bits")):
                 setattr(n, f, getattr(n, f) + bits)
-        srcs = [renamed.get(s, None) for s in graph.sources(graph.nodes.index(n))]
+        srcs = [renamed.get(s) for s in graph.sources(i)]
         if getattr(n, "inp", None) is not None and srcs and srcs[0] is not None:
             n.inp = srcs[0]
         if getattr(n, "inp_b", None) is not None and len(srcs) > 1 and srcs[1] is not None:
@@ -130,9 +130,9 @@ def memories(graph: Graph) -> list[LoadMem]:
     return out
 
 
-def stream(graph: Graph) -> np.ndarray:
-    """The whole weight stream, uint32."""
-    mems = memories(graph)
+def stream(graph: Graph, mems: list[LoadMem] | None = None) -> np.ndarray:
+    """The whole weight stream, uint32 (of `mems`, the graph's `memories`, when given)."""
+    mems = memories(graph) if mems is None else mems
     if not mems:
         return np.zeros(0, dtype=np.uint32)
     return np.concatenate([m.chunks.reshape(-1) for m in mems]).astype(np.uint32)
@@ -166,8 +166,9 @@ def signature(folder) -> str:
     return h.hexdigest()
 
 
-def manifest(graph: Graph, sig: str, words: np.ndarray | None = None) -> dict:
-    words = stream(graph) if words is None else words
+def manifest(graph: Graph, sig: str, mems: list[LoadMem] | None = None) -> dict:
+    mems = memories(graph) if mems is None else mems
+    words = stream(graph, mems)
     s1, s2 = fletcher(words)
     return {"format": FORMAT, "graph": graph.name, "signature": sig,
             "words": int(len(words)), "checksum": [s1, s2],
@@ -175,7 +176,7 @@ def manifest(graph: Graph, sig: str, words: np.ndarray | None = None) -> dict:
             "checkpoint": str(graph.meta.get("checkpoint", "")),
             "memories": [{"index": m.index, "node": m.node, "role": m.role, "depth": m.depth,
                           "width": m.width, "offset": m.offset, "words": m.words}
-                         for m in memories(graph)]}
+                         for m in mems]}
 
 
 def write(graph: Graph, folder, sig: str) -> dict:
@@ -183,8 +184,9 @@ def write(graph: Graph, folder, sig: str) -> dict:
     makes it atomic); `sig`: the hardware's `signature`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    words = stream(graph)
-    man = manifest(graph, sig, words)
+    mems = memories(graph)
+    words = stream(graph, mems)
+    man = manifest(graph, sig, mems)
     (folder / BIN).write_bytes(words.astype("<u4").tobytes())
     (folder / HEX).write_text("".join(f"{int(w):08x}\n" for w in words))
     (folder / MANIFEST).write_text(json.dumps(man, indent=2) + "\n")
