@@ -12,7 +12,6 @@ golden backend runs) and golden test vectors (vectors/)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .core import signals
 from .core.errors import BuildError, CfgenError
 from .core.outdir import BuildFolder, check_output_path
 from .hw import weights
-from .hw.ir import Graph
+from .hw.ir import STREAM_FIELDS, Graph
 from .hw.lower import lower
 
 #: the node fields the folding decides (fold.py, perf.size_skip_fifos): a model for an
@@ -31,23 +30,19 @@ FOLDING_FIELDS = ("pe", "simd", "mult", "pipe", "dsp_group", "weight_mem", "skip
 #: than the build's takes the build's (shifts and fraction bits must agree exactly)
 WIDTH_FIELDS = ("acc_bits", "thr_bits", "sum_bits", "group_bits", "bias_bits", "m_bits",
                 "param_bits")
-STREAM_FIELDS = ("inp", "inp_b", "out")
 
 
-def build_manifest(build: Path) -> dict:
-    p = build / "weights" / weights.MANIFEST
+def build_signature(build: Path) -> str:
+    """The hardware signature the build's weight file was written with, read by the driver's
+    reader (which checks the file against its own checksum too)."""
+    from .core.hostdriver import driver
+    driver()
+    from cfgen_driver.errors import WeightsError
+    from cfgen_driver.weightfile import read
     try:
-        man = json.loads(p.read_text(encoding="utf-8"))
-        if not isinstance(man, dict) or man.get("format") != weights.FORMAT or \
-                not isinstance(man.get("signature"), str):
-            raise ValueError("not a cfgen weight manifest")
-    except FileNotFoundError:
-        raise BuildError(f"{build}: no weights/{weights.MANIFEST}: the build was made without "
-                         "--runtime-weights, so its weights are in the bitstream; rebuild with "
-                         "--runtime-weights") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise BuildError(f"{p}: damaged ({str(exc)[:120]}); rebuild") from None
-    return man
+        return read(build / "weights").signature
+    except WeightsError as exc:
+        raise BuildError(f"{build}: {str(exc)[:300]}; rebuild it") from None
 
 
 def adopt_folding(graph: Graph, built: Graph) -> None:
@@ -130,7 +125,7 @@ def write_model_weights(model: str, build_dir: str, out_dir: str, *, data: str =
     if not built.runtime_weights:
         raise BuildError(f"{build}: built without --runtime-weights (its weights are in the "
                          "bitstream); rebuild with --runtime-weights to swap models")
-    want = build_manifest(build)["signature"]
+    want = build_signature(build)
     if want != weights.signature(build):
         raise BuildError(f"{build}: its HLS / Verilog sources are not those its weights/"
                          f"{weights.MANIFEST} was signed with (edited after the build?); rebuild")
