@@ -64,8 +64,10 @@ def snapshot(folder: Path) -> dict:
 
 
 def clone_build(build: Path, dest: Path) -> Path:
+    # ".package.*": the staging files of a `make package` another test may be running on the
+    # shared build right now (they vanish mid-copy)
     shutil.copytree(build, dest, symlinks=True, ignore=shutil.ignore_patterns("package", "package.tar.gz",
-                                                                              "csim", "vivado"))
+                                                                              ".package.*", "csim", "vivado"))
     return dest
 
 

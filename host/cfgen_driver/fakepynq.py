@@ -129,6 +129,21 @@ class FakeChannel:
         self.fake.calls.append((f"{self.tag}.start",))
 
 
+def _deliver(recv, packets: list) -> None:
+    """S2MM: the next packet (TLAST at its end) into the receive transfer waiting, if any;
+    a packet longer than the transfer sets the DMA internal-error bit."""
+    if recv._active is None or not packets:
+        return
+    buf, start, nbytes, _ = recv._active
+    pkt = packets.pop(0)
+    recv._active = None
+    if len(pkt) > nbytes:
+        recv.status_error = 0x10
+        return
+    buf.dev_mem[start:start + len(pkt)] = np.frombuffer(pkt, dtype=np.uint8)
+    recv.transferred = len(pkt)
+
+
 class FakeDMA:
     def __init__(self, fake):
         self.fake = fake
@@ -294,16 +309,7 @@ class FakePynq:
             self.weight_loads += 1
             if self.control:
                 self.ip.regs[0] = 0x6
-        if recv._active is not None and self.status_packets:
-            buf, start, nbytes, _ = recv._active
-            pkt = self.status_packets.pop(0)
-            if len(pkt) > nbytes:
-                recv.status_error = 0x10
-                recv._active = None
-                return
-            buf.dev_mem[start:start + len(pkt)] = np.frombuffer(pkt, dtype=np.uint8)
-            recv.transferred = len(pkt)
-            recv._active = None
+        _deliver(recv, self.status_packets)
 
     def start(self, reps: int):
         self.reps_left = int(reps)
@@ -345,13 +351,4 @@ class FakePynq:
                 if self.control and self.reps_left == 0:
                     self.ip.regs[0] = 0x6  # ap_done | ap_idle
         # S2MM: one packet (frame, TLAST at its end) per transfer
-        if recv._active is not None and self.out_packets:
-            buf, start, nbytes, _ = recv._active
-            pkt = self.out_packets.pop(0)
-            if len(pkt) > nbytes:
-                recv.status_error = 0x10  # DMA internal error: packet longer than the transfer
-                recv._active = None
-                return
-            buf.dev_mem[start:start + len(pkt)] = np.frombuffer(pkt, dtype=np.uint8)
-            recv.transferred = len(pkt)
-            recv._active = None
+        _deliver(recv, self.out_packets)
